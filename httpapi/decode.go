@@ -1,0 +1,261 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+
+	webhooks "github.com/pancake-pos/pancake-webhooks"
+)
+
+// readBody reads the request body, which adapt has already limited. An
+// oversize body is ETOOLARGE.
+func readBody(r *http.Request) ([]byte, error) {
+	if r.Body == nil {
+		return nil, nil
+	}
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, tooLarge(mbe.Limit)
+		}
+		return nil, webhooks.Errorf(webhooks.EINVALIDJSON, "The request body could not be read")
+	}
+	return b, nil
+}
+
+func tooLarge(limit int64) error {
+	return &webhooks.Error{
+		Code:    webhooks.ETOOLARGE,
+		Message: fmt.Sprintf("The request body is larger than %d bytes", limit),
+		Details: map[string]any{"limit_bytes": limit},
+	}
+}
+
+// parseObject parses body as one JSON object and returns its members
+// unparsed. An empty body is an empty object. Malformed JSON (trailing
+// garbage included) is EINVALIDJSON; valid JSON that is not an object is
+// EINVALID naming "body".
+func parseObject(body []byte) (map[string]json.RawMessage, error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return map[string]json.RawMessage{}, nil
+	}
+	if !json.Valid(body) {
+		var v any
+		err := json.Unmarshal(body, &v)
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return nil, &webhooks.Error{
+				Code:    webhooks.EINVALIDJSON,
+				Message: "The request body is not valid JSON: " + se.Error(),
+				Details: map[string]any{"offset": se.Offset},
+			}
+		}
+		return nil, webhooks.Errorf(webhooks.EINVALIDJSON, "The request body is not valid JSON")
+	}
+	var m map[string]json.RawMessage
+	if jsonKind(bytes.TrimSpace(body)) != kindObject || json.Unmarshal(body, &m) != nil || m == nil {
+		return nil, fieldError("body", "must be a JSON object")
+	}
+	return m, nil
+}
+
+func fieldError(field, reason string) error {
+	v := webhooks.ValidationErrors{}
+	v.Add(field, reason)
+	return v.Err()
+}
+
+// JSON value kinds, from the first byte of a valid value.
+const (
+	kindNull = iota
+	kindBool
+	kindNumber
+	kindString
+	kindArray
+	kindObject
+)
+
+func jsonKind(raw json.RawMessage) int {
+	if len(raw) == 0 {
+		return kindNull
+	}
+	switch raw[0] {
+	case 'n':
+		return kindNull
+	case 't', 'f':
+		return kindBool
+	case '"':
+		return kindString
+	case '[':
+		return kindArray
+	case '{':
+		return kindObject
+	default:
+		return kindNumber
+	}
+}
+
+// jsonObject reads the members of a request object field by field,
+// collecting one reason per bad field in errs. prefix names the object
+// inside a larger body ("events[3].").
+type jsonObject struct {
+	m      map[string]json.RawMessage
+	prefix string
+	errs   webhooks.ValidationErrors
+}
+
+func newJSONObject(m map[string]json.RawMessage, prefix string, errs webhooks.ValidationErrors) *jsonObject {
+	return &jsonObject{m: m, prefix: prefix, errs: errs}
+}
+
+// only records every member not in names as an unknown field.
+func (o *jsonObject) only(names ...string) {
+	for k := range o.m {
+		if !slices.Contains(names, k) {
+			o.errs.Add(o.prefix+fieldName(k), "unknown field")
+		}
+	}
+}
+
+// fieldName makes a member name safe and short enough to be a details key.
+func fieldName(k string) string {
+	if len(k) > 64 {
+		k = k[:64] + "…"
+	}
+	q := strconv.Quote(k)
+	if q[1:len(q)-1] != k {
+		return q
+	}
+	return k
+}
+
+func (o *jsonObject) bad(name, reason string) {
+	o.errs.Add(o.prefix+name, reason)
+}
+
+// lookup returns the raw member and whether it is present.
+func (o *jsonObject) lookup(name string, required bool) (json.RawMessage, bool) {
+	raw, ok := o.m[name]
+	if !ok && required {
+		o.bad(name, "is required")
+	}
+	return raw, ok
+}
+
+// str decodes a string member: nil when absent (or when null and nullable;
+// a null that is not nullable is an error).
+func (o *jsonObject) str(name string, required, nullable bool) *string {
+	raw, ok := o.lookup(name, required)
+	if !ok {
+		return nil
+	}
+	switch jsonKind(raw) {
+	case kindString:
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			o.bad(name, "must be a string")
+			return nil
+		}
+		return &s
+	case kindNull:
+		if nullable {
+			return nil
+		}
+		if required {
+			o.bad(name, "is required")
+		} else {
+			o.bad(name, "must be a string, not null")
+		}
+		return nil
+	default:
+		o.bad(name, "must be a string")
+		return nil
+	}
+}
+
+// boolean decodes a boolean member: nil when absent.
+func (o *jsonObject) boolean(name string, required bool) *bool {
+	raw, ok := o.lookup(name, required)
+	if !ok {
+		return nil
+	}
+	if jsonKind(raw) != kindBool {
+		o.bad(name, "must be a boolean")
+		return nil
+	}
+	b := raw[0] == 't'
+	return &b
+}
+
+// strs decodes an array of strings: nil when absent.
+func (o *jsonObject) strs(name string, required bool) []string {
+	raw, ok := o.lookup(name, required)
+	if !ok {
+		return nil
+	}
+	if jsonKind(raw) != kindArray {
+		o.bad(name, "must be an array of strings")
+		return nil
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		o.bad(name, "must be an array of strings")
+		return nil
+	}
+	out := make([]string, 0, len(items))
+	for _, it := range items {
+		var s string
+		if jsonKind(it) != kindString || json.Unmarshal(it, &s) != nil {
+			o.bad(name, "must be an array of strings")
+			return nil
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// object returns an object member as raw JSON: nil when absent, or when
+// null and nullable.
+func (o *jsonObject) object(name string, required, nullable bool) json.RawMessage {
+	raw, ok := o.lookup(name, required)
+	if !ok {
+		return nil
+	}
+	switch jsonKind(raw) {
+	case kindObject:
+		return raw
+	case kindNull:
+		if nullable {
+			return nil
+		}
+		if required {
+			o.bad(name, "is required")
+		} else {
+			o.bad(name, "must be a JSON object")
+		}
+		return nil
+	default:
+		o.bad(name, "must be a JSON object")
+		return nil
+	}
+}
+
+// array returns the items of an array member: nil, false when absent.
+func (o *jsonObject) array(name string, required bool) ([]json.RawMessage, bool) {
+	raw, ok := o.lookup(name, required)
+	if !ok {
+		return nil, false
+	}
+	var items []json.RawMessage
+	if jsonKind(raw) != kindArray || json.Unmarshal(raw, &items) != nil {
+		o.bad(name, "must be an array")
+		return nil, false
+	}
+	return items, true
+}

@@ -1,0 +1,142 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	webhooks "github.com/pancake-pos/pancake-webhooks"
+)
+
+// ErrorStatus maps an error code of the contract to its HTTP status. It is
+// the one place where codes become statuses; an unknown code is a 500.
+func ErrorStatus(code string) int {
+	switch code {
+	case webhooks.EINVALID, webhooks.EINVALIDJSON:
+		return http.StatusBadRequest
+	case webhooks.EUNAUTHORIZED:
+		return http.StatusUnauthorized
+	case webhooks.EFORBIDDEN:
+		return http.StatusForbidden
+	case webhooks.ENOTFOUND:
+		return http.StatusNotFound
+	case webhooks.EMETHOD:
+		return http.StatusMethodNotAllowed
+	case webhooks.ECONFLICT:
+		return http.StatusConflict
+	case webhooks.ETOOLARGE:
+		return http.StatusRequestEntityTooLarge
+	case webhooks.ERATELIMITED:
+		return http.StatusTooManyRequests
+	case webhooks.EUNAVAILABLE:
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// errorEnvelope is the contract's error body.
+type errorEnvelope struct {
+	Success bool      `json:"success"`
+	Error   errorBody `json:"error"`
+}
+
+type errorBody struct {
+	Code    string         `json:"code"`
+	Message string         `json:"message"`
+	Details map[string]any `json:"details"`
+}
+
+// writeError answers err in the contract's envelope. Anything that is not a
+// *webhooks.Error is logged with its details and shown as "Internal error".
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var e *webhooks.Error
+	if !errors.As(err, &e) {
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
+			e = webhooks.Errorf(webhooks.EUNAVAILABLE, "The request timed out")
+		case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+			// The client went away; nobody reads the answer.
+			s.logger.LogAttrs(r.Context(), slog.LevelDebug, "request canceled",
+				slog.String("method", r.Method), slog.String("url", redactURL(r.URL)))
+			e = webhooks.Errorf(webhooks.EINTERNAL, "Internal error")
+		default:
+			s.logger.LogAttrs(r.Context(), slog.LevelError, "internal error",
+				slog.String("method", r.Method), slog.String("url", redactURL(r.URL)),
+				slog.String("error", err.Error()))
+			e = webhooks.Errorf(webhooks.EINTERNAL, "Internal error")
+		}
+	}
+	code := e.Code
+	status := ErrorStatus(code)
+	if status == http.StatusInternalServerError {
+		code = webhooks.EINTERNAL
+	}
+	details := e.Details
+	if details == nil || status == http.StatusInternalServerError {
+		details = map[string]any{}
+	}
+	msg := e.Message
+	if status == http.StatusInternalServerError {
+		msg = "Internal error"
+	}
+	s.writeJSON(w, r, status, errorEnvelope{Error: errorBody{Code: code, Message: msg, Details: details}})
+}
+
+// writeJSON answers v as JSON with status.
+func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		s.logger.LogAttrs(r.Context(), slog.LevelError, "encode response",
+			slog.String("method", r.Method), slog.String("url", redactURL(r.URL)),
+			slog.String("error", err.Error()))
+		status = http.StatusInternalServerError
+		buf.Reset()
+		buf.WriteString(`{"success":false,"error":{"code":"internal","message":"Internal error","details":{}}}` + "\n")
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// redactURL returns u as text with the api_key query parameter's value
+// replaced, so that a key never reaches a log line.
+func redactURL(u *url.URL) string {
+	if u == nil {
+		return ""
+	}
+	c := *u
+	c.User = nil
+	if c.RawQuery != "" {
+		q, err := url.ParseQuery(c.RawQuery)
+		if err != nil {
+			// Unparseable: keep the path only rather than risk a key.
+			c.RawQuery = "REDACTED"
+		} else {
+			for k := range q {
+				if isSecretParam(k) {
+					q[k] = []string{"REDACTED"}
+				}
+			}
+			c.RawQuery = q.Encode()
+		}
+	}
+	return c.String()
+}
+
+func isSecretParam(k string) bool {
+	switch k {
+	case "api_key", "apikey", "apiKey", "key", "token", "access_token":
+		return true
+	}
+	return false
+}

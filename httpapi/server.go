@@ -1,0 +1,341 @@
+// Package httpapi serves the HTTP API of Pancake Webhooks: the shop API the
+// pancake-client-sdk talks to, event publishing, the admin API, health
+// checks, metrics and the OpenAPI description, with the contract's JSON
+// error envelope, API-key authentication and per-key rate limits.
+package httpapi
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
+	webhooks "github.com/pancake-pos/pancake-webhooks"
+)
+
+// Defaults of Config.
+const (
+	// DefaultSecretOverlap is how long a rotated-out secret keeps signing.
+	DefaultSecretOverlap = webhooks.DefaultSecretOverlap
+	// DefaultMaxBodyBytes limits publish and test bodies (256 KiB).
+	DefaultMaxBodyBytes = 256 << 10
+	// DefaultMaxManagementBodyBytes limits the other request bodies (64 KiB).
+	DefaultMaxManagementBodyBytes = 64 << 10
+	// DefaultRateLimit is the per-key rate on management endpoints.
+	DefaultRateLimit rate.Limit = 100
+	// DefaultRateBurst is the per-key burst on management endpoints.
+	DefaultRateBurst = 200
+	// DefaultAuthCacheTTL is how long a key looked up in the store is
+	// trusted without asking again; a revoked key stops working at most
+	// this long after its revocation.
+	DefaultAuthCacheTTL = 5 * time.Second
+	// DefaultReadyTimeout bounds the readiness check.
+	DefaultReadyTimeout = 2 * time.Second
+)
+
+// Config configures a Server. Zero fields take the default named in their
+// comment; the services are required.
+type Config struct {
+	// Logger logs requests and internal errors (default: discard).
+	Logger *slog.Logger
+	// Now is the one clock (default time.Now).
+	Now func() time.Time
+
+	// Shops, Webhooks, Deliveries, Events and Attempter are the services
+	// the handlers call. Required.
+	Shops      webhooks.ShopService
+	Webhooks   webhooks.WebhookService
+	Deliveries webhooks.DeliveryService
+	Events     webhooks.EventService
+	Attempter  webhooks.Attempter
+
+	// Ready reports whether the service can serve (database reachable,
+	// migrations applied), for GET /readyz. Nil: always ready.
+	Ready func(ctx context.Context) error
+	// Registerer receives the HTTP metrics (nil: none are kept).
+	Registerer prometheus.Registerer
+	// Metrics is served at GET /metrics without auth when non-nil.
+	Metrics http.Handler
+
+	// AdminToken is the bearer token of the admin API; "" turns the admin
+	// API off (its routes answer 404 not_found "admin API disabled").
+	AdminToken string
+	// URLPolicy says which webhook URLs are acceptable.
+	URLPolicy webhooks.URLPolicy
+	// MaxWebhooksPerShop caps a shop's webhooks (default
+	// webhooks.DefaultMaxWebhooks); one more is 409 conflict.
+	MaxWebhooksPerShop int
+	// SecretOverlap is how long the previous secret keeps signing after a
+	// rotation (default 24h).
+	SecretOverlap time.Duration
+	// MaxBodyBytes limits publish and test request bodies (default 256 KiB);
+	// a larger body is 413 payload_too_large.
+	MaxBodyBytes int64
+	// MaxManagementBodyBytes limits every other request body (default 64 KiB).
+	MaxManagementBodyBytes int64
+	// RateLimit is the per-API-key request rate on management endpoints
+	// (default 100/s; rate.Inf turns it off).
+	RateLimit rate.Limit
+	// RateBurst is the burst of RateLimit (default 200).
+	RateBurst int
+	// PublishRateLimit is the per-API-key rate on publish endpoints
+	// (default 0: off).
+	PublishRateLimit rate.Limit
+	// PublishRateBurst is the burst of PublishRateLimit (default: twice the
+	// rate, at least 1).
+	PublishRateBurst int
+	// AuthCacheTTL is how long an authenticated key is remembered in
+	// process (default 5s; negative: no cache). Revoking a key takes effect
+	// at once on the server that revoked it and within AuthCacheTTL on others.
+	AuthCacheTTL time.Duration
+	// Version is shown in the OpenAPI description.
+	Version string
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Shops == nil:
+		return errors.New("Shops must be set")
+	case c.Webhooks == nil:
+		return errors.New("Webhooks must be set")
+	case c.Deliveries == nil:
+		return errors.New("Deliveries must be set")
+	case c.Events == nil:
+		return errors.New("Events must be set")
+	case c.Attempter == nil:
+		return errors.New("Attempter must be set")
+	case c.MaxWebhooksPerShop < 0:
+		return errors.New("MaxWebhooksPerShop cannot be less than zero")
+	case c.SecretOverlap < 0:
+		return errors.New("SecretOverlap cannot be less than zero")
+	case c.MaxBodyBytes < 0:
+		return errors.New("MaxBodyBytes cannot be less than zero")
+	case c.MaxManagementBodyBytes < 0:
+		return errors.New("MaxManagementBodyBytes cannot be less than zero")
+	case c.RateLimit < 0:
+		return errors.New("RateLimit cannot be less than zero")
+	case c.RateBurst < 0:
+		return errors.New("RateBurst cannot be less than zero")
+	case c.PublishRateLimit < 0:
+		return errors.New("PublishRateLimit cannot be less than zero")
+	case c.PublishRateBurst < 0:
+		return errors.New("PublishRateBurst cannot be less than zero")
+	}
+	return nil
+}
+
+// Server is the HTTP API. It is an http.Handler; create it with NewServer
+// and stop it with Close.
+type Server struct {
+	cfg      Config
+	logger   *slog.Logger
+	now      func() time.Time
+	mux      *http.ServeMux
+	auth     *authCache
+	limiter  *limiterSet // management endpoints
+	plimiter *limiterSet // publish endpoints, nil when off
+	metrics  *httpMetrics
+	openAPI  []byte
+
+	closeOnce sync.Once
+}
+
+// NewServer returns a Server for cfg, or an error naming the bad field.
+func NewServer(cfg Config) (*Server, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cfg.Logger = cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler))
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	cfg.MaxWebhooksPerShop = cmp.Or(cfg.MaxWebhooksPerShop, webhooks.DefaultMaxWebhooks)
+	cfg.SecretOverlap = cmp.Or(cfg.SecretOverlap, DefaultSecretOverlap)
+	cfg.MaxBodyBytes = cmp.Or(cfg.MaxBodyBytes, DefaultMaxBodyBytes)
+	cfg.MaxManagementBodyBytes = cmp.Or(cfg.MaxManagementBodyBytes, DefaultMaxManagementBodyBytes)
+	cfg.RateLimit = cmp.Or(cfg.RateLimit, DefaultRateLimit)
+	cfg.RateBurst = cmp.Or(cfg.RateBurst, DefaultRateBurst)
+	if cfg.PublishRateLimit > 0 && cfg.PublishRateBurst == 0 {
+		cfg.PublishRateBurst = max(1, int(min(2*float64(cfg.PublishRateLimit), 1e9)))
+	}
+	cfg.AuthCacheTTL = cmp.Or(cfg.AuthCacheTTL, DefaultAuthCacheTTL)
+
+	s := &Server{
+		cfg:    cfg,
+		logger: cfg.Logger,
+		now:    cfg.Now,
+		mux:    http.NewServeMux(),
+		auth:   newAuthCache(cfg.AuthCacheTTL, cfg.Now),
+	}
+	s.limiter = newLimiterSet(cfg.RateLimit, cfg.RateBurst, cfg.Now)
+	if cfg.PublishRateLimit > 0 {
+		s.plimiter = newLimiterSet(cfg.PublishRateLimit, cfg.PublishRateBurst, cfg.Now)
+	}
+	if cfg.Registerer != nil {
+		m, err := newHTTPMetrics(cfg.Registerer)
+		if err != nil {
+			return nil, fmt.Errorf("register HTTP metrics: %w", err)
+		}
+		s.metrics = m
+	}
+	for _, rt := range routes {
+		if rt.optional == optionalMetrics && cfg.Metrics == nil {
+			continue
+		}
+		s.mux.Handle(rt.Method+" "+rt.Path, s.adapt(rt))
+	}
+	spec, err := buildOpenAPI(cfg.Version)
+	if err != nil {
+		return nil, fmt.Errorf("build OpenAPI description: %w", err)
+	}
+	s.openAPI = spec
+	return s, nil
+}
+
+// Close stops what the Server runs in the background. Requests still in
+// flight are not affected; it is safe to call more than once.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() {
+		// Limiters and the auth cache evict lazily, on use: nothing runs in
+		// the background today. Close stays so that callers need not change
+		// when something does.
+	})
+}
+
+// ServeHTTP routes a request, answering unknown paths with 404 not_found
+// and known paths with the wrong method with 405 method_not_allowed.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := s.now()
+	sw := &statusWriter{ResponseWriter: w}
+	h := sw.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+
+	route := "unmatched"
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.logger.LogAttrs(r.Context(), slog.LevelError, "panic in handler",
+				slog.String("method", r.Method), slog.String("url", redactURL(r.URL)),
+				slog.Any("panic", v))
+			if !sw.wrote {
+				s.writeError(sw, r, webhooks.Errorf(webhooks.EINTERNAL, "Internal error"))
+			}
+		}
+		s.observe(r, route, sw.code(), s.now().Sub(start))
+	}()
+
+	if p := r.URL.EscapedPath(); p == "" || p[0] != '/' || !isCleanPath(p) {
+		s.writeError(sw, r, webhooks.Errorf(webhooks.ENOTFOUND, "No such path"))
+		return
+	}
+	handler, pattern := s.mux.Handler(r)
+	if pattern == "" {
+		// Not found or method not allowed: ask the mux which, quietly.
+		rec := &headerRecorder{header: http.Header{}}
+		handler.ServeHTTP(rec, r)
+		if rec.status == http.StatusMethodNotAllowed {
+			route = "method_not_allowed"
+			sw.Header().Set("Allow", rec.header.Get("Allow"))
+			s.writeError(sw, r, webhooks.Errorf(webhooks.EMETHOD, "Method %s is not allowed here", sanitizeMethod(r.Method)))
+			return
+		}
+		s.writeError(sw, r, webhooks.Errorf(webhooks.ENOTFOUND, "No such path"))
+		return
+	}
+	route = pattern
+	s.mux.ServeHTTP(sw, r)
+}
+
+func (s *Server) observe(r *http.Request, route string, status int, d time.Duration) {
+	if s.metrics != nil {
+		s.metrics.observe(route, status, d)
+	}
+	level := slog.LevelDebug
+	if status >= 500 {
+		level = slog.LevelWarn
+	}
+	s.logger.LogAttrs(r.Context(), level, "http request",
+		slog.String("method", r.Method), slog.String("route", route),
+		slog.String("path", r.URL.Path), slog.Int("status", status),
+		slog.Duration("duration", d))
+}
+
+// isCleanPath reports whether p needs no cleaning: no "//", "/./", "/../"
+// and no trailing "/." or "/..". Uncleaned paths are 404s here rather than
+// the mux's redirects, which are not JSON.
+func isCleanPath(p string) bool {
+	return !strings.Contains(p, "//") && !strings.Contains(p, "/./") && !strings.Contains(p, "/../") &&
+		!strings.HasSuffix(p, "/.") && !strings.HasSuffix(p, "/..")
+}
+
+// sanitizeMethod shortens a method for an error message; net/http has
+// already refused methods that are not HTTP tokens.
+func sanitizeMethod(m string) string {
+	if len(m) > 16 {
+		m = m[:16]
+	}
+	return m
+}
+
+// statusWriter remembers the status written.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status = code
+		w.wrote = true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.status = http.StatusOK
+		w.wrote = true
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) code() int {
+	if !w.wrote {
+		return http.StatusOK
+	}
+	return w.status
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// headerRecorder captures what the mux's own 404/405 handlers write.
+type headerRecorder struct {
+	header http.Header
+	status int
+}
+
+func (r *headerRecorder) Header() http.Header { return r.header }
+func (r *headerRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+}
+func (r *headerRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return len(b), nil
+}
