@@ -1,0 +1,129 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+//go:embed migrations
+var migrationsFS embed.FS
+
+// dialect holds what differs between the databases.
+type dialect struct {
+	name string
+	// claimLock is appended to the claim's inner SELECT.
+	claimLock string
+}
+
+var (
+	sqliteDialect   = dialect{name: "sqlite"}
+	postgresDialect = dialect{name: "postgres", claimLock: " FOR UPDATE SKIP LOCKED"}
+)
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// migrations returns the dialect's embedded migrations in order.
+func (d dialect) migrations() []migration {
+	dir := path.Join("migrations", d.name)
+	entries, err := fs.ReadDir(migrationsFS, dir)
+	if err != nil {
+		return nil
+	}
+	var out []migration
+	for _, e := range entries {
+		v, _, ok := strings.Cut(e.Name(), "_")
+		n, err := strconv.Atoi(v)
+		if !ok || err != nil || !strings.HasSuffix(e.Name(), ".sql") {
+			continue
+		}
+		b, err := fs.ReadFile(migrationsFS, path.Join(dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		out = append(out, migration{version: n, name: e.Name(), sql: string(b)})
+	}
+	slices.SortFunc(out, func(a, b migration) int { return a.version - b.version })
+	return out
+}
+
+// retryable reports whether err aborted a transaction that may succeed when
+// run again (PostgreSQL deadlock or serialization failure).
+func (d dialect) retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "40001" || pgErr.Code == "40P01"
+	}
+	return false
+}
+
+// migrate applies the migrations not yet applied, each in a transaction.
+// On PostgreSQL an advisory lock makes replicas starting together take turns.
+func (db *DB) migrate(ctx context.Context) error {
+	conn, err := db.wdb.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close()
+	if db.dialect.name == "postgres" {
+		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock(7240119)`); err != nil {
+			return fmt.Errorf("take migration lock: %w", err)
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(7240119)`)
+	}
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	var current int
+	if err := conn.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	all := db.dialect.migrations()
+	if len(all) == 0 {
+		return fmt.Errorf("no migrations embedded for %s", db.dialect.name)
+	}
+	if current > all[len(all)-1].version {
+		return fmt.Errorf("database schema version %d is newer than this binary knows (%d): upgrade the binary", current, all[len(all)-1].version)
+	}
+	for _, m := range all {
+		if m.version <= current {
+			continue
+		}
+		if err := applyMigration(ctx, conn, m, ms(db.now())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func applyMigration(ctx context.Context, conn *sql.Conn, m migration, now int64) error {
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migration %s: begin: %w", m.name, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+		return fmt.Errorf("migration %s: %w", m.name, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`, m.version, m.name, now); err != nil {
+		return fmt.Errorf("migration %s: record: %w", m.name, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migration %s: commit: %w", m.name, err)
+	}
+	return nil
+}

@@ -1,0 +1,86 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	webhooks "github.com/pancake-pos/pancake-webhooks"
+)
+
+// DeleteFinishedBefore deletes up to limit finished deliveries created
+// before t (taking them out of the stats), then up to limit events older
+// than t that no delivery refers to any more. It returns how many
+// deliveries went; call it again while it returns limit.
+func (db *DB) DeleteFinishedBefore(ctx context.Context, t time.Time, limit int) (int64, error) {
+	var n int64
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		n, err = deleteDeliveries(ctx, tx, `id IN (SELECT id FROM deliveries WHERE status <> 'pending' AND created_at < $1 ORDER BY created_at LIMIT $2)`,
+			[]any{ms(t), limit})
+		if err != nil {
+			return fmt.Errorf("delete old deliveries: %w", err)
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.created_at < $1
+			AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id) ORDER BY e.created_at LIMIT $2)`, ms(t), limit)
+		if err != nil {
+			return fmt.Errorf("delete old events: %w", err)
+		}
+		return nil
+	})
+	return n, err
+}
+
+// DisableFailingWebhooks disables the active webhooks whose deliveries have
+// all failed since before t, cancelling their queued deliveries.
+func (db *DB) DisableFailingWebhooks(ctx context.Context, t time.Time, reason string) (int64, error) {
+	var n int64
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM webhooks WHERE is_active = TRUE AND failing_since IS NOT NULL AND failing_since <= $1`, ms(t))
+		if err != nil {
+			return fmt.Errorf("find failing webhooks: %w", err)
+		}
+		var ids []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return fmt.Errorf("find failing webhooks: %w", err)
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("find failing webhooks: %w", err)
+		}
+		now := db.now()
+		for _, id := range ids {
+			if err := disableWebhook(ctx, tx, id, reason, now); err != nil {
+				return err
+			}
+		}
+		n = int64(len(ids))
+		return nil
+	})
+	return n, err
+}
+
+// QueueStats reads the gauges exported as metrics.
+func (db *DB) QueueStats(ctx context.Context) (*webhooks.QueueStats, error) {
+	now := ms(db.now())
+	st := &webhooks.QueueStats{WebhooksHealth: map[string]int64{}}
+	var oldest sql.NullInt64
+	err := db.rdb.QueryRowContext(ctx, `SELECT
+		COALESCE(SUM(CASE WHEN scheduled_at <= $1 THEN 1 ELSE 0 END), 0),
+		COALESCE(SUM(CASE WHEN scheduled_at > $1 THEN 1 ELSE 0 END), 0),
+		MIN(scheduled_at)
+		FROM deliveries WHERE status = 'pending'`, now).Scan(&st.Due, &st.Scheduled, &oldest)
+	if err != nil {
+		return nil, fmt.Errorf("queue stats: %w", err)
+	}
+	if oldest.Valid && oldest.Int64 < now {
+		st.OldestDueAge = time.Duration(now-oldest.Int64) * time.Millisecond
+	}
+	return st, nil
+}

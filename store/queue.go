@@ -1,0 +1,412 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	webhooks "github.com/pancake-pos/pancake-webhooks"
+)
+
+// ClaimDeliveries leases up to limit due pending deliveries for leaseFor,
+// oldest due first, skipping the webhooks in exclude (those at their
+// in-flight bound). A worker that dies leaves its rows to be claimed again
+// when the lease runs out.
+func (db *DB) ClaimDeliveries(ctx context.Context, limit int, leaseFor time.Duration, exclude []string) ([]*webhooks.Job, error) {
+	var jobs []*webhooks.Job
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		now := db.now()
+		args := []any{ms(now.Add(leaseFor)), ms(now), limit}
+		skip := ""
+		if len(exclude) > 0 {
+			skip = " AND webhook_id NOT IN (" + placeholders(len(args)+1, len(exclude)) + ")"
+			args = append(args, anySlice(exclude)...)
+		}
+		rows, err := tx.QueryContext(ctx, `UPDATE deliveries SET leased_until = $1 WHERE id IN (
+			SELECT id FROM deliveries WHERE status = 'pending' AND scheduled_at <= $2
+			AND (leased_until IS NULL OR leased_until <= $2)`+skip+`
+			ORDER BY scheduled_at LIMIT $3`+db.dialect.claimLock+`)
+			RETURNING id`, args...)
+		if err != nil {
+			return fmt.Errorf("claim deliveries: %w", err)
+		}
+		var ids []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return fmt.Errorf("claim deliveries: %w", err)
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("claim deliveries: %w", err)
+		}
+		if len(ids) == 0 {
+			jobs = nil
+			return nil
+		}
+		jobs, err = loadJobs(ctx, tx, ids, now)
+		return err
+	})
+	return jobs, err
+}
+
+// loadJobs reads what the sender needs for claimed deliveries.
+func loadJobs(ctx context.Context, tx *sql.Tx, ids []string, now time.Time) ([]*webhooks.Job, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT d.id, d.shop_id, d.webhook_id, d.event_id, d.event, d.attempt, d.trigger, d.created_at,
+		e.envelope, w.url, w.secret, w.prev_secret, w.prev_secret_expires_at
+		FROM deliveries d JOIN events e ON e.id = d.event_id JOIN webhooks w ON w.id = d.webhook_id
+		WHERE d.id IN (`+placeholders(1, len(ids))+`) ORDER BY d.scheduled_at`, anySlice(ids)...)
+	if err != nil {
+		return nil, fmt.Errorf("load jobs: %w", err)
+	}
+	defer rows.Close()
+	jobs := make([]*webhooks.Job, 0, len(ids))
+	for rows.Next() {
+		var (
+			j       webhooks.Job
+			w       webhooks.Webhook
+			trigger string
+			created int64
+			prevExp int64
+			env     []byte
+		)
+		if err := rows.Scan(&j.DeliveryID, &j.ShopID, &j.WebhookID, &j.EventID, &j.Event, &j.Attempt, &trigger, &created,
+			&env, &j.URL, &w.Secret, &w.PreviousSecret, &prevExp); err != nil {
+			return nil, fmt.Errorf("load jobs: %w", err)
+		}
+		j.Trigger = webhooks.Trigger(trigger)
+		j.CreatedAt = fromMS(created)
+		j.Payload = env
+		w.PreviousSecretExpiresAt = fromMS(prevExp)
+		j.Secrets = w.SigningSecrets(now)
+		jobs = append(jobs, &j)
+	}
+	return jobs, rows.Err()
+}
+
+// NextDue returns when the earliest pending delivery is due (zero if none).
+func (db *DB) NextDue(ctx context.Context) (time.Time, error) {
+	var v sql.NullInt64
+	err := db.rdb.QueryRowContext(ctx, `SELECT MIN(CASE WHEN leased_until IS NOT NULL AND leased_until > scheduled_at THEN leased_until ELSE scheduled_at END)
+		FROM deliveries WHERE status = 'pending'`).Scan(&v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("next due: %w", err)
+	}
+	if !v.Valid {
+		return time.Time{}, nil
+	}
+	return fromMS(v.Int64), nil
+}
+
+// attempt is a recorded attempt as the health and stats fold sees it.
+type attempt struct {
+	webhookID string
+	event     string
+	success   bool
+	at        time.Time
+	duration  int64
+	reason    string
+	disable   string
+}
+
+// RecordAttempts turns claimed deliveries into finished attempts, queues
+// the next attempt of failed ones that have tries left (unless the webhook
+// was disabled meanwhile), and updates health and stats, in one commit.
+func (db *DB) RecordAttempts(ctx context.Context, results []webhooks.AttemptResult) error {
+	if len(results) == 0 {
+		return nil
+	}
+	_, err := db.writeQueued(ctx, func(tx *sql.Tx, queued *bool) error {
+		active, err := webhookActivity(ctx, tx, uniqueWebhooks(results, func(r webhooks.AttemptResult) string { return r.WebhookID }))
+		if err != nil {
+			return err
+		}
+		var (
+			done  []attempt
+			retry []*webhooks.Delivery
+		)
+		for i := range results {
+			r := &results[i]
+			var next *time.Time
+			if !r.Success && r.NextAttemptAt != nil && r.Disable == "" && active[r.WebhookID] {
+				next = r.NextAttemptAt
+			}
+			d, ok, err := finishDelivery(ctx, tx, r, next)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				// Already recorded (a lease ran out and another worker took
+				// it) or deleted with its webhook: nothing more to do.
+				continue
+			}
+			done = append(done, attempt{webhookID: r.WebhookID, event: d.Event, success: r.Success, at: r.AttemptedAt,
+				duration: r.Duration.Milliseconds(), reason: r.FailureReason, disable: r.Disable})
+			if next != nil {
+				retry = append(retry, &webhooks.Delivery{
+					ID: webhooks.NewID(webhooks.PrefixDelivery, r.AttemptedAt), ShopID: d.ShopID, WebhookID: r.WebhookID,
+					EventID: d.EventID, Event: d.Event, Trigger: webhooks.TriggerRetry, Attempt: d.Attempt + 1,
+					RetryOf: r.DeliveryID, CreatedAt: r.AttemptedAt, ScheduledAt: next,
+				})
+			}
+		}
+		if err := insertPending(ctx, tx, retry); err != nil {
+			return err
+		}
+		*queued = len(retry) > 0
+		return db.applyAttempts(ctx, tx, done)
+	})
+	return err
+}
+
+// webhookActivity says, for each id, whether that webhook exists and is active.
+func webhookActivity(ctx context.Context, tx *sql.Tx, ids []string) (map[string]bool, error) {
+	out := make(map[string]bool, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT id, is_active FROM webhooks WHERE id IN (`+placeholders(1, len(ids))+`)`, anySlice(ids)...)
+	if err != nil {
+		return nil, fmt.Errorf("read webhooks: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var on bool
+		if err := rows.Scan(&id, &on); err != nil {
+			return nil, fmt.Errorf("read webhooks: %w", err)
+		}
+		out[id] = on
+	}
+	return out, rows.Err()
+}
+
+// finishDelivery writes the outcome onto the claimed row. ok is false when
+// the row is gone or was already finished by an attempt.
+func finishDelivery(ctx context.Context, tx *sql.Tx, r *webhooks.AttemptResult, next *time.Time) (*webhooks.Delivery, bool, error) {
+	status := webhooks.StatusFailed
+	if r.Success {
+		status = webhooks.StatusSuccess
+	}
+	respHeaders, reqHeaders, err := encodeHeaders(r.Response.Headers, r.RequestHeaders)
+	if err != nil {
+		return nil, false, err
+	}
+	var d webhooks.Delivery
+	err = tx.QueryRowContext(ctx, `UPDATE deliveries SET status = $1, created_at = $2, scheduled_at = NULL, leased_until = NULL,
+		response_status = $3, response_headers = $4, response_body = $5, response_truncated = $6, request_headers = $7,
+		failure_reason = $8, duration_ms = $9, next_retry_at = $10
+		WHERE id = $11 AND (status = 'pending' OR failure_reason = $12)
+		RETURNING shop_id, event_id, event, attempt`,
+		string(status), ms(r.AttemptedAt), r.Response.StatusCode, respHeaders, r.Response.Body, r.Response.BodyTruncated,
+		reqHeaders, r.FailureReason, r.Duration.Milliseconds(), nullMS(next), r.DeliveryID, webhooks.FailureWebhookDisabled,
+	).Scan(&d.ShopID, &d.EventID, &d.Event, &d.Attempt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, false, nil
+	} else if err != nil {
+		return nil, false, fmt.Errorf("record attempt: %w", err)
+	}
+	return &d, true, nil
+}
+
+func encodeHeaders(resp map[string]string, req map[string]string) (string, string, error) {
+	var a, b []byte
+	var err error
+	if resp != nil {
+		if a, err = json.Marshal(resp); err != nil {
+			return "", "", fmt.Errorf("encode response headers: %w", err)
+		}
+	}
+	if req != nil {
+		if b, err = json.Marshal(req); err != nil {
+			return "", "", fmt.Errorf("encode request headers: %w", err)
+		}
+	}
+	return string(a), string(b), nil
+}
+
+// applyAttempts folds recorded attempts into each webhook's health (one
+// update per webhook) and into the hourly stats (one upsert per bucket).
+func (db *DB) applyAttempts(ctx context.Context, tx *sql.Tx, done []attempt) error {
+	if len(done) == 0 {
+		return nil
+	}
+	slices.SortStableFunc(done, func(a, b attempt) int {
+		return cmp.Or(strings.Compare(a.webhookID, b.webhookID), a.at.Compare(b.at))
+	})
+	cutoff := db.now().Add(-webhooks.AutoDisableAfter)
+	for i := 0; i < len(done); {
+		j := i
+		for j < len(done) && done[j].webhookID == done[i].webhookID {
+			j++
+		}
+		if err := applyHealth(ctx, tx, done[i:j], cutoff); err != nil {
+			return err
+		}
+		i = j
+	}
+	type key struct {
+		webhookID, event string
+		hour             int64
+	}
+	type sums struct{ total, ok, dur int64 }
+	buckets := map[key]*sums{}
+	var keys []key
+	for _, a := range done {
+		k := key{a.webhookID, a.event, ms(a.at.UTC().Truncate(time.Hour))}
+		s := buckets[k]
+		if s == nil {
+			s = &sums{}
+			buckets[k] = s
+			keys = append(keys, k)
+		}
+		s.total++
+		s.dur += a.duration
+		if a.success {
+			s.ok++
+		}
+	}
+	for _, k := range keys {
+		s := buckets[k]
+		_, err := tx.ExecContext(ctx, `INSERT INTO webhook_stats (webhook_id, hour, event, total, success, failed, duration_ms_sum)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)
+			ON CONFLICT (webhook_id, hour, event) DO UPDATE SET total = webhook_stats.total + excluded.total,
+			success = webhook_stats.success + excluded.success, failed = webhook_stats.failed + excluded.failed,
+			duration_ms_sum = webhook_stats.duration_ms_sum + excluded.duration_ms_sum`,
+			k.webhookID, k.hour, k.event, s.total, s.ok, s.total-s.ok, s.dur)
+		if err != nil {
+			return fmt.Errorf("update stats: %w", err)
+		}
+	}
+	return nil
+}
+
+// applyHealth updates one webhook for its attempts, in time order.
+func applyHealth(ctx context.Context, tx *sql.Tx, as []attempt, cutoff time.Time) error {
+	id := as[0].webhookID
+	last := as[len(as)-1]
+	var lastSuccess, lastFailure, firstTrailingFailure *attempt
+	trailing := 0
+	for i := range as {
+		a := &as[i]
+		if a.success {
+			lastSuccess = a
+			trailing = 0
+			firstTrailingFailure = nil
+			continue
+		}
+		lastFailure = a
+		if trailing == 0 {
+			firstTrailingFailure = a
+		}
+		trailing++
+	}
+	disable := ""
+	for _, a := range as {
+		if a.disable != "" {
+			disable = a.disable
+		}
+	}
+	var err error
+	if lastSuccess != nil {
+		var failAt, failReason any
+		if lastFailure != nil {
+			failAt, failReason = ms(lastFailure.at), lastFailure.reason
+		}
+		var since any
+		if firstTrailingFailure != nil {
+			since = ms(firstTrailingFailure.at)
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE webhooks SET last_triggered_at = $1, consecutive_failures = $2,
+			failing_since = $3, last_success_at = $4,
+			last_failure_at = COALESCE($5, last_failure_at), last_failure_reason = COALESCE($6, last_failure_reason)
+			WHERE id = $7`,
+			ms(last.at), trailing, since, ms(lastSuccess.at), failAt, failReason, id)
+	} else {
+		_, err = tx.ExecContext(ctx, `UPDATE webhooks SET last_triggered_at = $1, consecutive_failures = consecutive_failures + $2,
+			failing_since = COALESCE(failing_since, $3), last_failure_at = $4, last_failure_reason = $5 WHERE id = $6`,
+			ms(last.at), trailing, ms(firstTrailingFailure.at), ms(lastFailure.at), lastFailure.reason, id)
+	}
+	if err != nil {
+		return fmt.Errorf("update health: %w", err)
+	}
+	if disable == "" && lastSuccess == nil {
+		// Every delivery failed for 5 days: stop.
+		var failingSince sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT failing_since FROM webhooks WHERE id = $1 AND is_active = TRUE`, id).Scan(&failingSince); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("read failure streak: %w", err)
+		}
+		if failingSince.Valid && failingSince.Int64 <= ms(cutoff) {
+			disable = webhooks.DisabledReasonFailing
+		}
+	}
+	if disable != "" {
+		return disableWebhook(ctx, tx, id, disable, last.at)
+	}
+	return nil
+}
+
+// disableWebhook turns an active webhook off for reason and cancels its
+// queued deliveries.
+func disableWebhook(ctx context.Context, tx *sql.Tx, id, reason string, now time.Time) error {
+	res, err := tx.ExecContext(ctx, `UPDATE webhooks SET is_active = FALSE, disabled_reason = $1, updated_at = $2
+		WHERE id = $3 AND is_active = TRUE`, reason, ms(now), id)
+	if err != nil {
+		return fmt.Errorf("disable webhook: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		return cancelQueued(ctx, tx, id, now)
+	}
+	return nil
+}
+
+// RecordSyncAttempt stores a synchronous attempt (test send or manual
+// retry): its event if new, the finished delivery, and health and stats.
+func (db *DB) RecordSyncAttempt(ctx context.Context, a webhooks.SyncAttempt) error {
+	d := a.Delivery
+	return db.write(ctx, func(tx *sql.Tx) error {
+		if a.Event != nil {
+			if err := insertEvent(ctx, tx, a.Event, nil); err != nil {
+				return err
+			}
+		}
+		var resp webhooks.Response
+		if d.Response != nil {
+			resp = *d.Response
+		}
+		respHeaders, reqHeaders, err := encodeHeaders(resp.Headers, d.RequestHeaders)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO deliveries (id, shop_id, webhook_id, event_id, event, status, trigger, attempt,
+			retry_of, created_at, response_status, response_headers, response_body, response_truncated, request_headers,
+			failure_reason, duration_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+			d.ID, d.ShopID, d.WebhookID, d.EventID, d.Event, string(d.Status), string(d.Trigger), d.Attempt, d.RetryOf,
+			ms(d.CreatedAt), resp.StatusCode, respHeaders, resp.Body, resp.BodyTruncated, reqHeaders, d.FailureReason, d.DurationMS)
+		if err != nil {
+			return fmt.Errorf("insert delivery: %w", err)
+		}
+		var one int
+		err = tx.QueryRowContext(ctx, `SELECT 1 FROM webhooks WHERE id = $1`, d.WebhookID).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return webhooks.Errorf(webhooks.ENOTFOUND, "Webhook %s not found", d.WebhookID)
+		} else if err != nil {
+			return fmt.Errorf("find webhook: %w", err)
+		}
+		disable := ""
+		if resp.StatusCode == 410 {
+			disable = webhooks.DisabledReasonGone
+		}
+		return db.applyAttempts(ctx, tx, []attempt{{webhookID: d.WebhookID, event: d.Event, success: d.Status == webhooks.StatusSuccess,
+			at: d.CreatedAt, duration: d.DurationMS, reason: d.FailureReason, disable: disable}})
+	})
+}

@@ -1,0 +1,310 @@
+// Package store implements the domain services of Pancake Webhooks over
+// database/sql, for SQLite (the embedded default) and PostgreSQL. SQL lives
+// only here. Every write goes through a group-commit writer: concurrent
+// writes share one transaction and one fsync, each in its own savepoint, and
+// each caller is answered when its transaction is durable.
+package store
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Defaults of Options.
+const (
+	DefaultMaxBatch     = 256
+	DefaultReadConns    = 8
+	DefaultWriters      = 1
+	DefaultPGWriters    = 4
+	DefaultPGMaxConns   = 16
+	DefaultHealthWindow = 24 * time.Hour
+)
+
+// Options configure a DB. Zero values take the documented defaults.
+type Options struct {
+	Logger *slog.Logger     // default: discard
+	Now    func() time.Time // the one clock; default time.Now
+	// MaxBatch is the most writes one group commit takes; default 256.
+	MaxBatch int
+	// ReadConns is the size of the read pool; default 8.
+	ReadConns int
+	// Writers is how many group-commit writers run at once: 1 on SQLite
+	// (one writer connection), default 4 on PostgreSQL.
+	Writers int
+}
+
+// DB is the store: it implements every service interface of the domain.
+type DB struct {
+	dialect dialect
+	wdb     *sql.DB // SQLite: one connection; PostgreSQL: the pool
+	rdb     *sql.DB // SQLite: read-only pool; PostgreSQL: the same pool
+	logger  *slog.Logger
+	now     func() time.Time
+
+	ops      chan *writeOp
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+	stop     chan struct{}
+	maxBatch int
+
+	// notify, when set, is called after a commit that queued deliveries.
+	mu       sync.Mutex
+	onQueued []func()
+	closeFn  func() error
+}
+
+// Open opens the database named by dsn ("sqlite:FILE" or a postgres:// URL),
+// applies the embedded migrations and starts the writer.
+func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
+	db := &DB{
+		logger:   cmp.Or(opts.Logger, slog.New(slog.DiscardHandler)),
+		now:      opts.Now,
+		stop:     make(chan struct{}),
+		maxBatch: cmp.Or(opts.MaxBatch, DefaultMaxBatch),
+	}
+	if db.now == nil {
+		db.now = time.Now
+	}
+	writers := opts.Writers
+	var err error
+	switch {
+	case strings.HasPrefix(dsn, "sqlite:"):
+		err = db.openSQLite(ctx, strings.TrimPrefix(dsn, "sqlite:"), cmp.Or(opts.ReadConns, DefaultReadConns))
+		writers = 1
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		err = db.openPostgres(ctx, dsn, cmp.Or(opts.ReadConns, DefaultPGMaxConns))
+		writers = cmp.Or(writers, DefaultPGWriters)
+	default:
+		return nil, fmt.Errorf("unsupported database %q: use sqlite:FILE or postgres://…", redactDSN(dsn))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := db.migrate(ctx); err != nil {
+		db.closeFn()
+		return nil, fmt.Errorf("apply migrations: %w", err)
+	}
+	db.ops = make(chan *writeOp, 4*db.maxBatch)
+	for range writers {
+		db.wg.Add(1)
+		go db.writer()
+	}
+	return db, nil
+}
+
+// Close stops the writer after the writes already submitted and closes the
+// database.
+func (db *DB) Close() error {
+	db.stopOnce.Do(func() { close(db.stop) })
+	db.wg.Wait()
+	return db.closeFn()
+}
+
+// Dialect names the database: "sqlite" or "postgres".
+func (db *DB) Dialect() string { return db.dialect.name }
+
+// Ready reports whether the database answers and the migrations are applied.
+func (db *DB) Ready(ctx context.Context) error {
+	var v int
+	err := db.rdb.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v)
+	if err != nil {
+		return fmt.Errorf("query schema version: %w", err)
+	}
+	if want := len(db.dialect.migrations()); v < want {
+		return fmt.Errorf("schema at version %d, want %d", v, want)
+	}
+	return nil
+}
+
+// OnQueued registers f to be called (without blocking) after every commit
+// that queued deliveries; the dispatcher wakes on it.
+func (db *DB) OnQueued(f func()) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	db.onQueued = append(db.onQueued, f)
+}
+
+func (db *DB) notifyQueued() {
+	db.mu.Lock()
+	fs := db.onQueued
+	db.mu.Unlock()
+	for _, f := range fs {
+		f()
+	}
+}
+
+// writeOp is one write: fn runs inside a savepoint of a shared transaction.
+type writeOp struct {
+	ctx    context.Context
+	fn     func(tx *sql.Tx) error
+	queued bool // set by fn when it queued deliveries
+	done   chan error
+}
+
+// errClosed is returned for writes submitted after Close.
+var errClosed = errors.New("store is closed")
+
+// write runs fn in the group-commit writer and returns when its transaction
+// committed (fn's changes are durable) or failed. fn must not keep tx.
+func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	_, err := db.writeQueued(ctx, func(tx *sql.Tx, _ *bool) error { return fn(tx) })
+	return err
+}
+
+// writeQueued is write for functions that may queue deliveries: they set
+// *queued so the dispatcher is woken after the commit.
+func (db *DB) writeQueued(ctx context.Context, fn func(tx *sql.Tx, queued *bool) error) (bool, error) {
+	op := &writeOp{ctx: ctx, done: make(chan error, 1)}
+	op.fn = func(tx *sql.Tx) error { return fn(tx, &op.queued) }
+	select {
+	case db.ops <- op:
+	case <-db.stop:
+		return false, errClosed
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	// Once submitted, wait for the answer even if ctx ends: the write may
+	// commit, and the caller must not be told otherwise.
+	err := <-op.done
+	return op.queued, err
+}
+
+func (db *DB) writer() {
+	defer db.wg.Done()
+	batch := make([]*writeOp, 0, db.maxBatch)
+	for {
+		var first *writeOp
+		select {
+		case first = <-db.ops:
+		case <-db.stop:
+			// Drain what was submitted before Close.
+			for {
+				select {
+				case op := <-db.ops:
+					db.commit([]*writeOp{op})
+				default:
+					return
+				}
+			}
+		}
+		batch = append(batch[:0], first)
+	fill:
+		for len(batch) < db.maxBatch {
+			select {
+			case op := <-db.ops:
+				batch = append(batch, op)
+			default:
+				break fill
+			}
+		}
+		db.commit(batch)
+	}
+}
+
+// commit runs ops in one transaction, each in a savepoint, and answers each.
+func (db *DB) commit(ops []*writeOp) {
+	errs := make([]error, len(ops))
+	err := db.runBatch(ops, errs)
+	if err != nil && db.dialect.retryable(err) {
+		// A deadlock or serialization failure (PostgreSQL) aborts the whole
+		// transaction: run it once more, then give up.
+		clear(errs)
+		err = db.runBatch(ops, errs)
+	}
+	queued := false
+	for i, op := range ops {
+		e := errs[i]
+		if err != nil && e == nil {
+			e = err
+		}
+		if e == nil && op.queued {
+			queued = true
+		}
+		op.done <- e
+	}
+	if queued {
+		db.notifyQueued()
+	}
+}
+
+func (db *DB) runBatch(ops []*writeOp, errs []error) error {
+	ctx := context.Background()
+	tx, err := db.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	single := len(ops) == 1
+	for i, op := range ops {
+		op.queued = false
+		if e := op.ctx.Err(); e != nil {
+			errs[i] = e
+			continue
+		}
+		if single {
+			if e := op.fn(tx); e != nil {
+				errs[i] = e
+				_ = tx.Rollback()
+				return nil
+			}
+			continue
+		}
+		if _, e := tx.ExecContext(ctx, "SAVEPOINT op"); e != nil {
+			_ = tx.Rollback()
+			return fmt.Errorf("savepoint: %w", e)
+		}
+		if e := op.fn(tx); e != nil {
+			errs[i] = e
+			op.queued = false
+			if _, e2 := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT op"); e2 != nil {
+				_ = tx.Rollback()
+				return fmt.Errorf("rollback to savepoint: %w", e2)
+			}
+		}
+		if _, e := tx.ExecContext(ctx, "RELEASE SAVEPOINT op"); e != nil {
+			_ = tx.Rollback()
+			return fmt.Errorf("release savepoint: %w", e)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// ms converts a time to stored Unix milliseconds.
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+// fromMS converts stored Unix milliseconds to a UTC time.
+func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
+
+func nullMS(t *time.Time) sql.NullInt64 {
+	if t == nil {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: ms(*t), Valid: true}
+}
+
+func ptrMS(v sql.NullInt64) *time.Time {
+	if !v.Valid {
+		return nil
+	}
+	t := fromMS(v.Int64)
+	return &t
+}
+
+// redactDSN hides a password in a database URL for messages.
+func redactDSN(dsn string) string {
+	if i := strings.Index(dsn, "@"); i >= 0 {
+		if j := strings.Index(dsn, "://"); j >= 0 && j < i {
+			return dsn[:j+3] + "…" + dsn[i:]
+		}
+	}
+	return dsn
+}

@@ -1,0 +1,642 @@
+// Package storetest is the conformance suite of the store: one set of tests
+// that every database the store supports must pass.
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	webhooks "github.com/pancake-pos/pancake-webhooks"
+	"github.com/pancake-pos/pancake-webhooks/store"
+)
+
+// Clock is a settable clock for tests.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewClock returns a clock at t.
+func NewClock(t time.Time) *Clock { return &Clock{now: t} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Add moves the clock forward.
+func (c *Clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// OpenFunc opens a fresh, empty store using clock.
+type OpenFunc func(t *testing.T, clock *Clock) *store.DB
+
+type testBundle struct {
+	db    *store.DB
+	clock *Clock
+	shop  string
+	ctx   context.Context
+}
+
+// Run runs the conformance suite against the stores open makes.
+func Run(t *testing.T, open OpenFunc) {
+	setup := func(t *testing.T) *testBundle {
+		t.Helper()
+		clock := NewClock(time.Date(2026, 11, 26, 10, 30, 0, 0, time.UTC))
+		db := open(t, clock)
+		b := &testBundle{db: db, clock: clock, shop: "shop-a", ctx: context.Background()}
+		MustCreateShop(t, db, b.shop, clock.Now())
+		return b
+	}
+
+	t.Run("Shops", func(t *testing.T) { t.Parallel(); testShops(t, setup) })
+	t.Run("Webhooks", func(t *testing.T) { t.Parallel(); testWebhooks(t, setup) })
+	t.Run("Publish", func(t *testing.T) { t.Parallel(); testPublish(t, setup) })
+	t.Run("Queue", func(t *testing.T) { t.Parallel(); testQueue(t, setup) })
+	t.Run("Deliveries", func(t *testing.T) { t.Parallel(); testDeliveries(t, setup) })
+	t.Run("Maintenance", func(t *testing.T) { t.Parallel(); testMaintenance(t, setup) })
+}
+
+// MustCreateShop creates a shop and returns its API key.
+func MustCreateShop(tb testing.TB, db *store.DB, id string, now time.Time) string {
+	tb.Helper()
+	key, k := webhooks.NewAPIKey(id, now)
+	if err := db.CreateShop(context.Background(), &webhooks.Shop{ID: id, CreatedAt: now}, k); err != nil {
+		tb.Fatalf("CreateShop(%s): %v", id, err)
+	}
+	return key
+}
+
+// MustCreateWebhook creates an active webhook of shop for events.
+func MustCreateWebhook(tb testing.TB, db *store.DB, shop, url string, now time.Time, events ...string) *webhooks.Webhook {
+	tb.Helper()
+	w := &webhooks.Webhook{
+		ID: webhooks.NewID(webhooks.PrefixWebhook, now), ShopID: shop, URL: url, Events: events, IsActive: true,
+		Secret: webhooks.NewSecret(), CreatedAt: now, UpdatedAt: now,
+	}
+	if err := db.CreateWebhook(context.Background(), w, 100); err != nil {
+		tb.Fatalf("CreateWebhook: %v", err)
+	}
+	return w
+}
+
+func wantCode(t *testing.T, err error, code string) {
+	t.Helper()
+	if got := webhooks.ErrorCode(err); got != code {
+		t.Fatalf("error code = %q (%v), want %q", got, err, code)
+	}
+}
+
+func mustPublish(t *testing.T, b *testBundle, event string, n int) []webhooks.PublishResult {
+	t.Helper()
+	in := make([]webhooks.PublishInput, n)
+	for i := range in {
+		in[i] = webhooks.PublishInput{Event: event, Data: json.RawMessage(fmt.Sprintf(`{"n":%d}`, i))}
+	}
+	res, err := b.db.Publish(b.ctx, b.shop, in)
+	if err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	return res
+}
+
+func testShops(t *testing.T, setup func(*testing.T) *testBundle) {
+	t.Run("AuthenticateByKeyHash", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		key := MustCreateShop(t, b.db, "shop-b", b.clock.Now())
+		shop, err := b.db.Authenticate(b.ctx, webhooks.HashAPIKey(key))
+		if err != nil || shop != "shop-b" {
+			t.Fatalf("Authenticate = %q, %v; want shop-b", shop, err)
+		}
+		_, err = b.db.Authenticate(b.ctx, webhooks.HashAPIKey("pk_wrong"))
+		wantCode(t, err, webhooks.EUNAUTHORIZED)
+	})
+	t.Run("DuplicateShopConflicts", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		_, k := webhooks.NewAPIKey(b.shop, b.clock.Now())
+		wantCode(t, b.db.CreateShop(b.ctx, &webhooks.Shop{ID: b.shop}, k), webhooks.ECONFLICT)
+	})
+	t.Run("RevokedKeyStopsWorking", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		key, k := webhooks.NewAPIKey(b.shop, b.clock.Now())
+		if err := b.db.CreateAPIKey(b.ctx, k); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.db.Authenticate(b.ctx, webhooks.HashAPIKey(key)); err != nil {
+			t.Fatalf("new key: %v", err)
+		}
+		if err := b.db.RevokeAPIKey(b.ctx, b.shop, k.ID); err != nil {
+			t.Fatal(err)
+		}
+		_, err := b.db.Authenticate(b.ctx, webhooks.HashAPIKey(key))
+		wantCode(t, err, webhooks.EUNAUTHORIZED)
+		wantCode(t, b.db.RevokeAPIKey(b.ctx, b.shop, k.ID), webhooks.ENOTFOUND)
+		_, k2 := webhooks.NewAPIKey("nope", b.clock.Now())
+		wantCode(t, b.db.CreateAPIKey(b.ctx, k2), webhooks.ENOTFOUND)
+	})
+}
+
+func testWebhooks(t *testing.T, setup func(*testing.T) *testBundle) {
+	t.Run("CreateFindListUpdateDelete", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		w1 := MustCreateWebhook(t, b.db, b.shop, "https://a.example/1", b.clock.Now(), "order.created")
+		b.clock.Add(time.Millisecond)
+		w2 := MustCreateWebhook(t, b.db, b.shop, "https://a.example/2", b.clock.Now(), "order.updated", "order.created")
+		list, err := b.db.ListWebhooks(b.ctx, b.shop)
+		if err != nil || len(list) != 2 || list[0].ID != w1.ID || list[1].ID != w2.ID {
+			t.Fatalf("ListWebhooks = %v, %v; want [w1 w2] oldest first", list, err)
+		}
+		got, err := b.db.FindWebhook(b.ctx, b.shop, w2.ID)
+		if err != nil || got.URL != w2.URL || got.Secret != w2.Secret || len(got.Events) != 2 || !got.IsActive {
+			t.Fatalf("FindWebhook = %+v, %v", got, err)
+		}
+		if hs := got.HealthStatus(); hs.Status != webhooks.HealthHealthy || hs.SuccessRate != 100 {
+			t.Fatalf("new webhook health = %+v, want healthy 100", hs)
+		}
+		_, err = b.db.FindWebhook(b.ctx, "other-shop", w2.ID)
+		wantCode(t, err, webhooks.ENOTFOUND)
+
+		desc := "orders"
+		b.clock.Add(time.Second)
+		up, err := b.db.UpdateWebhook(b.ctx, b.shop, w1.ID, webhooks.WebhookUpdate{Description: &desc})
+		if err != nil || up.Description != desc || up.URL != w1.URL || !up.UpdatedAt.Equal(b.clock.Now()) {
+			t.Fatalf("UpdateWebhook = %+v, %v", up, err)
+		}
+		_, err = b.db.UpdateWebhook(b.ctx, "other-shop", w1.ID, webhooks.WebhookUpdate{Description: &desc})
+		wantCode(t, err, webhooks.ENOTFOUND)
+
+		if err := b.db.DeleteWebhook(b.ctx, b.shop, w1.ID); err != nil {
+			t.Fatal(err)
+		}
+		wantCode(t, b.db.DeleteWebhook(b.ctx, b.shop, w1.ID), webhooks.ENOTFOUND)
+		list, _ = b.db.ListWebhooks(b.ctx, b.shop)
+		if len(list) != 1 {
+			t.Fatalf("after delete: %d webhooks, want 1", len(list))
+		}
+	})
+	t.Run("LimitPerShopConflicts", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		for range 2 {
+			w := &webhooks.Webhook{ID: webhooks.NewID(webhooks.PrefixWebhook, b.clock.Now()), ShopID: b.shop, URL: "https://x.example",
+				Events: []string{"order.created"}, IsActive: true, Secret: webhooks.NewSecret()}
+			if err := b.db.CreateWebhook(b.ctx, w, 2); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w := &webhooks.Webhook{ID: webhooks.NewID(webhooks.PrefixWebhook, b.clock.Now()), ShopID: b.shop, URL: "https://x.example",
+			Events: []string{"order.created"}, Secret: webhooks.NewSecret()}
+		wantCode(t, b.db.CreateWebhook(b.ctx, w, 2), webhooks.ECONFLICT)
+	})
+	t.Run("RotateSecretKeepsPreviousForOverlap", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		w := MustCreateWebhook(t, b.db, b.shop, "https://a.example", b.clock.Now(), "order.created")
+		next := webhooks.NewSecret()
+		got, err := b.db.RotateSecret(b.ctx, b.shop, w.ID, next, time.Hour)
+		if err != nil || got.Secret != next || got.PreviousSecret != w.Secret {
+			t.Fatalf("RotateSecret = %+v, %v", got, err)
+		}
+		if s := got.SigningSecrets(b.clock.Now()); len(s) != 2 {
+			t.Fatalf("during overlap: %d secrets, want 2", len(s))
+		}
+		if s := got.SigningSecrets(b.clock.Now().Add(2 * time.Hour)); len(s) != 1 || s[0] != next {
+			t.Fatalf("after overlap: %v, want only the new secret", s)
+		}
+	})
+}
+
+func testPublish(t *testing.T, setup func(*testing.T) *testBundle) {
+	t.Run("QueuesOneDeliveryPerSubscribedActiveWebhook", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		MustCreateWebhook(t, b.db, b.shop, "https://a.example/1", b.clock.Now(), "order.created")
+		MustCreateWebhook(t, b.db, b.shop, "https://a.example/2", b.clock.Now(), "order.created", "order.updated")
+		MustCreateWebhook(t, b.db, b.shop, "https://a.example/3", b.clock.Now(), "customer.created")
+		off := MustCreateWebhook(t, b.db, b.shop, "https://a.example/4", b.clock.Now(), "order.created")
+		f := false
+		if _, err := b.db.UpdateWebhook(b.ctx, b.shop, off.ID, webhooks.WebhookUpdate{IsActive: &f}); err != nil {
+			t.Fatal(err)
+		}
+		res := mustPublish(t, b, "order.created", 3)
+		for _, r := range res {
+			if r.Deliveries != 2 || !webhooks.ValidID(webhooks.PrefixEvent, r.EventID) {
+				t.Fatalf("publish result %+v, want 2 deliveries and an evt_ id", r)
+			}
+		}
+		ds, total, err := b.db.FindDeliveries(b.ctx, webhooks.DeliveryFilter{ShopID: b.shop, Status: webhooks.StatusPending, Limit: 100})
+		if err != nil || total != 6 || len(ds) != 6 {
+			t.Fatalf("pending = %d (%d), %v; want 6", len(ds), total, err)
+		}
+		var env webhooks.Envelope
+		if err := json.Unmarshal(ds[0].Payload, &env); err != nil || env.ShopID != b.shop || env.Event != "order.created" {
+			t.Fatalf("payload %s: %v", ds[0].Payload, err)
+		}
+		if res := mustPublish(t, b, "product.deleted", 1); res[0].Deliveries != 0 {
+			t.Fatalf("unsubscribed event queued %d deliveries", res[0].Deliveries)
+		}
+	})
+	t.Run("IdempotencyKeyGivesFirstAnswerFor24Hours", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		MustCreateWebhook(t, b.db, b.shop, "https://a.example/1", b.clock.Now(), "order.created")
+		in := []webhooks.PublishInput{{Event: "order.created", Data: json.RawMessage(`{}`), IdempotencyKey: "k1"}}
+		first, err := b.db.Publish(b.ctx, b.shop, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.clock.Add(23 * time.Hour)
+		again, err := b.db.Publish(b.ctx, b.shop, in)
+		if err != nil || again[0] != first[0] {
+			t.Fatalf("replay = %+v, %v; want %+v", again, err, first)
+		}
+		_, total, _ := b.db.FindDeliveries(b.ctx, webhooks.DeliveryFilter{ShopID: b.shop, Status: webhooks.StatusPending})
+		if total != 1 {
+			t.Fatalf("replay queued more: %d pending, want 1", total)
+		}
+		// Same key in the same batch: one event.
+		dup, err := b.db.Publish(b.ctx, b.shop, []webhooks.PublishInput{in[0], in[0]})
+		if err != nil || dup[0] != first[0] || dup[1] != first[0] {
+			t.Fatalf("batch replay = %+v, %v", dup, err)
+		}
+		b.clock.Add(2 * time.Hour)
+		later, err := b.db.Publish(b.ctx, b.shop, in)
+		if err != nil || later[0].EventID == first[0].EventID {
+			t.Fatalf("after 24h = %+v, %v; want a new event", later, err)
+		}
+		// Keys are per shop.
+		MustCreateShop(t, b.db, "shop-b", b.clock.Now())
+		other, err := b.db.Publish(b.ctx, "shop-b", in)
+		if err != nil || other[0].EventID == later[0].EventID {
+			t.Fatalf("other shop = %+v, %v", other, err)
+		}
+	})
+	t.Run("ConcurrentPublishesAllCommit", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		MustCreateWebhook(t, b.db, b.shop, "https://a.example/1", b.clock.Now(), "order.created")
+		var wg sync.WaitGroup
+		errs := make(chan error, 40)
+		for range 40 {
+			wg.Go(func() {
+				_, err := b.db.Publish(b.ctx, b.shop, []webhooks.PublishInput{{Event: "order.created"}})
+				errs <- err
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, total, _ := b.db.FindDeliveries(b.ctx, webhooks.DeliveryFilter{ShopID: b.shop, Status: webhooks.StatusPending})
+		if total != 40 {
+			t.Fatalf("%d pending, want 40", total)
+		}
+	})
+}
+
+func success(j *webhooks.Job, at time.Time) webhooks.AttemptResult {
+	return webhooks.AttemptResult{DeliveryID: j.DeliveryID, WebhookID: j.WebhookID, Success: true, AttemptedAt: at,
+		Duration: 12 * time.Millisecond, Response: webhooks.Response{StatusCode: 200, Headers: map[string]string{"X": "y"}, Body: "ok"}}
+}
+
+func failure(j *webhooks.Job, at time.Time, next *time.Time) webhooks.AttemptResult {
+	return webhooks.AttemptResult{DeliveryID: j.DeliveryID, WebhookID: j.WebhookID, AttemptedAt: at, Duration: 30 * time.Millisecond,
+		Response: webhooks.Response{StatusCode: 500}, FailureReason: "HTTP 500", NextAttemptAt: next}
+}
+
+func testQueue(t *testing.T, setup func(*testing.T) *testBundle) {
+	t.Run("ClaimLeasesAndRecordFinishes", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		w := MustCreateWebhook(t, b.db, b.shop, "https://a.example/1", b.clock.Now(), "order.created")
+		mustPublish(t, b, "order.created", 3)
+		jobs, err := b.db.ClaimDeliveries(b.ctx, 10, time.Minute, nil)
+		if err != nil || len(jobs) != 3 {
+			t.Fatalf("claim = %d, %v; want 3", len(jobs), err)
+		}
+		j := jobs[0]
+		if j.URL != w.URL || len(j.Secrets) != 1 || j.Secrets[0] != w.Secret || j.Attempt != 1 || len(j.Payload) == 0 {
+			t.Fatalf("job = %+v", j)
+		}
+		if again, _ := b.db.ClaimDeliveries(b.ctx, 10, time.Minute, nil); len(again) != 0 {
+			t.Fatalf("leased rows claimed again: %d", len(again))
+		}
+		now := b.clock.Now()
+		next := now.Add(5 * time.Second)
+		err = b.db.RecordAttempts(b.ctx, []webhooks.AttemptResult{success(jobs[0], now), failure(jobs[1], now, &next), failure(jobs[2], now, nil)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := b.db.FindDelivery(b.ctx, b.shop, jobs[0].DeliveryID)
+		if err != nil || d.Status != webhooks.StatusSuccess || d.Response.StatusCode != 200 || d.DurationMS != 12 || d.Response.Headers["X"] != "y" {
+			t.Fatalf("success row = %+v, %v", d, err)
+		}
+		d, _ = b.db.FindDelivery(b.ctx, b.shop, jobs[1].DeliveryID)
+		if d.Status != webhooks.StatusFailed || d.NextRetryAt == nil || !d.NextRetryAt.Equal(next) || d.FailureReason != "HTTP 500" {
+			t.Fatalf("failed row = %+v", d)
+		}
+		d, _ = b.db.FindDelivery(b.ctx, b.shop, jobs[2].DeliveryID)
+		if d.NextRetryAt != nil {
+			t.Fatalf("last attempt has next_retry_at %v", d.NextRetryAt)
+		}
+		pending, total, _ := b.db.FindDeliveries(b.ctx, webhooks.DeliveryFilter{ShopID: b.shop, Status: webhooks.StatusPending})
+		if total != 1 || pending[0].Attempt != 2 || pending[0].Trigger != webhooks.TriggerRetry || pending[0].RetryOf != jobs[1].DeliveryID || !pending[0].ScheduledAt.Equal(next) {
+			t.Fatalf("retry row = %+v (%d)", pending, total)
+		}
+		if none, _ := b.db.ClaimDeliveries(b.ctx, 10, time.Minute, nil); len(none) != 0 {
+			t.Fatalf("retry claimed before due")
+		}
+		if due, _ := b.db.NextDue(b.ctx); !due.Equal(next) {
+			t.Fatalf("NextDue = %v, want %v", due, next)
+		}
+		b.clock.Add(5 * time.Second)
+		if jobs, _ := b.db.ClaimDeliveries(b.ctx, 10, time.Minute, nil); len(jobs) != 1 || jobs[0].Attempt != 2 {
+			t.Fatalf("due retry not claimed: %v", jobs)
+		}
+		got, _ := b.db.FindWebhook(b.ctx, b.shop, w.ID)
+		hs := got.HealthStatus()
+		if got.LastTriggeredAt == nil || hs.ConsecutiveFailures != 2 || hs.SuccessRate != 33.33 || hs.Status != webhooks.HealthError {
+			t.Fatalf("health = %+v, last triggered %v", hs, got.LastTriggeredAt)
+		}
+		// A second record of the same attempt (expired lease) changes nothing.
+		if err := b.db.RecordAttempts(b.ctx, []webhooks.AttemptResult{success(jobs[1], now)}); err != nil {
+			t.Fatal(err)
+		}
+		d, _ = b.db.FindDelivery(b.ctx, b.shop, jobs[1].DeliveryID)
+		if d.Status != webhooks.StatusFailed {
+			t.Fatalf("finished row overwritten: %+v", d)
+		}
+	})
+	t.Run("ExpiredLeaseIsClaimedAgain", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		MustCreateWebhook(t, b.db, b.shop, "https://a.example/1", b.clock.Now(), "order.created")
+		mustPublish(t, b, "order.created", 1)
+		first, _ := b.db.ClaimDeliveries(b.ctx, 10, 30*time.Second, nil)
+		b.clock.Add(31 * time.Second)
+		again, err := b.db.ClaimDeliveries(b.ctx, 10, 30*time.Second, nil)
+		if err != nil || len(first) != 1 || len(again) != 1 || again[0].DeliveryID != first[0].DeliveryID {
+			t.Fatalf("reclaim = %v, %v", again, err)
+		}
+	})
+	t.Run("ClaimSkipsExcludedWebhooks", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		w1 := MustCreateWebhook(t, b.db, b.shop, "https://a.example/1", b.clock.Now(), "order.created")
+		w2 := MustCreateWebhook(t, b.db, b.shop, "https://a.example/2", b.clock.Now(), "order.created")
+		mustPublish(t, b, "order.created", 5)
+		jobs, _ := b.db.ClaimDeliveries(b.ctx, 100, time.Minute, []string{w1.ID})
+		if len(jobs) != 5 {
+			t.Fatalf("claimed %d, want 5", len(jobs))
+		}
+		for _, j := range jobs {
+			if j.WebhookID != w2.ID {
+				t.Fatalf("claimed a job of an excluded webhook")
+			}
+		}
+	})
+	t.Run("GoneDisablesWebhookAndCancelsQueued", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		w := MustCreateWebhook(t, b.db, b.shop, "https://a.example/1", b.clock.Now(), "order.created")
+		mustPublish(t, b, "order.created", 3)
+		jobs, _ := b.db.ClaimDeliveries(b.ctx, 1, time.Minute, nil)
+		r := failure(jobs[0], b.clock.Now(), nil)
+		r.Response.StatusCode, r.FailureReason, r.Disable = 410, "HTTP 410", webhooks.DisabledReasonGone
+		if err := b.db.RecordAttempts(b.ctx, []webhooks.AttemptResult{r}); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := b.db.FindWebhook(b.ctx, b.shop, w.ID)
+		if got.IsActive || got.DisabledReason != webhooks.DisabledReasonGone || got.HealthStatus().Status != webhooks.HealthError {
+			t.Fatalf("after 410: %+v", got)
+		}
+		_, pending, _ := b.db.FindDeliveries(b.ctx, webhooks.DeliveryFilter{ShopID: b.shop, Status: webhooks.StatusPending})
+		failed, _, _ := b.db.FindDeliveries(b.ctx, webhooks.DeliveryFilter{ShopID: b.shop, Status: webhooks.StatusFailed, Limit: 10})
+		if pending != 0 || len(failed) != 3 {
+			t.Fatalf("pending %d failed %d, want 0 and 3", pending, len(failed))
+		}
+		n := 0
+		for _, d := range failed {
+			if d.FailureReason == webhooks.FailureWebhookDisabled {
+				n++
+			}
+		}
+		if n != 2 {
+			t.Fatalf("%d cancelled rows say %q, want 2", n, webhooks.FailureWebhookDisabled)
+		}
+		tr := true
+		got, _ = b.db.UpdateWebhook(b.ctx, b.shop, w.ID, webhooks.WebhookUpdate{IsActive: &tr})
+		if got.DisabledReason != "" || got.Health.ConsecutiveFailures != 0 {
+			t.Fatalf("re-enabled webhook keeps %q, streak %d", got.DisabledReason, got.Health.ConsecutiveFailures)
+		}
+	})
+	t.Run("FailingForFiveDaysDisables", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		w := MustCreateWebhook(t, b.db, b.shop, "https://a.example/1", b.clock.Now(), "order.created")
+		mustPublish(t, b, "order.created", 1)
+		jobs, _ := b.db.ClaimDeliveries(b.ctx, 1, time.Minute, nil)
+		next := b.clock.Now().Add(5*24*time.Hour + time.Minute)
+		if err := b.db.RecordAttempts(b.ctx, []webhooks.AttemptResult{failure(jobs[0], b.clock.Now(), &next)}); err != nil {
+			t.Fatal(err)
+		}
+		b.clock.Add(5*24*time.Hour + time.Minute)
+		jobs, _ = b.db.ClaimDeliveries(b.ctx, 1, time.Minute, nil)
+		if len(jobs) != 1 {
+			t.Fatal("retry not due")
+		}
+		if err := b.db.RecordAttempts(b.ctx, []webhooks.AttemptResult{failure(jobs[0], b.clock.Now(), nil)}); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := b.db.FindWebhook(b.ctx, b.shop, w.ID)
+		if got.IsActive || got.DisabledReason != webhooks.DisabledReasonFailing {
+			t.Fatalf("after 5 failing days: active=%v reason=%q", got.IsActive, got.DisabledReason)
+		}
+	})
+	t.Run("SetActiveFalseCancelsQueuedAndStopsRetries", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		w := MustCreateWebhook(t, b.db, b.shop, "https://a.example/1", b.clock.Now(), "order.created")
+		mustPublish(t, b, "order.created", 2)
+		jobs, _ := b.db.ClaimDeliveries(b.ctx, 1, time.Minute, nil)
+		f := false
+		if _, err := b.db.UpdateWebhook(b.ctx, b.shop, w.ID, webhooks.WebhookUpdate{IsActive: &f}); err != nil {
+			t.Fatal(err)
+		}
+		// The in-flight attempt finishes after the disable: it is recorded,
+		// but no retry is queued.
+		next := b.clock.Now().Add(time.Second)
+		if err := b.db.RecordAttempts(b.ctx, []webhooks.AttemptResult{failure(jobs[0], b.clock.Now(), &next)}); err != nil {
+			t.Fatal(err)
+		}
+		d, _ := b.db.FindDelivery(b.ctx, b.shop, jobs[0].DeliveryID)
+		if d.FailureReason != "HTTP 500" || d.NextRetryAt != nil {
+			t.Fatalf("in-flight row = %+v", d)
+		}
+		if _, n, _ := b.db.FindDeliveries(b.ctx, webhooks.DeliveryFilter{ShopID: b.shop, Status: webhooks.StatusPending}); n != 0 {
+			t.Fatalf("%d still pending", n)
+		}
+		if r := mustPublish(t, b, "order.created", 1); r[0].Deliveries != 0 {
+			t.Fatal("inactive webhook got a delivery")
+		}
+	})
+	t.Run("SyncAttemptRecorded", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		w := MustCreateWebhook(t, b.db, b.shop, "https://a.example/1", b.clock.Now(), "order.created")
+		now := b.clock.Now()
+		ev, err := webhooks.NewEvent(b.shop, "order.created", json.RawMessage(`{"a":1}`), "", true, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := &webhooks.Delivery{ID: webhooks.NewID(webhooks.PrefixDelivery, now), ShopID: b.shop, WebhookID: w.ID, EventID: ev.ID,
+			Event: ev.Type, Status: webhooks.StatusSuccess, Trigger: webhooks.TriggerTest, Attempt: 1, CreatedAt: now, DurationMS: 7,
+			Response: &webhooks.Response{StatusCode: 204, Headers: map[string]string{}}}
+		if err := b.db.RecordSyncAttempt(b.ctx, webhooks.SyncAttempt{Event: ev, Delivery: d}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := b.db.FindDelivery(b.ctx, b.shop, d.ID)
+		if err != nil || got.Trigger != webhooks.TriggerTest || got.Response.StatusCode != 204 {
+			t.Fatalf("FindDelivery = %+v, %v", got, err)
+		}
+		var env webhooks.Envelope
+		if err := json.Unmarshal(got.Payload, &env); err != nil || !env.Test {
+			t.Fatalf("test envelope %s", got.Payload)
+		}
+		st, err := b.db.WebhookStats(b.ctx, b.shop, w.ID, now.Add(-time.Hour), now.Add(time.Hour))
+		if err != nil || st.TotalDeliveries != 1 || st.SuccessCount != 1 || st.EventCounts["order.created"] != 1 {
+			t.Fatalf("stats = %+v, %v", st, err)
+		}
+	})
+}
+
+func testDeliveries(t *testing.T, setup func(*testing.T) *testBundle) {
+	t.Run("FiltersPagesAndStats", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		w1 := MustCreateWebhook(t, b.db, b.shop, "https://a.example/1", b.clock.Now(), "order.created", "customer.created")
+		w2 := MustCreateWebhook(t, b.db, b.shop, "https://a.example/2", b.clock.Now(), "order.created")
+		mustPublish(t, b, "order.created", 3)
+		mustPublish(t, b, "customer.created", 2)
+		jobs, _ := b.db.ClaimDeliveries(b.ctx, 100, time.Minute, nil)
+		if len(jobs) != 8 {
+			t.Fatalf("claimed %d, want 8", len(jobs))
+		}
+		var results []webhooks.AttemptResult
+		for i, j := range jobs {
+			at := b.clock.Now().Add(time.Duration(i) * time.Hour)
+			if j.WebhookID == w2.ID {
+				results = append(results, failure(j, at, nil))
+			} else {
+				results = append(results, success(j, at))
+			}
+		}
+		if err := b.db.RecordAttempts(b.ctx, results); err != nil {
+			t.Fatal(err)
+		}
+		all, total, err := b.db.FindDeliveries(b.ctx, webhooks.DeliveryFilter{ShopID: b.shop, Limit: 3})
+		if err != nil || total != 8 || len(all) != 3 || all[0].CreatedAt.Before(all[1].CreatedAt) {
+			t.Fatalf("page 1 = %d of %d, %v; want 3 of 8 newest first", len(all), total, err)
+		}
+		last, _, _ := b.db.FindDeliveries(b.ctx, webhooks.DeliveryFilter{ShopID: b.shop, Limit: 3, Offset: 6})
+		if len(last) != 2 {
+			t.Fatalf("page 3 has %d, want 2", len(last))
+		}
+		for _, c := range []struct {
+			name string
+			f    webhooks.DeliveryFilter
+			want int
+		}{
+			{"ByWebhook", webhooks.DeliveryFilter{WebhookID: w1.ID}, 5},
+			{"ByStatus", webhooks.DeliveryFilter{Status: webhooks.StatusFailed}, 3},
+			{"ByEvent", webhooks.DeliveryFilter{Event: "customer.created"}, 2},
+			{"ByWebhookAndStatus", webhooks.DeliveryFilter{WebhookID: w2.ID, Status: webhooks.StatusSuccess}, 0},
+			{"FromDate", webhooks.DeliveryFilter{From: b.clock.Now().Add(4 * time.Hour)}, 4},
+			{"ToDate", webhooks.DeliveryFilter{To: b.clock.Now().Add(2 * time.Hour)}, 2},
+		} {
+			c.f.ShopID, c.f.Limit = b.shop, 100
+			ds, n, err := b.db.FindDeliveries(b.ctx, c.f)
+			if err != nil || n != c.want || len(ds) != c.want {
+				t.Errorf("%s: %d (%d), %v; want %d", c.name, len(ds), n, err, c.want)
+			}
+		}
+		if _, n, _ := b.db.FindDeliveries(b.ctx, webhooks.DeliveryFilter{ShopID: "other"}); n != 0 {
+			t.Errorf("other shop sees %d deliveries", n)
+		}
+		_, err = b.db.FindDelivery(b.ctx, "other", jobs[0].DeliveryID)
+		wantCode(t, err, webhooks.ENOTFOUND)
+
+		st, err := b.db.WebhookStats(b.ctx, b.shop, w1.ID, b.clock.Now().Add(-24*time.Hour), b.clock.Now().Add(24*time.Hour))
+		if err != nil || st.TotalDeliveries != 5 || st.SuccessCount != 5 || st.EventCounts["customer.created"] != 2 || len(st.HourlyStats) != 5 || st.AverageDurationMS != 12 {
+			t.Fatalf("stats = %+v, %v", st, err)
+		}
+		n, err := b.db.ClearHistory(b.ctx, b.shop, w2.ID, time.Time{}, webhooks.StatusFailed)
+		if err != nil || n != 3 {
+			t.Fatalf("ClearHistory = %d, %v; want 3", n, err)
+		}
+		st, _ = b.db.WebhookStats(b.ctx, b.shop, w2.ID, b.clock.Now().Add(-24*time.Hour), b.clock.Now().Add(24*time.Hour))
+		if st.TotalDeliveries != 0 || len(st.HourlyStats) != 0 {
+			t.Fatalf("stats after clear = %+v", st)
+		}
+		_, err = b.db.ClearHistory(b.ctx, "other", w1.ID, time.Time{}, "")
+		wantCode(t, err, webhooks.ENOTFOUND)
+	})
+}
+
+func testMaintenance(t *testing.T, setup func(*testing.T) *testBundle) {
+	t.Run("RetentionDeletesOldFinishedInBatches", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		MustCreateWebhook(t, b.db, b.shop, "https://a.example/1", b.clock.Now(), "order.created")
+		mustPublish(t, b, "order.created", 5)
+		jobs, _ := b.db.ClaimDeliveries(b.ctx, 3, time.Minute, nil)
+		var rs []webhooks.AttemptResult
+		for _, j := range jobs {
+			rs = append(rs, success(j, b.clock.Now()))
+		}
+		if err := b.db.RecordAttempts(b.ctx, rs); err != nil {
+			t.Fatal(err)
+		}
+		b.clock.Add(31 * 24 * time.Hour)
+		cut := b.clock.Now().Add(-30 * 24 * time.Hour)
+		n1, err := b.db.DeleteFinishedBefore(b.ctx, cut, 2)
+		if err != nil || n1 != 2 {
+			t.Fatalf("first batch = %d, %v; want 2", n1, err)
+		}
+		n2, _ := b.db.DeleteFinishedBefore(b.ctx, cut, 2)
+		n3, _ := b.db.DeleteFinishedBefore(b.ctx, cut, 2)
+		if n2 != 1 || n3 != 0 {
+			t.Fatalf("batches %d, %d; want 1, 0", n2, n3)
+		}
+		if _, n, _ := b.db.FindDeliveries(b.ctx, webhooks.DeliveryFilter{ShopID: b.shop, Status: webhooks.StatusPending}); n != 2 {
+			t.Fatalf("queued rows touched: %d pending, want 2", n)
+		}
+	})
+	t.Run("QueueStats", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		MustCreateWebhook(t, b.db, b.shop, "https://a.example/1", b.clock.Now(), "order.created")
+		mustPublish(t, b, "order.created", 4)
+		b.clock.Add(3 * time.Second)
+		st, err := b.db.QueueStats(b.ctx)
+		if err != nil || st.Due != 4 || st.OldestDueAge != 3*time.Second {
+			t.Fatalf("QueueStats = %+v, %v", st, err)
+		}
+	})
+}

@@ -1,0 +1,438 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	webhooks "github.com/pancake-pos/pancake-webhooks"
+)
+
+const webhookColumns = `id, shop_id, url, events, is_active, description, secret, prev_secret,
+	prev_secret_expires_at, created_at, updated_at, last_triggered_at, disabled_reason,
+	consecutive_failures, failing_since, last_success_at, last_failure_at, last_failure_reason`
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+func scanWebhook(row rowScanner) (*webhooks.Webhook, error) {
+	var (
+		w                                                webhooks.Webhook
+		events                                           string
+		prevExp, created, updated                        int64
+		lastTrig, failingSince, lastSuccess, lastFailure sql.NullInt64
+	)
+	err := row.Scan(&w.ID, &w.ShopID, &w.URL, &events, &w.IsActive, &w.Description, &w.Secret, &w.PreviousSecret,
+		&prevExp, &created, &updated, &lastTrig, &w.DisabledReason,
+		&w.Health.ConsecutiveFailures, &failingSince, &lastSuccess, &lastFailure, &w.Health.LastFailureReason)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(events), &w.Events); err != nil {
+		return nil, fmt.Errorf("decode events of webhook %s: %w", w.ID, err)
+	}
+	w.PreviousSecretExpiresAt = fromMS(prevExp)
+	w.CreatedAt, w.UpdatedAt = fromMS(created), fromMS(updated)
+	w.LastTriggeredAt = ptrMS(lastTrig)
+	w.Health.FailingSince = ptrMS(failingSince)
+	w.Health.LastSuccessAt = ptrMS(lastSuccess)
+	w.Health.LastFailureAt = ptrMS(lastFailure)
+	return &w, nil
+}
+
+// healthWindowStart is the first hour counted in the 24-hour success rate.
+func healthWindowStart(now time.Time) int64 {
+	return ms(now.UTC().Truncate(time.Hour).Add(-23 * time.Hour))
+}
+
+// fillHealth adds the 24-hour attempt counts to the webhooks.
+func (db *DB) fillHealth(ctx context.Context, q querier, ws []*webhooks.Webhook) error {
+	if len(ws) == 0 {
+		return nil
+	}
+	args := []any{healthWindowStart(db.now())}
+	ph := make([]string, len(ws))
+	byID := make(map[string]*webhooks.Webhook, len(ws))
+	for i, w := range ws {
+		args = append(args, w.ID)
+		ph[i] = fmt.Sprintf("$%d", i+2)
+		byID[w.ID] = w
+	}
+	rows, err := q.QueryContext(ctx, `SELECT webhook_id, SUM(total), SUM(success) FROM webhook_stats
+		WHERE hour >= $1 AND webhook_id IN (`+strings.Join(ph, ",")+`) GROUP BY webhook_id`, args...)
+	if err != nil {
+		return fmt.Errorf("query health: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var total, success int64
+		if err := rows.Scan(&id, &total, &success); err != nil {
+			return fmt.Errorf("scan health: %w", err)
+		}
+		if w := byID[id]; w != nil {
+			w.Health.Attempts24h, w.Health.Successes24h = total, success
+		}
+	}
+	return rows.Err()
+}
+
+// querier is what *sql.DB and *sql.Tx share.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// ListWebhooks returns the shop's webhooks, oldest first.
+func (db *DB) ListWebhooks(ctx context.Context, shopID string) ([]*webhooks.Webhook, error) {
+	rows, err := db.rdb.QueryContext(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE shop_id = $1 ORDER BY id`, shopID)
+	if err != nil {
+		return nil, fmt.Errorf("list webhooks: %w", err)
+	}
+	defer rows.Close()
+	out := []*webhooks.Webhook{}
+	for rows.Next() {
+		w, err := scanWebhook(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list webhooks: %w", err)
+		}
+		out = append(out, w)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list webhooks: %w", err)
+	}
+	if err := db.fillHealth(ctx, db.rdb, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// FindWebhook returns one webhook of the shop, or ENOTFOUND.
+func (db *DB) FindWebhook(ctx context.Context, shopID, id string) (*webhooks.Webhook, error) {
+	w, err := findWebhook(ctx, db.rdb, shopID, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.fillHealth(ctx, db.rdb, []*webhooks.Webhook{w}); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+func findWebhook(ctx context.Context, q querier, shopID, id string) (*webhooks.Webhook, error) {
+	w, err := scanWebhook(q.QueryRowContext(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE id = $1 AND shop_id = $2`, id, shopID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, webhooks.Errorf(webhooks.ENOTFOUND, "Webhook %s not found", id)
+	} else if err != nil {
+		return nil, fmt.Errorf("find webhook: %w", err)
+	}
+	return w, nil
+}
+
+// CreateWebhook stores w, or ECONFLICT when the shop has maxPerShop already.
+func (db *DB) CreateWebhook(ctx context.Context, w *webhooks.Webhook, maxPerShop int) error {
+	events, err := json.Marshal(w.Events)
+	if err != nil {
+		return fmt.Errorf("encode events: %w", err)
+	}
+	return db.write(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM webhooks WHERE shop_id = $1`, w.ShopID).Scan(&n); err != nil {
+			return fmt.Errorf("count webhooks: %w", err)
+		}
+		if maxPerShop > 0 && n >= maxPerShop {
+			return &webhooks.Error{Code: webhooks.ECONFLICT,
+				Message: fmt.Sprintf("Shop %s already has %d webhooks, the most allowed", w.ShopID, maxPerShop),
+				Details: map[string]any{"limit": maxPerShop}}
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO webhooks (id, shop_id, url, events, is_active, description, secret, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			w.ID, w.ShopID, w.URL, string(events), w.IsActive, w.Description, w.Secret, ms(w.CreatedAt), ms(w.UpdatedAt))
+		if err != nil {
+			if isFKViolation(err) {
+				return webhooks.Errorf(webhooks.ENOTFOUND, "Shop %s not found", w.ShopID)
+			}
+			return fmt.Errorf("insert webhook: %w", err)
+		}
+		return nil
+	})
+}
+
+func isFKViolation(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "FOREIGN KEY constraint failed") || strings.Contains(s, "SQLSTATE 23503")
+}
+
+// UpdateWebhook applies upd and returns the result, or ENOTFOUND.
+func (db *DB) UpdateWebhook(ctx context.Context, shopID, id string, upd webhooks.WebhookUpdate) (*webhooks.Webhook, error) {
+	var out *webhooks.Webhook
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		w, err := findWebhook(ctx, tx, shopID, id)
+		if err != nil {
+			return err
+		}
+		now := db.now()
+		if upd.URL != nil {
+			w.URL = *upd.URL
+		}
+		if upd.Events != nil {
+			w.Events = upd.Events
+		}
+		if upd.Description != nil {
+			w.Description = *upd.Description
+		}
+		if upd.IsActive != nil {
+			switch {
+			case *upd.IsActive && !w.IsActive:
+				// Re-enabled by a user: forget why the system stopped it.
+				w.DisabledReason = ""
+				w.Health.ConsecutiveFailures = 0
+				w.Health.FailingSince = nil
+			case *upd.IsActive:
+				w.DisabledReason = ""
+			case w.IsActive:
+				if err := cancelQueued(ctx, tx, w.ID, now); err != nil {
+					return err
+				}
+			}
+			w.IsActive = *upd.IsActive
+		}
+		w.UpdatedAt = now
+		events, err := json.Marshal(w.Events)
+		if err != nil {
+			return fmt.Errorf("encode events: %w", err)
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE webhooks SET url = $1, events = $2, description = $3, is_active = $4,
+			disabled_reason = $5, consecutive_failures = $6, failing_since = $7, updated_at = $8 WHERE id = $9`,
+			w.URL, string(events), w.Description, w.IsActive, w.DisabledReason, w.Health.ConsecutiveFailures,
+			nullMS(w.Health.FailingSince), ms(now), w.ID)
+		if err != nil {
+			return fmt.Errorf("update webhook: %w", err)
+		}
+		out = w
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := db.fillHealth(ctx, db.rdb, []*webhooks.Webhook{out}); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// cancelQueued turns the webhook's queued deliveries into failed attempts
+// that say why, so nothing disappears without a trace. They are not counted
+// in stats or health: no attempt was made.
+func cancelQueued(ctx context.Context, tx *sql.Tx, webhookID string, now time.Time) error {
+	_, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = 'failed', failure_reason = $1, created_at = $2,
+		scheduled_at = NULL, leased_until = NULL, next_retry_at = NULL
+		WHERE webhook_id = $3 AND status = 'pending'`, webhooks.FailureWebhookDisabled, ms(now), webhookID)
+	if err != nil {
+		return fmt.Errorf("cancel queued deliveries: %w", err)
+	}
+	return nil
+}
+
+// DeleteWebhook removes the webhook, its queued deliveries and its history.
+func (db *DB) DeleteWebhook(ctx context.Context, shopID, id string) error {
+	return db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM webhooks WHERE id = $1 AND shop_id = $2`, id, shopID)
+		if err != nil {
+			return fmt.Errorf("delete webhook: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return webhooks.Errorf(webhooks.ENOTFOUND, "Webhook %s not found", id)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM deliveries WHERE webhook_id = $1`, id); err != nil {
+			return fmt.Errorf("delete deliveries: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM webhook_stats WHERE webhook_id = $1`, id); err != nil {
+			return fmt.Errorf("delete stats: %w", err)
+		}
+		return nil
+	})
+}
+
+// RotateSecret makes secret the current one; the old one signs for overlap.
+func (db *DB) RotateSecret(ctx context.Context, shopID, id, secret string, overlap time.Duration) (*webhooks.Webhook, error) {
+	var out *webhooks.Webhook
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		w, err := findWebhook(ctx, tx, shopID, id)
+		if err != nil {
+			return err
+		}
+		now := db.now()
+		w.PreviousSecret, w.Secret = w.Secret, secret
+		w.PreviousSecretExpiresAt = now.Add(overlap)
+		w.UpdatedAt = now
+		_, err = tx.ExecContext(ctx, `UPDATE webhooks SET secret = $1, prev_secret = $2, prev_secret_expires_at = $3, updated_at = $4 WHERE id = $5`,
+			w.Secret, w.PreviousSecret, ms(w.PreviousSecretExpiresAt), ms(now), w.ID)
+		if err != nil {
+			return fmt.Errorf("rotate secret: %w", err)
+		}
+		out = w
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := db.fillHealth(ctx, db.rdb, []*webhooks.Webhook{out}); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// WebhookStats counts the attempts made to the webhook in [from, to), from
+// the hourly counters.
+func (db *DB) WebhookStats(ctx context.Context, shopID, id string, from, to time.Time) (*webhooks.WebhookStats, error) {
+	if _, err := findWebhook(ctx, db.rdb, shopID, id); err != nil {
+		return nil, err
+	}
+	rows, err := db.rdb.QueryContext(ctx, `SELECT hour, event, total, success, failed, duration_ms_sum FROM webhook_stats
+		WHERE webhook_id = $1 AND hour >= $2 AND hour < $3 ORDER BY hour`, id, ms(from), ms(to))
+	if err != nil {
+		return nil, fmt.Errorf("query stats: %w", err)
+	}
+	defer rows.Close()
+	st := &webhooks.WebhookStats{EventCounts: map[string]int64{}, HourlyStats: []webhooks.HourlyStat{}}
+	var durSum int64
+	for rows.Next() {
+		var hour, total, success, failed, dur int64
+		var event string
+		if err := rows.Scan(&hour, &event, &total, &success, &failed, &dur); err != nil {
+			return nil, fmt.Errorf("scan stats: %w", err)
+		}
+		st.TotalDeliveries += total
+		st.SuccessCount += success
+		st.FailureCount += failed
+		durSum += dur
+		st.EventCounts[event] += total
+		h := webhooks.FormatTime(fromMS(hour))
+		if n := len(st.HourlyStats); n > 0 && st.HourlyStats[n-1].Hour == h {
+			st.HourlyStats[n-1].Total += total
+			st.HourlyStats[n-1].Success += success
+			st.HourlyStats[n-1].Failed += failed
+		} else {
+			st.HourlyStats = append(st.HourlyStats, webhooks.HourlyStat{Hour: h, Total: total, Success: success, Failed: failed})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("scan stats: %w", err)
+	}
+	if st.TotalDeliveries > 0 {
+		st.AverageDurationMS = float64(durSum*100/st.TotalDeliveries) / 100
+	}
+	return st, nil
+}
+
+// ClearHistory deletes finished deliveries of the webhook created before
+// before (zero: all), of status only when given, and takes them out of the
+// stats. Queued deliveries are not touched.
+func (db *DB) ClearHistory(ctx context.Context, shopID, id string, before time.Time, status webhooks.DeliveryStatus) (int64, error) {
+	var n int64
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		if _, err := findWebhook(ctx, tx, shopID, id); err != nil {
+			return err
+		}
+		where := []string{"webhook_id = $1", "status <> 'pending'"}
+		args := []any{id}
+		if !before.IsZero() {
+			args = append(args, ms(before))
+			where = append(where, fmt.Sprintf("created_at < $%d", len(args)))
+		}
+		if status != "" {
+			args = append(args, string(status))
+			where = append(where, fmt.Sprintf("status = $%d", len(args)))
+		}
+		var err error
+		n, err = deleteDeliveries(ctx, tx, strings.Join(where, " AND "), args)
+		return err
+	})
+	return n, err
+}
+
+// deleteDeliveries deletes the finished deliveries matching where and
+// subtracts the attempts among them from the hourly stats.
+func deleteDeliveries(ctx context.Context, tx *sql.Tx, where string, args []any) (int64, error) {
+	// Attempts (rows with a duration or a response) counted in stats; rows
+	// cancelled without an attempt were never counted.
+	rows, err := tx.QueryContext(ctx, `SELECT webhook_id, created_at - created_at % 3600000, event,
+		COUNT(*), SUM(CASE WHEN status = 'success' THEN 1 ELSE 0 END), SUM(duration_ms)
+		FROM deliveries WHERE `+where+` AND failure_reason <> '`+webhooks.FailureWebhookDisabled+`'
+		GROUP BY webhook_id, created_at - created_at % 3600000, event`, args...)
+	if err != nil {
+		return 0, fmt.Errorf("count deleted attempts: %w", err)
+	}
+	type bucket struct {
+		webhookID, event       string
+		hour, total, ok, durMS int64
+	}
+	var buckets []bucket
+	for rows.Next() {
+		var b bucket
+		if err := rows.Scan(&b.webhookID, &b.hour, &b.event, &b.total, &b.ok, &b.durMS); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("scan deleted attempts: %w", err)
+		}
+		buckets = append(buckets, b)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("scan deleted attempts: %w", err)
+	}
+	for _, b := range buckets {
+		_, err := tx.ExecContext(ctx, `UPDATE webhook_stats SET total = total - $1, success = success - $2,
+			failed = failed - $3, duration_ms_sum = duration_ms_sum - $4 WHERE webhook_id = $5 AND hour = $6 AND event = $7`,
+			b.total, b.ok, b.total-b.ok, b.durMS, b.webhookID, b.hour, b.event)
+		if err != nil {
+			return 0, fmt.Errorf("update stats: %w", err)
+		}
+	}
+	if ids := uniqueWebhooks(buckets, func(b bucket) string { return b.webhookID }); len(ids) > 0 {
+		_, err := tx.ExecContext(ctx, `DELETE FROM webhook_stats WHERE total <= 0 AND webhook_id IN (`+placeholders(1, len(ids))+`)`, anySlice(ids)...)
+		if err != nil {
+			return 0, fmt.Errorf("prune stats: %w", err)
+		}
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM deliveries WHERE `+where, args...)
+	if err != nil {
+		return 0, fmt.Errorf("delete deliveries: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+func uniqueWebhooks[T any](items []T, key func(T) string) []string {
+	var out []string
+	for _, it := range items {
+		if k := key(it); !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// placeholders returns "$start, …" for n arguments.
+func placeholders(start, n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "$%d", start+i)
+	}
+	return b.String()
+}
+
+func anySlice[T any](xs []T) []any {
+	out := make([]any, len(xs))
+	for i, x := range xs {
+		out[i] = x
+	}
+	return out
+}
