@@ -1,0 +1,309 @@
+package httpapi_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	webhooks "github.com/pancake-pos/pancake-webhooks"
+	"github.com/pancake-pos/pancake-webhooks/httpapi"
+)
+
+// fakeWebhooks wraps a WebhookService; set …Func fields to override.
+type fakeWebhooks struct {
+	webhooks.WebhookService
+	ListWebhooksFunc func(ctx context.Context, shopID string) ([]*webhooks.Webhook, error)
+}
+
+func (f *fakeWebhooks) ListWebhooks(ctx context.Context, shopID string) ([]*webhooks.Webhook, error) {
+	if f.ListWebhooksFunc != nil {
+		return f.ListWebhooksFunc(ctx, shopID)
+	}
+	return f.WebhookService.ListWebhooks(ctx, shopID)
+}
+
+// fakeShops wraps a ShopService; set …Func fields to override.
+type fakeShops struct {
+	webhooks.ShopService
+	AuthenticateFunc func(ctx context.Context, keyHash string) (string, error)
+}
+
+func (f *fakeShops) Authenticate(ctx context.Context, keyHash string) (string, error) {
+	if f.AuthenticateFunc != nil {
+		return f.AuthenticateFunc(ctx, keyHash)
+	}
+	return f.ShopService.Authenticate(ctx, keyHash)
+}
+
+func TestNewServer(t *testing.T) {
+	t.Parallel()
+
+	valid := func() httpapi.Config {
+		clock := newTestClock()
+		db := mustOpenDB(t, clock.Now)
+		return httpapi.Config{Shops: db, Webhooks: db, Deliveries: db, Events: db, Attempter: &testAttempter{db: db, now: clock.Now}}
+	}
+
+	t.Run("ValidateNamesTheField", func(t *testing.T) {
+		t.Parallel()
+		for _, tt := range []struct {
+			field string
+			mod   func(*httpapi.Config)
+		}{
+			{"Shops", func(c *httpapi.Config) { c.Shops = nil }},
+			{"Webhooks", func(c *httpapi.Config) { c.Webhooks = nil }},
+			{"Deliveries", func(c *httpapi.Config) { c.Deliveries = nil }},
+			{"Events", func(c *httpapi.Config) { c.Events = nil }},
+			{"Attempter", func(c *httpapi.Config) { c.Attempter = nil }},
+			{"MaxWebhooksPerShop", func(c *httpapi.Config) { c.MaxWebhooksPerShop = -1 }},
+			{"SecretOverlap", func(c *httpapi.Config) { c.SecretOverlap = -1 }},
+			{"MaxBodyBytes", func(c *httpapi.Config) { c.MaxBodyBytes = -1 }},
+			{"RateLimit", func(c *httpapi.Config) { c.RateLimit = -1 }},
+			{"RateBurst", func(c *httpapi.Config) { c.RateBurst = -1 }},
+			{"PublishRateLimit", func(c *httpapi.Config) { c.PublishRateLimit = -1 }},
+		} {
+			cfg := valid()
+			tt.mod(&cfg)
+			_, err := httpapi.NewServer(cfg)
+			if err == nil || !strings.HasPrefix(err.Error(), tt.field+" ") {
+				t.Errorf("NewServer with bad %s: err = %v, want one naming it", tt.field, err)
+			}
+		}
+	})
+
+	t.Run("TwoServersShareOneRegistry", func(t *testing.T) {
+		t.Parallel()
+		reg := prometheus.NewRegistry()
+		for range 2 {
+			cfg := valid()
+			cfg.Registerer = reg
+			srv, err := httpapi.NewServer(cfg)
+			if err != nil {
+				t.Fatalf("NewServer: %v", err)
+			}
+			srv.Close()
+			srv.Close() // idempotent
+		}
+	})
+}
+
+func TestRouting(t *testing.T) {
+	t.Parallel()
+
+	t.Run("UnknownPathIsNotFoundJSON", func(t *testing.T) {
+		t.Parallel()
+		b := setupAPI(t)
+		for _, p := range []string{"/", "/nope", "/api/v1/shops/shop-1/nope", "/api/v1/shops/shop-1/webhooks/", "/api/v2/event-types"} {
+			res := b.call(t, "GET", p, nil)
+			if res.Status != http.StatusNotFound || res.ErrorCode(t) != "not_found" {
+				t.Errorf("GET %s: %d %s, want 404 not_found", p, res.Status, res.Body)
+			}
+			if got := res.Header.Get("Content-Type"); got != "application/json; charset=utf-8" {
+				t.Errorf("GET %s: Content-Type %q", p, got)
+			}
+		}
+	})
+
+	t.Run("UncleanPathIsNotFoundNotRedirect", func(t *testing.T) {
+		t.Parallel()
+		b := setupAPI(t)
+		for _, p := range []string{"/api/v1//event-types", "/api/v1/shops/shop-1/../shop-2/webhooks", "/api/v1/./event-types"} {
+			res := b.call(t, "GET", p, nil)
+			if res.Status != http.StatusNotFound || res.ErrorCode(t) != "not_found" {
+				t.Errorf("GET %s: %d %s, want 404 not_found", p, res.Status, res.Body)
+			}
+		}
+	})
+
+	t.Run("WrongMethodIs405WithAllow", func(t *testing.T) {
+		t.Parallel()
+		b := setupAPI(t)
+		res := b.call(t, "PATCH", shopPath(b.shopID, "/webhooks"), "{}")
+		if res.Status != http.StatusMethodNotAllowed || res.ErrorCode(t) != "method_not_allowed" {
+			t.Fatalf("PATCH webhooks: %d %s", res.Status, res.Body)
+		}
+		if got := res.Header.Get("Allow"); !strings.Contains(got, "GET") || !strings.Contains(got, "POST") {
+			t.Errorf("Allow = %q, want GET and POST", got)
+		}
+		res = b.call(t, "DELETE", "/api/v1/event-types", nil)
+		if res.Status != http.StatusMethodNotAllowed {
+			t.Errorf("DELETE event-types: %d", res.Status)
+		}
+	})
+
+	t.Run("SecurityHeadersOnEveryResponse", func(t *testing.T) {
+		t.Parallel()
+		b := setupAPI(t)
+		for _, res := range []*response{
+			b.call(t, "GET", shopPath(b.shopID, "/webhooks"), nil),
+			b.call(t, "GET", "/nope", nil),
+			b.do(t, request{Method: "GET", Path: shopPath(b.shopID, "/webhooks")}),
+			b.call(t, "GET", "/healthz", nil),
+		} {
+			want := map[string]string{
+				"Content-Type":           "application/json; charset=utf-8",
+				"X-Content-Type-Options": "nosniff",
+				"Cache-Control":          "no-store",
+			}
+			got := map[string]string{}
+			for k := range want {
+				got[k] = res.Header.Get(k)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("headers diff (-want +got):\n%s", diff)
+			}
+		}
+	})
+}
+
+func TestErrors(t *testing.T) {
+	t.Parallel()
+
+	t.Run("InternalErrorIsHiddenAndLoggedWithoutKey", func(t *testing.T) {
+		t.Parallel()
+		fw := &fakeWebhooks{ListWebhooksFunc: func(ctx context.Context, shopID string) ([]*webhooks.Webhook, error) {
+			return nil, errors.New("disk on fire at /var/lib/secret.db")
+		}}
+		b := setupAPI(t, func(c *httpapi.Config) { fw.WebhookService = c.Webhooks; c.Webhooks = fw })
+		res := b.call(t, "GET", shopPath(b.shopID, "/webhooks")+"?x=1", nil)
+		want := `{"success":false,"error":{"code":"internal","message":"Internal error","details":{}}}` + "\n"
+		if res.Status != http.StatusInternalServerError || string(res.Body) != want {
+			t.Fatalf("got %d %s, want 500 %s", res.Status, res.Body, want)
+		}
+		logs := b.logs.String()
+		if !strings.Contains(logs, "disk on fire") {
+			t.Errorf("logs lack the internal error:\n%s", logs)
+		}
+		if strings.Contains(logs, b.key) {
+			t.Errorf("logs contain the API key:\n%s", logs)
+		}
+		if !strings.Contains(logs, "api_key=REDACTED") {
+			t.Errorf("logs lack the redacted URL:\n%s", logs)
+		}
+	})
+
+	t.Run("AuthenticateFailureIs500Not401", func(t *testing.T) {
+		t.Parallel()
+		fs := &fakeShops{AuthenticateFunc: func(ctx context.Context, keyHash string) (string, error) {
+			return "", errors.New("database is locked")
+		}}
+		b := setupAPI(t, func(c *httpapi.Config) { fs.ShopService = c.Shops; c.Shops = fs })
+		res := b.call(t, "GET", shopPath(b.shopID, "/webhooks"), nil)
+		if res.Status != http.StatusInternalServerError || res.ErrorCode(t) != "internal" {
+			t.Fatalf("got %d %s", res.Status, res.Body)
+		}
+	})
+
+	t.Run("ErrorStatusMapsEveryCode", func(t *testing.T) {
+		t.Parallel()
+		want := map[string]int{
+			"validation_failed": 400, "invalid_json": 400, "unauthorized": 401, "forbidden": 403,
+			"not_found": 404, "method_not_allowed": 405, "conflict": 409, "payload_too_large": 413,
+			"rate_limited": 429, "internal": 500, "unavailable": 503, "something_else": 500,
+		}
+		got := map[string]int{}
+		for code := range want {
+			got[code] = httpapi.ErrorStatus(code)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("ErrorStatus diff (-want +got):\n%s", diff)
+		}
+	})
+}
+
+func TestMeta(t *testing.T) {
+	t.Parallel()
+
+	t.Run("Healthz", func(t *testing.T) {
+		t.Parallel()
+		b := setupAPI(t)
+		res := b.do(t, request{Method: "GET", Path: "/healthz"})
+		if res.Status != 200 || string(res.Body) != `{"status":"ok"}`+"\n" {
+			t.Fatalf("healthz: %d %s", res.Status, res.Body)
+		}
+	})
+
+	t.Run("ReadyzWhenReady", func(t *testing.T) {
+		t.Parallel()
+		b := setupAPI(t)
+		res := b.do(t, request{Method: "GET", Path: "/readyz"})
+		if res.Status != 200 || string(res.Body) != `{"status":"ok"}`+"\n" {
+			t.Fatalf("readyz: %d %s", res.Status, res.Body)
+		}
+	})
+
+	t.Run("ReadyzWhenNotReadyIs503", func(t *testing.T) {
+		t.Parallel()
+		b := setupAPI(t, func(c *httpapi.Config) {
+			c.Ready = func(ctx context.Context) error { return errors.New("schema at version 0") }
+		})
+		res := b.do(t, request{Method: "GET", Path: "/readyz"})
+		if res.Status != 503 || res.ErrorCode(t) != "unavailable" {
+			t.Fatalf("readyz: %d %s", res.Status, res.Body)
+		}
+		if strings.Contains(string(res.Body), "schema") {
+			t.Errorf("readyz leaks the cause: %s", res.Body)
+		}
+	})
+
+	t.Run("EventTypesNeedNoAuth", func(t *testing.T) {
+		t.Parallel()
+		b := setupAPI(t)
+		res := b.do(t, request{Method: "GET", Path: "/api/v1/event-types"})
+		if res.Status != 200 {
+			t.Fatalf("event-types: %d %s", res.Status, res.Body)
+		}
+		var got struct {
+			Data []webhooks.EventTypeInfo `json:"data"`
+		}
+		res.Decode(t, &got)
+		if diff := cmp.Diff(webhooks.EventTypes, got.Data); diff != "" {
+			t.Errorf("event-types diff (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("MetricsByRoutePatternNeverByKey", func(t *testing.T) {
+		t.Parallel()
+		reg := prometheus.NewRegistry()
+		b := setupAPI(t, func(c *httpapi.Config) {
+			c.Registerer = reg
+			c.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+		})
+		b.call(t, "GET", shopPath(b.shopID, "/webhooks"), nil)
+		b.call(t, "GET", shopPath(b.shopID, "/webhooks/wh_nope"), nil)
+		b.call(t, "GET", "/nope/"+b.key, nil)
+		res := b.do(t, request{Method: "GET", Path: "/metrics"})
+		if res.Status != 200 {
+			t.Fatalf("metrics: %d", res.Status)
+		}
+		text := string(res.Body)
+		for _, want := range []string{
+			`pancake_http_requests_total{code="200",route="GET /api/v1/shops/{shop_id}/webhooks"} 1`,
+			`pancake_http_requests_total{code="404",route="GET /api/v1/shops/{shop_id}/webhooks/{webhook_id}"} 1`,
+			`pancake_http_requests_total{code="404",route="unmatched"} 1`,
+			`pancake_http_request_duration_seconds_count{route="GET /api/v1/shops/{shop_id}/webhooks"} 1`,
+		} {
+			if !strings.Contains(text, want) {
+				t.Errorf("metrics lack %s", want)
+			}
+		}
+		if strings.Contains(text, b.key) || strings.Contains(text, "shop-1") {
+			t.Errorf("metrics contain a key or a shop id:\n%s", text)
+		}
+	})
+
+	t.Run("MetricsNotServedUnlessConfigured", func(t *testing.T) {
+		t.Parallel()
+		b := setupAPI(t)
+		res := b.do(t, request{Method: "GET", Path: "/metrics"})
+		if res.Status != 404 {
+			t.Fatalf("metrics: %d", res.Status)
+		}
+	})
+}
