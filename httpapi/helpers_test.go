@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp/cmpopts"
 	webhooks "github.com/pancake-pos/pancake-webhooks"
 	"github.com/pancake-pos/pancake-webhooks/httpapi"
 	"github.com/pancake-pos/pancake-webhooks/store"
@@ -293,6 +294,8 @@ func serve(t *testing.T, h http.Handler, req request) *response {
 		body = strings.NewReader(v)
 	case []byte:
 		body = bytes.NewReader(v)
+	case io.Reader:
+		body = v
 	default:
 		b, err := json.Marshal(v)
 		if err != nil {
@@ -385,33 +388,42 @@ func (b *apiBundle) publish(t *testing.T, event string, data any) string {
 }
 
 // attemptQueued claims every due delivery and records each as one attempt
-// with the outcome success says, as the dispatcher would.
+// with the outcome success says, as the dispatcher would. It returns the
+// ids of the attempted deliveries.
 func (b *apiBundle) attemptQueued(t *testing.T, success bool, next *time.Time) []string {
 	t.Helper()
 	ctx := context.Background()
-	jobs, err := b.db.ClaimDeliveries(ctx, 100, time.Minute, nil)
-	if err != nil {
-		t.Fatalf("ClaimDeliveries: %v", err)
-	}
-	var results []webhooks.AttemptResult
 	var ids []string
-	for _, j := range jobs {
-		r := webhooks.AttemptResult{
-			DeliveryID: j.DeliveryID, WebhookID: j.WebhookID, Success: success,
-			Response:    webhooks.Response{StatusCode: 200, Headers: map[string]string{"X-Test": "1"}, Body: "fine"},
-			AttemptedAt: b.clock.Now(), Duration: 30 * time.Millisecond,
-			RequestHeaders: map[string]string{"webhook-id": j.EventID},
+	for {
+		jobs, err := b.db.ClaimDeliveries(ctx, 100, time.Minute, nil)
+		if err != nil {
+			t.Fatalf("ClaimDeliveries: %v", err)
 		}
-		if !success {
-			r.Response = webhooks.Response{StatusCode: 500, Headers: map[string]string{}, Body: "boom"}
-			r.FailureReason = "HTTP 500"
-			r.NextAttemptAt = next
+		if len(jobs) == 0 {
+			return ids
 		}
-		results = append(results, r)
-		ids = append(ids, j.DeliveryID)
+		var results []webhooks.AttemptResult
+		for _, j := range jobs {
+			r := webhooks.AttemptResult{
+				DeliveryID: j.DeliveryID, WebhookID: j.WebhookID, Success: success,
+				Response:       webhooks.Response{StatusCode: 200, Headers: map[string]string{"X-Test": "1"}, Body: "fine"},
+				AttemptedAt:    b.clock.Now(),
+				Duration:       30 * time.Millisecond,
+				RequestHeaders: map[string]string{"webhook-id": j.EventID},
+			}
+			if !success {
+				r.Response = webhooks.Response{StatusCode: 500, Headers: map[string]string{}, Body: "boom"}
+				r.FailureReason = "HTTP 500"
+				r.NextAttemptAt = next
+			}
+			results = append(results, r)
+			ids = append(ids, j.DeliveryID)
+		}
+		if err := b.db.RecordAttempts(ctx, results); err != nil {
+			t.Fatalf("RecordAttempts: %v", err)
+		}
 	}
-	if err := b.db.RecordAttempts(ctx, results); err != nil {
-		t.Fatalf("RecordAttempts: %v", err)
-	}
-	return ids
 }
+
+// cmpSortStrings compares string slices as sets.
+var cmpSortStrings = cmpopts.SortSlices(func(a, b string) bool { return a < b })
