@@ -72,8 +72,8 @@ func (db *DB) QueueStats(ctx context.Context) (*webhooks.QueueStats, error) {
 	st := &webhooks.QueueStats{WebhooksHealth: map[string]int64{}}
 	var oldest sql.NullInt64
 	err := db.rdb.QueryRowContext(ctx, `SELECT
-		COALESCE(SUM(CASE WHEN scheduled_at <= $1 THEN 1 ELSE 0 END), 0),
-		COALESCE(SUM(CASE WHEN scheduled_at > $1 THEN 1 ELSE 0 END), 0),
+		CAST(COALESCE(SUM(CASE WHEN scheduled_at <= $1 THEN 1 ELSE 0 END), 0) AS BIGINT),
+		CAST(COALESCE(SUM(CASE WHEN scheduled_at > $1 THEN 1 ELSE 0 END), 0) AS BIGINT),
 		MIN(scheduled_at)
 		FROM deliveries WHERE status = 'pending'`, now).Scan(&st.Due, &st.Scheduled, &oldest)
 	if err != nil {
@@ -82,5 +82,19 @@ func (db *DB) QueueStats(ctx context.Context) (*webhooks.QueueStats, error) {
 	if oldest.Valid && oldest.Int64 < now {
 		st.OldestDueAge = time.Duration(now-oldest.Int64) * time.Millisecond
 	}
-	return st, nil
+	rows, err := db.rdb.QueryContext(ctx, `SELECT w.disabled_reason, w.consecutive_failures, COALESCE(s.total, 0), COALESCE(s.success, 0)
+		FROM webhooks w LEFT JOIN (SELECT webhook_id, CAST(SUM(total) AS BIGINT) AS total, CAST(SUM(success) AS BIGINT) AS success FROM webhook_stats
+		WHERE hour >= $1 GROUP BY webhook_id) s ON s.webhook_id = w.id`, healthWindowStart(db.now()))
+	if err != nil {
+		return nil, fmt.Errorf("webhook health stats: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var w webhooks.Webhook
+		if err := rows.Scan(&w.DisabledReason, &w.Health.ConsecutiveFailures, &w.Health.Attempts24h, &w.Health.Successes24h); err != nil {
+			return nil, fmt.Errorf("webhook health stats: %w", err)
+		}
+		st.WebhooksHealth[w.HealthStatus().Status]++
+	}
+	return st, rows.Err()
 }

@@ -410,3 +410,21 @@ func (db *DB) RecordSyncAttempt(ctx context.Context, a webhooks.SyncAttempt) err
 			at: d.CreatedAt, duration: d.DurationMS, reason: d.FailureReason, disable: disable}})
 	})
 }
+
+// ReleaseDeliveries ends the lease of claimed deliveries that were not
+// sent, so they can be taken again at once.
+func (db *DB) ReleaseDeliveries(ctx context.Context, ids []string) error {
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), 500)]
+		ids = ids[len(chunk):]
+		err := db.write(ctx, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `UPDATE deliveries SET leased_until = NULL WHERE status = 'pending' AND id IN (`+
+				placeholders(1, len(chunk))+`)`, anySlice(chunk)...)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("release deliveries: %w", err)
+		}
+	}
+	return nil
+}

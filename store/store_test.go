@@ -20,3 +20,15 @@ func TestSQLite(t *testing.T) {
 		return db
 	})
 }
+
+func TestPostgres(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T, clock *storetest.Clock) *store.DB {
+		db, err := store.Open(context.Background(), storetest.PostgresDSN(t), store.Options{Now: clock.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	})
+}

@@ -62,7 +62,7 @@ func (db *DB) fillHealth(ctx context.Context, q querier, ws []*webhooks.Webhook)
 		ph[i] = fmt.Sprintf("$%d", i+2)
 		byID[w.ID] = w
 	}
-	rows, err := q.QueryContext(ctx, `SELECT webhook_id, SUM(total), SUM(success) FROM webhook_stats
+	rows, err := q.QueryContext(ctx, `SELECT webhook_id, CAST(SUM(total) AS BIGINT), CAST(SUM(success) AS BIGINT) FROM webhook_stats
 		WHERE hour >= $1 AND webhook_id IN (`+strings.Join(ph, ",")+`) GROUP BY webhook_id`, args...)
 	if err != nil {
 		return fmt.Errorf("query health: %w", err)
@@ -363,7 +363,7 @@ func deleteDeliveries(ctx context.Context, tx *sql.Tx, where string, args []any)
 	// Attempts (rows with a duration or a response) counted in stats; rows
 	// cancelled without an attempt were never counted.
 	rows, err := tx.QueryContext(ctx, `SELECT webhook_id, created_at - created_at % 3600000, event,
-		COUNT(*), SUM(CASE WHEN status = 'success' THEN 1 ELSE 0 END), SUM(duration_ms)
+		COUNT(*), CAST(SUM(CASE WHEN status = 'success' THEN 1 ELSE 0 END) AS BIGINT), CAST(SUM(duration_ms) AS BIGINT)
 		FROM deliveries WHERE `+where+` AND failure_reason <> '`+webhooks.FailureWebhookDisabled+`'
 		GROUP BY webhook_id, created_at - created_at % 3600000, event`, args...)
 	if err != nil {
