@@ -192,7 +192,7 @@ func schemas() obj {
 		}),
 		"PublishBatchResult": tObject([]string{"results"}, obj{"results": tArray(schemaRef("PublishResult"))}),
 		"CreateShopRequest": tObject([]string{"shop_id"}, obj{
-			"shop_id": with(tString(), "pattern", "^[A-Za-z0-9_-]{1,64}$", "examples", []string{"shop-1"}),
+			"shop_id": with(tString(), "pattern", "^[A-Za-z0-9_-]{1,64}$", "examples", []string{"shop-42"}),
 			"name":    with(tString(), "maxLength", MaxShopNameLen),
 		}),
 		"CreateShopResult": tObject([]string{"shop_id", "api_key", "key_id"}, obj{
