@@ -29,7 +29,9 @@ func DecodeTest(body []byte) (json.RawMessage, error) {
 	return p.Payload, err
 }
 
-func DecodePublishBatch(body []byte) ([]webhooks.PublishInput, error) { return decodePublishBatch(body) }
+func DecodePublishBatch(body []byte) ([]webhooks.PublishInput, error) {
+	return decodePublishBatch(body)
+}
 
 func DecodeClearHistory(body []byte) error {
 	_, err := decodeClearHistory(body)
