@@ -2,11 +2,21 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 )
+
+// queuedChannel is the LISTEN/NOTIFY channel that says deliveries were
+// queued, so every replica's dispatcher wakes at once.
+const queuedChannel = "pancake_webhooks_queued"
+
+// leaderLockKey is the advisory lock held by the replica that runs the
+// housekeeping.
+const leaderLockKey = 7240120
 
 // openPostgres opens a pgx pool and serves database/sql from it.
 func (db *DB) openPostgres(ctx context.Context, dsn string, maxConns int) error {
@@ -26,12 +36,104 @@ func (db *DB) openPostgres(ctx context.Context, dsn string, maxConns int) error 
 		return fmt.Errorf("postgres: connect %s: %w", redactDSN(dsn), err)
 	}
 	db.dialect = postgresDialect
+	db.pool = pool
 	sdb := stdlib.OpenDBFromPool(pool)
 	db.wdb, db.rdb = sdb, sdb
 	db.closeFn = func() error {
+		db.releaseLeadership()
 		err := sdb.Close()
 		pool.Close()
 		return err
 	}
 	return nil
+}
+
+// listen wakes this process's dispatcher whenever any replica queues
+// deliveries (LISTEN/NOTIFY); it reconnects until stop.
+func (db *DB) listen() {
+	defer db.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-db.stop; cancel() }()
+	for ctx.Err() == nil {
+		err := db.listenOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		db.logger.Warn("postgres listen: reconnecting", "error", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (db *DB) listenOnce(ctx context.Context) error {
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire: %w", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "LISTEN "+queuedChannel); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	for {
+		if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
+			conn.Conn().Close(context.Background()) // don't return a listening connection to the pool
+			return fmt.Errorf("wait for notification: %w", err)
+		}
+		db.notifyQueued()
+	}
+}
+
+// notifyReplicas is run inside a transaction that queued deliveries; the
+// notification goes out when it commits.
+func notifyReplicas(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(ctx, `SELECT pg_notify($1, '')`, queuedChannel); err != nil {
+		return fmt.Errorf("notify replicas: %w", err)
+	}
+	return nil
+}
+
+// IsLeader reports whether this process runs the housekeeping now. On
+// SQLite there is one process: always. On PostgreSQL the replica holding a
+// session advisory lock leads; when it dies its session ends, the lock is
+// freed and the next replica to ask takes over.
+func (db *DB) IsLeader(ctx context.Context) bool {
+	if db.dialect.name != "postgres" {
+		return true
+	}
+	db.leadMu.Lock()
+	defer db.leadMu.Unlock()
+	if db.leadConn != nil {
+		if err := db.leadConn.PingContext(ctx); err == nil {
+			return true
+		}
+		db.leadConn.Close()
+		db.leadConn = nil
+	}
+	conn, err := db.wdb.Conn(ctx)
+	if err != nil {
+		return false
+	}
+	var ok bool
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, leaderLockKey).Scan(&ok); err != nil || !ok {
+		conn.Close()
+		return false
+	}
+	db.leadConn = conn
+	return true
+}
+
+func (db *DB) releaseLeadership() {
+	db.leadMu.Lock()
+	defer db.leadMu.Unlock()
+	if db.leadConn == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, _ = db.leadConn.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, leaderLockKey)
+	db.leadConn.Close()
+	db.leadConn = nil
 }

@@ -12,9 +12,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Defaults of Options.
@@ -58,6 +61,10 @@ type DB struct {
 	mu       sync.Mutex
 	onQueued []func()
 	closeFn  func() error
+
+	pool     *pgxpool.Pool // PostgreSQL only
+	leadMu   sync.Mutex
+	leadConn *sql.Conn // holds the leader lock (PostgreSQL)
 }
 
 // Open opens the database named by dsn ("sqlite:FILE" or a postgres:// URL),
@@ -95,6 +102,10 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	for range writers {
 		db.wg.Add(1)
 		go db.writer()
+	}
+	if db.pool != nil {
+		db.wg.Add(1)
+		go db.listen()
 	}
 	return db, nil
 }
@@ -270,6 +281,12 @@ func (db *DB) runBatch(ops []*writeOp, errs []error) error {
 		if _, e := tx.ExecContext(ctx, "RELEASE SAVEPOINT op"); e != nil {
 			_ = tx.Rollback()
 			return fmt.Errorf("release savepoint: %w", e)
+		}
+	}
+	if db.pool != nil && slices.ContainsFunc(ops, func(op *writeOp) bool { return op.queued }) {
+		if err := notifyReplicas(ctx, tx); err != nil {
+			_ = tx.Rollback()
+			return err
 		}
 	}
 	if err := tx.Commit(); err != nil {

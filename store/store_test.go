@@ -4,6 +4,9 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+	"time"
+
+	webhooks "github.com/pancake-pos/pancake-webhooks"
 
 	"github.com/pancake-pos/pancake-webhooks/store"
 	"github.com/pancake-pos/pancake-webhooks/store/storetest"
@@ -30,5 +33,69 @@ func TestPostgres(t *testing.T) {
 		}
 		t.Cleanup(func() { db.Close() })
 		return db
+	})
+}
+
+func TestPostgresReplicas(t *testing.T) {
+	t.Parallel()
+	open := func(t *testing.T, dsn string) *store.DB {
+		db, err := store.Open(context.Background(), dsn, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+
+	t.Run("OneLeaderAtATimeAndTakeOver", func(t *testing.T) {
+		t.Parallel()
+		dsn := storetest.PostgresDSN(t)
+		a, b := open(t, dsn), open(t, dsn)
+		ctx := context.Background()
+		if !a.IsLeader(ctx) {
+			t.Fatal("first replica did not take the lead")
+		}
+		if b.IsLeader(ctx) {
+			t.Fatal("second replica leads too")
+		}
+		if !a.IsLeader(ctx) {
+			t.Fatal("leader lost the lead while alive")
+		}
+		a.Close()
+		if !b.IsLeader(ctx) {
+			t.Fatal("second replica did not take over when the leader went away")
+		}
+	})
+
+	t.Run("QueuingWakesOtherReplicas", func(t *testing.T) {
+		t.Parallel()
+		dsn := storetest.PostgresDSN(t)
+		a := open(t, dsn)
+		woke := make(chan struct{}, 10)
+		// The replica that listens opens after the schema exists.
+		b := open(t, dsn)
+		b.OnQueued(func() {
+			select {
+			case woke <- struct{}{}:
+			default:
+			}
+		})
+		now := time.Now()
+		storetest.MustCreateShop(t, a, "s", now)
+		storetest.MustCreateWebhook(t, a, "s", "https://x.example", now, "order.created")
+		// LISTEN starts asynchronously: publish until the other replica hears.
+		deadline := time.After(10 * time.Second)
+		for {
+			if _, err := a.Publish(context.Background(), "s", []webhooks.PublishInput{{Event: "order.created"}}); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-woke:
+				return
+			case <-time.After(200 * time.Millisecond):
+			case <-deadline:
+				t.Fatal("the other replica was not woken by NOTIFY within 10s")
+			}
+		}
 	})
 }
