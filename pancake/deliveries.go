@@ -1,0 +1,207 @@
+package pancake
+
+import (
+	"context"
+	"iter"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// Triggers of a delivery attempt (WebhookDelivery.Trigger).
+const (
+	TriggerEvent       = "event"
+	TriggerRetry       = "retry"
+	TriggerManualRetry = "manual_retry"
+	TriggerTest        = "test"
+)
+
+// DefaultIterPageSize is the page size Deliveries asks for unless
+// DeliveryListParams.PageSize says otherwise.
+const DefaultIterPageSize = 100
+
+// WebhookDelivery is one HTTP attempt to send one event to one webhook, or,
+// with Status StatusPending, the attempt queued to be made.
+type WebhookDelivery struct {
+	ID        string       `json:"id"`
+	WebhookID string       `json:"webhook_id"`
+	Event     WebhookEvent `json:"event"`
+	// Payload is the JSON object that was (or will be) POSTed: the Envelope.
+	Payload map[string]any `json:"payload"`
+	// Response is what the receiver answered; StatusCode is 0 when no
+	// response came (FailureReason says why) and while pending.
+	Response DeliveryResponse `json:"response"`
+	// Status is StatusSuccess, StatusFailed or StatusPending.
+	Status        string    `json:"status"`
+	FailureReason string    `json:"failure_reason,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
+	DurationMS    int64     `json:"duration_ms"`
+
+	// The fields below are extensions of the contract.
+
+	// EventID is the event's id (evt_…), the webhook-id receivers get.
+	EventID string `json:"event_id,omitempty"`
+	// Attempt is 1 for the first try of the event at the webhook.
+	Attempt int `json:"attempt,omitempty"`
+	// Trigger is TriggerEvent, TriggerRetry, TriggerManualRetry or
+	// TriggerTest.
+	Trigger string `json:"trigger,omitempty"`
+	// RetryOf is the delivery a manual retry repeats.
+	RetryOf string `json:"retry_of,omitempty"`
+	// NextRetryAt is, on a failed attempt, when the next one is due; nil
+	// when no more will come.
+	NextRetryAt *time.Time `json:"next_retry_at,omitempty"`
+	// ScheduledAt is, on a pending delivery, when it is due.
+	ScheduledAt *time.Time `json:"scheduled_at,omitempty"`
+	// Request has the headers that were sent; nil while pending.
+	Request *DeliveryRequest `json:"request,omitempty"`
+}
+
+// DeliveryResponse is the receiver's answer to an attempt, as recorded.
+type DeliveryResponse struct {
+	StatusCode int               `json:"status_code"`
+	Headers    map[string]string `json:"headers"`
+	// Body is kept up to 64 KiB; BodyTruncated says it was cut.
+	Body          string `json:"body,omitempty"`
+	BodyTruncated bool   `json:"body_truncated,omitempty"`
+}
+
+// DeliveryRequest is what was sent in an attempt (an extension).
+type DeliveryRequest struct {
+	Headers map[string]string `json:"headers"`
+}
+
+// DeliveryListParams filters and pages ListDeliveries; zero fields are left
+// out of the query.
+type DeliveryListParams struct {
+	WebhookID string
+	// PageSize is 1–100 (server default 20; Deliveries' default 100).
+	PageSize int
+	// PageNumber is 1-based (default 1).
+	PageNumber int
+	// Status is StatusSuccess, StatusFailed or StatusPending; empty lists
+	// the attempts made (success and failed).
+	Status string
+	Event  WebhookEvent
+	// FromDate and ToDate are YYYY-MM-DD days in UTC, both inclusive.
+	FromDate string
+	ToDate   string
+}
+
+func (p DeliveryListParams) query() url.Values {
+	q := url.Values{}
+	setQuery(q, "webhook_id", p.WebhookID)
+	setQuery(q, "status", p.Status)
+	setQuery(q, "event", string(p.Event))
+	setQuery(q, "from_date", p.FromDate)
+	setQuery(q, "to_date", p.ToDate)
+	if p.PageSize != 0 {
+		q.Set("page_size", strconv.Itoa(p.PageSize))
+	}
+	if p.PageNumber != 0 {
+		q.Set("page_number", strconv.Itoa(p.PageNumber))
+	}
+	return q
+}
+
+// DeliveryList is one page of deliveries.
+type DeliveryList struct {
+	Data       []WebhookDelivery `json:"data"`
+	Total      int               `json:"total"`
+	PageNumber int               `json:"page_number"`
+	PageSize   int               `json:"page_size"`
+	TotalPages int               `json:"total_pages"`
+}
+
+// PendingDeliveries answers GetPendingDeliveries.
+type PendingDeliveries struct {
+	TotalCount int               `json:"total_count"`
+	Deliveries []WebhookDelivery `json:"deliveries"`
+}
+
+// deliveryPath returns /shops/{shop_id}/webhook-deliveries[/segs…].
+func (s *WebhooksService) deliveryPath(segs ...string) (string, error) {
+	return s.client.shopPath(append([]string{"webhook-deliveries"}, segs...)...)
+}
+
+// ListDeliveries returns one page of the shop's delivery attempts, newest
+// first, filtered by params. Errors: ErrValidation (a bad status, date or
+// page).
+//
+// API: GET /api/v1/shops/{shop_id}/webhook-deliveries
+func (s *WebhooksService) ListDeliveries(ctx context.Context, params DeliveryListParams) (*DeliveryList, error) {
+	path, err := s.deliveryPath()
+	return call[DeliveryList](ctx, s.client, &request{method: http.MethodGet, query: params.query()}, path, err)
+}
+
+// Deliveries returns an iterator over every delivery params selects, from
+// page params.PageNumber (default 1) on, in pages of params.PageSize
+// (default DefaultIterPageSize), until the last page or an empty one. The
+// first error ends it, yielded with a zero WebhookDelivery. Deliveries made
+// while it walks shift the pages (the list is newest first), so a delivery
+// may be seen twice. Errors: those of ListDeliveries.
+//
+// API: GET /api/v1/shops/{shop_id}/webhook-deliveries
+func (s *WebhooksService) Deliveries(ctx context.Context, params DeliveryListParams) iter.Seq2[WebhookDelivery, error] {
+	return func(yield func(WebhookDelivery, error) bool) {
+		p := params
+		if p.PageSize <= 0 {
+			p.PageSize = DefaultIterPageSize
+		}
+		if p.PageNumber <= 0 {
+			p.PageNumber = 1
+		}
+		for {
+			page, err := s.ListDeliveries(ctx, p)
+			if err != nil {
+				yield(WebhookDelivery{}, err)
+				return
+			}
+			for _, d := range page.Data {
+				if !yield(d, nil) {
+					return
+				}
+			}
+			if len(page.Data) == 0 || p.PageNumber >= page.TotalPages {
+				return
+			}
+			p.PageNumber++
+		}
+	}
+}
+
+// GetDeliveryByID returns one delivery. Errors: ErrNotFound.
+//
+// API: GET /api/v1/shops/{shop_id}/webhook-deliveries/{id}
+func (s *WebhooksService) GetDeliveryByID(ctx context.Context, id string) (*WebhookDelivery, error) {
+	if err := checkSegment("delivery ID", id); err != nil {
+		return nil, err
+	}
+	path, err := s.deliveryPath(url.PathEscape(id))
+	return call[WebhookDelivery](ctx, s.client, &request{method: http.MethodGet}, path, err)
+}
+
+// RetryDelivery sends the delivery's event again to its webhook now, as a
+// new delivery, and returns that attempt; delivered and failed deliveries
+// alike may be retried. It is not retried itself. Errors: ErrNotFound (the
+// delivery or its webhook is gone).
+//
+// API: POST /api/v1/shops/{shop_id}/webhook-deliveries/{id}/retry
+func (s *WebhooksService) RetryDelivery(ctx context.Context, id string) (*DeliveryResult, error) {
+	if err := checkSegment("delivery ID", id); err != nil {
+		return nil, err
+	}
+	path, err := s.deliveryPath(url.PathEscape(id), "retry")
+	return call[DeliveryResult](ctx, s.client, &request{method: http.MethodPost, body: struct{}{}}, path, err)
+}
+
+// GetPendingDeliveries returns the first page (of the server's default
+// size) of the shop's queued deliveries, next due first, and how many there
+// are in all.
+//
+// API: GET /api/v1/shops/{shop_id}/webhook-deliveries/pending
+func (s *WebhooksService) GetPendingDeliveries(ctx context.Context) (*PendingDeliveries, error) {
+	path, err := s.deliveryPath("pending")
+	return call[PendingDeliveries](ctx, s.client, &request{method: http.MethodGet}, path, err)
+}

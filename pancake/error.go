@@ -1,0 +1,149 @@
+package pancake
+
+import (
+	"encoding/json"
+	"errors"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Error is a non-2xx answer of the API: its HTTP status and the contract's
+// error envelope {"success": false, "error": {"code", "message", "details"}}.
+// Compare it with errors.Is against ErrNotFound, ErrUnauthorized,
+// ErrForbidden, ErrValidation and ErrRateLimited, or get it with errors.As.
+type Error struct {
+	// StatusCode is the HTTP status, e.g. 404.
+	StatusCode int
+	// Code is the contract's error code, e.g. "not_found"; "" when the body
+	// was not the error envelope (a proxy's error page).
+	Code string
+	// Message is the server's human-readable message (the HTTP status text
+	// when it gave none).
+	Message string
+	// Details names, for validation_failed, each bad field and why.
+	Details map[string]any
+	// RetryAfter is how long to wait before trying again, from the
+	// Retry-After header (429, 503); 0 when absent.
+	RetryAfter time.Duration
+}
+
+// Error returns "pancake: 404 not_found: Webhook not found" and, when set,
+// the wait RetryAfter asks for. It never contains the API key.
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("pancake: ")
+	b.WriteString(strconv.Itoa(e.StatusCode))
+	if e.Code != "" {
+		b.WriteByte(' ')
+		b.WriteString(e.Code)
+	}
+	if e.Message != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Message)
+	}
+	if e.RetryAfter > 0 {
+		b.WriteString(" (retry after ")
+		b.WriteString(e.RetryAfter.String())
+		b.WriteByte(')')
+	}
+	return b.String()
+}
+
+// Is reports whether e is of the kind of target, one of the sentinels, by
+// HTTP status or error code: ErrNotFound (404, not_found), ErrUnauthorized
+// (401, unauthorized), ErrForbidden (403, forbidden), ErrValidation (400,
+// validation_failed, invalid_json) and ErrRateLimited (429, rate_limited).
+func (e *Error) Is(target error) bool {
+	switch target {
+	case ErrNotFound:
+		return e.StatusCode == http.StatusNotFound || e.Code == CodeNotFound
+	case ErrUnauthorized:
+		return e.StatusCode == http.StatusUnauthorized || e.Code == CodeUnauthorized
+	case ErrForbidden:
+		return e.StatusCode == http.StatusForbidden || e.Code == CodeForbidden
+	case ErrValidation:
+		return e.StatusCode == http.StatusBadRequest || e.Code == CodeValidationFailed || e.Code == CodeInvalidJSON
+	case ErrRateLimited:
+		return e.StatusCode == http.StatusTooManyRequests || e.Code == CodeRateLimited
+	}
+	return false
+}
+
+// Sentinels for errors.Is(err, …) on the errors of a Client; see Error.Is.
+var (
+	ErrNotFound     = errors.New("pancake: not found")
+	ErrUnauthorized = errors.New("pancake: unauthorized")
+	ErrForbidden    = errors.New("pancake: forbidden")
+	ErrValidation   = errors.New("pancake: validation failed")
+	ErrRateLimited  = errors.New("pancake: rate limited")
+)
+
+// Error codes of the contract, as found in Error.Code.
+const (
+	CodeValidationFailed = "validation_failed"
+	CodeInvalidJSON      = "invalid_json"
+	CodeUnauthorized     = "unauthorized"
+	CodeForbidden        = "forbidden"
+	CodeNotFound         = "not_found"
+	CodeMethodNotAllowed = "method_not_allowed"
+	CodeConflict         = "conflict"
+	CodePayloadTooLarge  = "payload_too_large"
+	CodeRateLimited      = "rate_limited"
+	CodeInternal         = "internal"
+)
+
+// newError reads a non-2xx response whose body (already read, bounded) is
+// body. apiKey is cut out of the message.
+func newError(resp *http.Response, body []byte, apiKey string) *Error {
+	e := &Error{StatusCode: resp.StatusCode}
+	var env struct {
+		Error *struct {
+			Code    string         `json:"code"`
+			Message string         `json:"message"`
+			Details map[string]any `json:"details"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &env) == nil && env.Error != nil {
+		e.Code = env.Error.Code
+		e.Message = env.Error.Message
+		e.Details = env.Error.Details
+	}
+	if e.Message == "" {
+		e.Message = http.StatusText(resp.StatusCode)
+	}
+	if len(e.Message) > maxErrorMessage {
+		e.Message = strings.ToValidUTF8(e.Message[:maxErrorMessage], "") + "…"
+	}
+	if apiKey != "" {
+		e.Message = strings.ReplaceAll(e.Message, apiKey, "REDACTED")
+	}
+	e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	if e.RetryAfter == 0 && e.StatusCode == http.StatusTooManyRequests {
+		if secs, ok := e.Details["retry_after_seconds"].(float64); ok && secs > 0 && secs < 1e6 {
+			e.RetryAfter = time.Duration(secs * float64(time.Second))
+		}
+	}
+	return e
+}
+
+// parseRetryAfter reads a Retry-After value: seconds or an HTTP date. It
+// returns 0 when the value is absent, bad or past.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		return time.Duration(min(secs, math.MaxInt64/int64(time.Second))) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
