@@ -312,6 +312,14 @@ func TestDeliveries(t *testing.T) {
 		wantError(t, b.call(t, "POST", path, `{"force":true}`), 400, "validation_failed", "force")
 		wantError(t, b.call(t, "POST", path, `[]`), 400, "validation_failed", "body")
 		wantError(t, b.call(t, "POST", shopPath(b.shopID, "/webhook-deliveries/dlv_x/retry"), `{}`), 404, "not_found")
+		// A queued delivery is the Attempter's to refuse: 409.
+		b.publish(t, "order.created", map[string]any{})
+		var pending struct {
+			Deliveries []map[string]any `json:"deliveries"`
+		}
+		b.call(t, "GET", shopPath(b.shopID, "/webhook-deliveries/pending"), nil).Decode(t, &pending)
+		queued := pending.Deliveries[0]["id"].(string)
+		wantError(t, b.call(t, "POST", shopPath(b.shopID, "/webhook-deliveries/"+queued+"/retry"), `{}`), 409, "conflict")
 		// Once the webhook is gone, so is its history: 404.
 		b.call(t, "DELETE", shopPath(b.shopID, "/webhooks/"+wh.ID), nil)
 		wantError(t, b.call(t, "POST", path, `{}`), 404, "not_found")

@@ -141,6 +141,9 @@ func (a *testAttempter) Retry(ctx context.Context, shopID, id string) (*webhooks
 	if err != nil {
 		return nil, err
 	}
+	if orig.Status == webhooks.StatusPending {
+		return nil, webhooks.Errorf(webhooks.ECONFLICT, "Delivery %s is queued", id)
+	}
 	w, err := a.db.FindWebhook(ctx, shopID, orig.WebhookID)
 	if err != nil {
 		return nil, err

@@ -125,7 +125,7 @@ var routes = []route{
 		op:     operation{ID: "getDelivery", Tag: "deliveries", Summary: "Get a delivery", Status: 200, Response: "WebhookDelivery"}},
 	{Method: "POST", Path: shopPrefix + "/webhook-deliveries/{delivery_id}/retry", auth: authShop, limit: limitManagement, body: bodyManagement,
 		handle: (*Server).handleRetryDelivery,
-		op:     operation{ID: "retryDelivery", Tag: "deliveries", Summary: "Send a delivery's event again now, as a new delivery", Request: "EmptyRequest", Status: 200, Response: "AttemptResult"}},
+		op:     operation{ID: "retryDelivery", Tag: "deliveries", Summary: "Send a delivery's event again now, as a new delivery", Request: "EmptyRequest", Status: 200, Response: "AttemptResult", Errors: []int{409}}},
 
 	// Events.
 	{Method: "POST", Path: shopPrefix + "/events", auth: authShop, limit: limitPublish, body: bodyLarge,

@@ -2,6 +2,38 @@
 // pancake-client-sdk talks to, event publishing, the admin API, health
 // checks, metrics and the OpenAPI description, with the contract's JSON
 // error envelope, API-key authentication and per-key rate limits.
+//
+// Where the contract is silent, the API behaves as follows.
+//
+//   - Checks run in this order: route (404/405), API key (401), rate limit
+//     (429), shop (403), then the body (413, 400) and the handler. A path
+//     shop_id that is not the key's shop is 403 even when it is malformed.
+//     On admin paths a malformed shop_id or key_id is 404.
+//   - The admin API with no AdminToken configured answers 404 not_found
+//     "admin API disabled", so that it does not advertise itself.
+//   - An authenticated key is cached in process for AuthCacheTTL (5 s): a key
+//     revoked through this server stops at once, one revoked elsewhere within
+//     the TTL. Unknown keys are not cached, so a new key works at once.
+//   - Paths with "//", "/./" or "/../" are 404, not the mux's redirects.
+//   - A malformed webhook or delivery id in a path is 404, without a read.
+//   - Bodies: empty means {}; JSON that is not an object is
+//     validation_failed naming "body"; trailing data is invalid_json.
+//     Management bodies are limited to 64 KiB, publish and test to
+//     MaxBodyBytes (256 KiB).
+//   - Query parameters: an empty value counts as absent; a parameter given
+//     twice is a 400; page_number is at most 1,000,000; a malformed
+//     webhook_id filter is a 400, a well-formed unknown one lists nothing.
+//   - Stats: with only from_date the range runs through today (or through
+//     from_date when that is later); with only to_date it covers the 7 days
+//     ending then.
+//   - Update: a null description clears it; null url, events or is_active
+//     is a 400. clear-history also accepts an RFC 3339 before_date.
+//   - Publish: "data" is required and must be an object; "id" is 1 to 255
+//     bytes of printable UTF-8 ("" is a 400, null is no key).
+//   - A pending delivery shows response {"status_code": 0, "headers": {}}
+//     (the SDK's type requires response) and scheduled_at; next_retry_at is
+//     present only on failed attempts, null when none will come.
+//   - Admin shop creation answers key_id besides shop_id and api_key.
 package httpapi
 
 import (
