@@ -59,6 +59,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if !errors.As(err, &e) {
 		switch {
 		case errors.Is(err, context.DeadlineExceeded):
+			s.logger.LogAttrs(r.Context(), slog.LevelWarn, "request timed out",
+				slog.String("method", r.Method), slog.String("url", redactURL(r.URL)),
+				slog.String("error", err.Error()))
 			e = webhooks.Errorf(webhooks.EUNAVAILABLE, "The request timed out")
 		case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 			// The client went away; nobody reads the answer.

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -186,6 +187,28 @@ func TestErrors(t *testing.T) {
 		if !strings.Contains(logs, "api_key=REDACTED") {
 			t.Errorf("logs lack the redacted URL:\n%s", logs)
 		}
+	})
+
+	t.Run("PanicIs500AndLogged", func(t *testing.T) {
+		t.Parallel()
+		fw := &fakeWebhooks{ListWebhooksFunc: func(ctx context.Context, shopID string) ([]*webhooks.Webhook, error) {
+			panic("nil map somewhere")
+		}}
+		b := setupAPI(t, func(c *httpapi.Config) { fw.WebhookService = c.Webhooks; c.Webhooks = fw })
+		res := b.call(t, "GET", shopPath(b.shopID, "/webhooks"), nil)
+		wantError(t, res, 500, "internal")
+		if !strings.Contains(b.logs.String(), "nil map somewhere") {
+			t.Errorf("panic not logged:\n%s", b.logs.String())
+		}
+	})
+
+	t.Run("TimeoutIs503", func(t *testing.T) {
+		t.Parallel()
+		fw := &fakeWebhooks{ListWebhooksFunc: func(ctx context.Context, shopID string) ([]*webhooks.Webhook, error) {
+			return nil, fmt.Errorf("list webhooks: %w", context.DeadlineExceeded)
+		}}
+		b := setupAPI(t, func(c *httpapi.Config) { fw.WebhookService = c.Webhooks; c.Webhooks = fw })
+		wantError(t, b.call(t, "GET", shopPath(b.shopID, "/webhooks"), nil), 503, "unavailable")
 	})
 
 	t.Run("AuthenticateFailureIs500Not401", func(t *testing.T) {
