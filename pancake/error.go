@@ -21,7 +21,7 @@ type Error struct {
 	// was not the error envelope (a proxy's error page).
 	Code string
 	// Message is the server's human-readable message (the HTTP status text
-	// when it gave none).
+	// when it gave none); never empty.
 	Message string
 	// Details names, for validation_failed, each bad field and why.
 	Details map[string]any
@@ -114,12 +114,13 @@ func newError(resp *http.Response, body []byte, apiKey string) *Error {
 	if e.Message == "" {
 		e.Message = http.StatusText(resp.StatusCode)
 	}
-	if len(e.Message) > maxErrorMessage {
-		e.Message = strings.ToValidUTF8(e.Message[:maxErrorMessage], "") + "…"
+	if e.Message == "" {
+		e.Message = "HTTP status " + strconv.Itoa(resp.StatusCode)
 	}
-	if apiKey != "" {
-		e.Message = strings.ReplaceAll(e.Message, apiKey, "REDACTED")
-	}
+	// Error() prints Code and Message: the key is cut out of both, before
+	// they are shortened, so that no part of it is left.
+	e.Code = shorten(redact(e.Code, apiKey), maxErrorCode)
+	e.Message = shorten(redact(e.Message, apiKey), maxErrorMessage)
 	e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	if e.RetryAfter == 0 && e.StatusCode == http.StatusTooManyRequests {
 		if secs, ok := e.Details["retry_after_seconds"].(float64); ok && secs > 0 && secs < 1e6 {
@@ -146,4 +147,20 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		return t.Sub(now)
 	}
 	return 0
+}
+
+// redact replaces key in s.
+func redact(s, key string) string {
+	if key == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, key, "REDACTED")
+}
+
+// shorten cuts s to at most n bytes of valid UTF-8 and an ellipsis.
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
 }

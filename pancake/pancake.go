@@ -64,6 +64,7 @@ const (
 	maxResponseBytes  = 64 << 20 // a page of 100 deliveries with their payloads
 	maxErrorBodyBytes = 1 << 20
 	maxErrorMessage   = 1000
+	maxErrorCode      = 100
 )
 
 // Client talks to the Pancake Webhooks API on behalf of one shop. It is safe
