@@ -1,0 +1,522 @@
+// Package dispatch is the delivery engine: it claims due deliveries from the
+// store with a lease, sends them through the egress client outside any
+// transaction, and records each attempt (and the next one, if any) in
+// batches. It also makes the API's synchronous attempts (test sends and
+// manual retries) and runs the housekeeping (retention, auto-disable).
+package dispatch
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	webhooks "github.com/pancake-pos/pancake-webhooks"
+	"github.com/pancake-pos/pancake-webhooks/egress"
+)
+
+// Defaults of Config.
+const (
+	DefaultWorkers               = 128
+	DefaultMaxInFlightPerWebhook = 10
+	DefaultClaimBatch            = 64
+	DefaultPollInterval          = time.Second
+	DefaultAttemptTimeout        = 15 * time.Second
+	DefaultMaxRetryAfter         = time.Hour
+	DefaultJitter                = 0.2
+	DefaultRecordBatch           = 256
+)
+
+// DefaultSchedule is the contract's retry schedule: the delays before
+// attempts 2 to 8.
+var DefaultSchedule = []time.Duration{
+	5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour,
+}
+
+// Config tunes the dispatcher. Zero values take the documented defaults.
+type Config struct {
+	// Workers bounds the attempts in flight at once; default 128.
+	Workers int
+	// MaxInFlightPerWebhook bounds the attempts in flight to one webhook,
+	// so a slow endpoint can't take every worker; default 10.
+	MaxInFlightPerWebhook int
+	// ClaimBatch is the most deliveries one claim takes; default 64.
+	ClaimBatch int
+	// LeaseFor is how long a claimed delivery stays taken before another
+	// worker may take it again; default: long enough for the claimed batch
+	// to be sent at the per-webhook bound with every attempt timing out.
+	LeaseFor time.Duration
+	// PollInterval is how often the queue is polled when nothing woke the
+	// dispatcher; default 1s.
+	PollInterval time.Duration
+	// AttemptTimeout is the egress client's total timeout, used to size the
+	// lease; default 15s.
+	AttemptTimeout time.Duration
+	// Schedule is the delays before each retry; default DefaultSchedule.
+	// Its length + 1 is the number of attempts.
+	Schedule []time.Duration
+	// Jitter spreads each delay by ± this fraction; default 0.2. Negative: none.
+	Jitter float64
+	// MaxRetryAfter caps a receiver's Retry-After; default 1h.
+	MaxRetryAfter time.Duration
+	// RecordBatch is the most attempts recorded in one commit; default 256.
+	RecordBatch int
+	// OnRecordFunc, when set, is called after each batch of attempts is
+	// committed (or given up on), from the recorder goroutine; it must not
+	// keep results.
+	OnRecordFunc func(results []webhooks.AttemptResult, err error)
+}
+
+func (c *Config) withDefaults() Config {
+	out := *c
+	out.Workers = cmp.Or(c.Workers, DefaultWorkers)
+	out.MaxInFlightPerWebhook = cmp.Or(c.MaxInFlightPerWebhook, DefaultMaxInFlightPerWebhook)
+	out.ClaimBatch = cmp.Or(c.ClaimBatch, DefaultClaimBatch)
+	out.PollInterval = cmp.Or(c.PollInterval, DefaultPollInterval)
+	out.AttemptTimeout = cmp.Or(c.AttemptTimeout, DefaultAttemptTimeout)
+	if out.Schedule == nil {
+		out.Schedule = DefaultSchedule
+	}
+	if out.Jitter == 0 {
+		out.Jitter = DefaultJitter
+	} else if out.Jitter < 0 {
+		out.Jitter = 0
+	}
+	out.MaxRetryAfter = cmp.Or(c.MaxRetryAfter, DefaultMaxRetryAfter)
+	out.RecordBatch = cmp.Or(c.RecordBatch, DefaultRecordBatch)
+	if out.LeaseFor == 0 {
+		rounds := out.ClaimBatch/out.MaxInFlightPerWebhook + 1
+		out.LeaseFor = time.Duration(rounds)*out.AttemptTimeout + 30*time.Second
+	}
+	return out
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Workers < 0:
+		return errors.New("Workers cannot be less than zero")
+	case c.MaxInFlightPerWebhook < 0:
+		return errors.New("MaxInFlightPerWebhook cannot be less than zero")
+	case c.ClaimBatch < 0:
+		return errors.New("ClaimBatch cannot be less than zero")
+	case c.LeaseFor < 0:
+		return errors.New("LeaseFor cannot be less than zero")
+	case c.Jitter >= 1:
+		return errors.New("Jitter must be less than 1")
+	}
+	for i, d := range c.Schedule {
+		if d <= 0 {
+			return fmt.Errorf("Schedule[%d] must be positive", i)
+		}
+	}
+	return nil
+}
+
+// Store is what the dispatcher needs of the store.
+type Store interface {
+	webhooks.Queue
+	webhooks.AttemptRecorder
+	webhooks.DeliveryService
+	webhooks.WebhookService
+}
+
+// Client sends one attempt; *egress.Client is the real one.
+type Client interface {
+	Send(ctx context.Context, req egress.Request) egress.Result
+}
+
+// Dispatcher delivers queued deliveries and makes synchronous attempts.
+type Dispatcher struct {
+	logger  *slog.Logger
+	now     func() time.Time
+	store   Store
+	client  Client
+	cfg     Config
+	metrics *Metrics
+
+	wake    chan struct{}
+	jobs    chan *webhooks.Job
+	results chan webhooks.AttemptResult
+
+	mu       sync.Mutex
+	inFlight map[string]int // per webhook: claimed and not yet sent
+	total    int
+	backlog  map[string][]*webhooks.Job // claimed beyond a webhook's bound
+	freed    chan struct{}
+	stopping bool
+	unsent   []string // claimed, not sent because of Stop
+
+	cancel   context.CancelFunc
+	stopOnce sync.Once
+	claimWG  sync.WaitGroup
+	workWG   sync.WaitGroup
+	recordWG sync.WaitGroup
+	started  bool
+}
+
+// NewDispatcher returns a dispatcher; Start runs it.
+func NewDispatcher(logger *slog.Logger, now func() time.Time, store Store, client Client, metrics *Metrics, cfg *Config) (*Dispatcher, error) {
+	if cfg == nil {
+		cfg = &Config{}
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("dispatch config: %w", err)
+	}
+	if store == nil || client == nil {
+		return nil, errors.New("dispatch: store and client are required")
+	}
+	c := cfg.withDefaults()
+	if now == nil {
+		now = time.Now
+	}
+	return &Dispatcher{
+		logger:   cmp.Or(logger, slog.New(slog.DiscardHandler)),
+		now:      now,
+		store:    store,
+		client:   client,
+		cfg:      c,
+		metrics:  metrics,
+		wake:     make(chan struct{}, 1),
+		jobs:     make(chan *webhooks.Job, c.Workers),
+		results:  make(chan webhooks.AttemptResult, c.Workers*2),
+		inFlight: map[string]int{},
+		backlog:  map[string][]*webhooks.Job{},
+		freed:    make(chan struct{}, 1),
+	}, nil
+}
+
+// Wake tells the dispatcher that deliveries were queued. It never blocks.
+func (d *Dispatcher) Wake() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Start runs the claim loop, the workers and the recorder until Stop.
+func (d *Dispatcher) Start(ctx context.Context) error {
+	if d.started {
+		return errors.New("dispatcher already started")
+	}
+	d.started = true
+	ctx, d.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	for range d.cfg.Workers {
+		d.workWG.Add(1)
+		go d.worker(ctx)
+	}
+	d.recordWG.Add(1)
+	go d.recorder()
+	d.claimWG.Add(1)
+	go d.claimLoop(ctx)
+	return nil
+}
+
+// Stop stops claiming, lets the attempts in flight finish (each bounded by
+// the client's timeout), records them and returns. Deliveries claimed but
+// not sent stay leased and are taken again when their lease runs out.
+func (d *Dispatcher) Stop() {
+	d.stopOnce.Do(func() {
+		if !d.started {
+			return
+		}
+		d.cancel()
+		d.claimWG.Wait()
+		d.mu.Lock()
+		d.stopping = true
+		close(d.jobs)
+		d.mu.Unlock()
+		d.workWG.Wait()
+		close(d.results)
+		d.recordWG.Wait()
+		d.releaseUnsent()
+	})
+}
+
+// Releaser is implemented by stores that can give claimed deliveries back
+// at once, so a restart need not wait for their lease to run out.
+type Releaser interface {
+	ReleaseDeliveries(ctx context.Context, ids []string) error
+}
+
+func (d *Dispatcher) releaseUnsent() {
+	ids := d.unsent
+	for _, q := range d.backlog {
+		for _, j := range q {
+			ids = append(ids, j.DeliveryID)
+		}
+	}
+	r, ok := d.store.(Releaser)
+	if !ok || len(ids) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.ReleaseDeliveries(ctx, ids); err != nil {
+		d.logger.Warn("release unsent deliveries; they are taken again when their lease runs out", "error", err, "deliveries", len(ids))
+	}
+}
+
+func (d *Dispatcher) claimLoop(ctx context.Context) {
+	defer d.claimWG.Done()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		n, err := d.claimOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			d.logger.Error("claim deliveries", "error", err)
+		}
+		if n > 0 && err == nil {
+			continue // there may be more due right now
+		}
+		wait := d.cfg.PollInterval
+		if err == nil {
+			if due, err := d.store.NextDue(ctx); err == nil && !due.IsZero() {
+				wait = min(wait, max(due.Sub(d.now()), time.Millisecond))
+			}
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.wake:
+		case <-d.freed:
+		case <-timer.C:
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+// claimOnce claims as many due deliveries as there are free workers and
+// hands them out; a webhook at its bound is skipped.
+func (d *Dispatcher) claimOnce(ctx context.Context) (int, error) {
+	d.mu.Lock()
+	free := d.cfg.Workers - d.total
+	var exclude []string
+	for id, n := range d.inFlight {
+		if n >= d.cfg.MaxInFlightPerWebhook || len(d.backlog[id]) > 0 {
+			exclude = append(exclude, id)
+		}
+	}
+	d.mu.Unlock()
+	if free <= 0 {
+		return 0, nil
+	}
+	jobs, err := d.store.ClaimDeliveries(ctx, min(free, d.cfg.ClaimBatch), d.cfg.LeaseFor, exclude)
+	if err != nil {
+		return 0, err
+	}
+	d.mu.Lock()
+	var ready []*webhooks.Job
+	for _, j := range jobs {
+		if d.inFlight[j.WebhookID] >= d.cfg.MaxInFlightPerWebhook {
+			d.backlog[j.WebhookID] = append(d.backlog[j.WebhookID], j)
+			continue
+		}
+		d.inFlight[j.WebhookID]++
+		d.total++
+		ready = append(ready, j)
+	}
+	for _, j := range ready {
+		d.jobs <- j // never blocks: at most Workers jobs are in flight
+	}
+	d.mu.Unlock()
+	return len(jobs), nil
+}
+
+// release frees a webhook's slot after a send, or hands it to the next job
+// of that webhook's backlog.
+func (d *Dispatcher) release(webhookID string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if q := d.backlog[webhookID]; len(q) > 0 && !d.stopping {
+		d.backlog[webhookID] = q[1:]
+		if len(q) == 1 {
+			delete(d.backlog, webhookID)
+		}
+		d.jobs <- q[0] // never blocks: the job takes over the slot just freed
+		return
+	}
+	d.total--
+	if d.inFlight[webhookID]--; d.inFlight[webhookID] <= 0 {
+		delete(d.inFlight, webhookID)
+	}
+	select {
+	case d.freed <- struct{}{}:
+	default:
+	}
+}
+
+func (d *Dispatcher) worker(ctx context.Context) {
+	defer d.workWG.Done()
+	for j := range d.jobs {
+		if ctx.Err() != nil {
+			// Stopping: leave it leased; it is taken again after the lease.
+			d.drop(j)
+			continue
+		}
+		d.metrics.track(1)
+		res := d.attempt(context.WithoutCancel(ctx), j)
+		d.metrics.track(-1)
+		d.results <- res
+		d.release(j.WebhookID)
+	}
+}
+
+// drop forgets a job not sent because the dispatcher is stopping; its
+// lease is released in Stop.
+func (d *Dispatcher) drop(j *webhooks.Job) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.total--
+	if d.inFlight[j.WebhookID]--; d.inFlight[j.WebhookID] <= 0 {
+		delete(d.inFlight, j.WebhookID)
+	}
+	d.unsent = append(d.unsent, j.DeliveryID)
+}
+
+// attempt sends one queued delivery and decides what comes next.
+func (d *Dispatcher) attempt(ctx context.Context, j *webhooks.Job) webhooks.AttemptResult {
+	res, reqHeaders, at := d.send(ctx, j.EventID, j.DeliveryID, j.ShopID, j.Event, j.URL, j.Secrets, j.Payload)
+	r := webhooks.AttemptResult{
+		DeliveryID:     j.DeliveryID,
+		WebhookID:      j.WebhookID,
+		Success:        res.Success(),
+		Response:       response(res),
+		RequestHeaders: reqHeaders,
+		FailureReason:  res.FailureReason,
+		AttemptedAt:    at,
+		Duration:       res.Duration,
+	}
+	switch {
+	case r.Success:
+	case res.Gone:
+		r.Disable = webhooks.DisabledReasonGone
+	default:
+		r.NextAttemptAt = d.nextAttempt(j.Attempt, at, res.RetryAfter)
+	}
+	d.logger.Debug("delivery attempt", "delivery_id", j.DeliveryID, "webhook_id", j.WebhookID, "event", j.Event,
+		"attempt", j.Attempt, "status_code", res.StatusCode, "success", r.Success, "duration_ms", res.Duration.Milliseconds(),
+		"failure_reason", res.FailureReason)
+	d.metrics.observe(res)
+	return r
+}
+
+// nextAttempt returns when attempt n+1 is due after attempt n failed at at,
+// or nil when n was the last. A Retry-After (429/503) pushes it later, up
+// to MaxRetryAfter.
+func (d *Dispatcher) nextAttempt(n int, at time.Time, retryAfter time.Duration) *time.Time {
+	if n < 1 || n > len(d.cfg.Schedule) {
+		return nil
+	}
+	delay := d.cfg.Schedule[n-1]
+	if d.cfg.Jitter > 0 {
+		delay = time.Duration(float64(delay) * (1 + d.cfg.Jitter*(2*rand.Float64()-1)))
+	}
+	if retryAfter > 0 {
+		delay = max(delay, min(retryAfter, d.cfg.MaxRetryAfter))
+	}
+	t := at.Add(delay)
+	return &t
+}
+
+// send signs and POSTs one envelope; it returns the result, the request
+// headers as sent, and the time of the attempt.
+func (d *Dispatcher) send(ctx context.Context, eventID, deliveryID, shopID, event, url string, secrets []string, body []byte) (egress.Result, map[string]string, time.Time) {
+	at := d.now().UTC()
+	ts := at.Unix()
+	sig, err := webhooks.Sign(secrets, eventID, ts, body)
+	if err != nil {
+		return egress.Result{FailureReason: "cannot sign: webhook secret is invalid"}, nil, at
+	}
+	h := http.Header{}
+	h.Set("webhook-id", eventID)
+	h.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
+	h.Set("webhook-signature", sig)
+	h.Set("X-Pancake-Event", event)
+	h.Set("X-Pancake-Delivery", deliveryID)
+	h.Set("X-Pancake-Shop", shopID)
+	res := d.client.Send(ctx, egress.Request{URL: url, Header: h, Body: body})
+	sent := make(map[string]string, len(h)+1)
+	for k, v := range h {
+		sent[k] = strings.Join(v, ", ")
+	}
+	sent["Content-Type"] = "application/json"
+	return res, sent, at
+}
+
+// response converts an egress result into the stored response.
+func response(res egress.Result) webhooks.Response {
+	r := webhooks.Response{StatusCode: res.StatusCode, Headers: map[string]string{}, Body: res.Body, BodyTruncated: res.BodyTruncated}
+	n := 0
+	for k, v := range res.Header {
+		if n == maxStoredHeaders {
+			break
+		}
+		val := strings.Join(v, ", ")
+		if len(val) > maxHeaderValue {
+			val = val[:maxHeaderValue]
+		}
+		r.Headers[k] = val
+		n++
+	}
+	return r
+}
+
+// Bounds on the response headers kept per attempt.
+const (
+	maxStoredHeaders = 64
+	maxHeaderValue   = 1024
+)
+
+func (d *Dispatcher) recorder() {
+	defer d.recordWG.Done()
+	batch := make([]webhooks.AttemptResult, 0, d.cfg.RecordBatch)
+	for r := range d.results {
+		batch = append(batch[:0], r)
+	fill:
+		for len(batch) < d.cfg.RecordBatch {
+			select {
+			case r, ok := <-d.results:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		d.record(batch)
+	}
+}
+
+// record writes a batch of results, trying a few times: if it can't, the
+// rows stay leased and are attempted again after the lease (at least once).
+func (d *Dispatcher) record(batch []webhooks.AttemptResult) {
+	var err error
+	if d.cfg.OnRecordFunc != nil {
+		defer func() { d.cfg.OnRecordFunc(batch, err) }()
+	}
+	for try := range 5 {
+		if err = d.store.RecordAttempts(context.Background(), batch); err == nil {
+			return
+		}
+		d.logger.Warn("record attempts", "error", err, "try", try+1, "attempts", len(batch))
+		time.Sleep(time.Duration(try+1) * 100 * time.Millisecond)
+	}
+	d.logger.Error("record attempts: giving up; they will be attempted again after their lease", "error", err, "attempts", len(batch))
+}

@@ -1,0 +1,420 @@
+package dispatch_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	webhooks "github.com/pancake-pos/pancake-webhooks"
+	"github.com/pancake-pos/pancake-webhooks/dispatch"
+	"github.com/pancake-pos/pancake-webhooks/egress"
+	"github.com/pancake-pos/pancake-webhooks/store"
+	"github.com/pancake-pos/pancake-webhooks/store/storetest"
+)
+
+const testShop = "shop-a"
+
+// receiver is a real HTTP endpoint whose answers the test chooses.
+type receiver struct {
+	srv      *httptest.Server
+	mu       sync.Mutex
+	requests []*recorded
+	arrived  chan *recorded
+	handle   func(w http.ResponseWriter, r *recorded)
+}
+
+type recorded struct {
+	header http.Header
+	body   []byte
+}
+
+func newReceiver(t *testing.T, handle func(w http.ResponseWriter, r *recorded)) *receiver {
+	t.Helper()
+	rc := &receiver{arrived: make(chan *recorded, 1000), handle: handle}
+	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		rec := &recorded{header: r.Header.Clone(), body: body}
+		rc.mu.Lock()
+		rc.requests = append(rc.requests, rec)
+		rc.mu.Unlock()
+		rc.arrived <- rec
+		if rc.handle != nil {
+			rc.handle(w, rec)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(rc.srv.Close)
+	return rc
+}
+
+func (rc *receiver) next(t *testing.T) *recorded {
+	t.Helper()
+	select {
+	case r := <-rc.arrived:
+		return r
+	case <-time.After(10 * time.Second):
+		t.Fatal("no delivery arrived within 10s")
+		return nil
+	}
+}
+
+type testBundle struct {
+	db       *store.DB
+	disp     *dispatch.Dispatcher
+	recorded chan webhooks.AttemptResult
+	ctx      context.Context
+}
+
+func setup(t *testing.T, cfg dispatch.Config) *testBundle {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "d.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	storetest.MustCreateShop(t, db, testShop, time.Now())
+	client, err := egress.NewClient(egress.Config{Timeout: 5 * time.Second, AllowPrivateNetworks: true, UserAgent: "PancakeWebhooks/test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &testBundle{db: db, recorded: make(chan webhooks.AttemptResult, 1000), ctx: ctx}
+	cfg.OnRecordFunc = func(rs []webhooks.AttemptResult, err error) {
+		if err != nil {
+			t.Errorf("record attempts: %v", err)
+		}
+		for _, r := range rs {
+			b.recorded <- r
+		}
+	}
+	if cfg.Jitter == 0 {
+		cfg.Jitter = -1
+	}
+	b.disp, err = dispatch.NewDispatcher(nil, nil, db, client, nil, &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.OnQueued(b.disp.Wake)
+	if err := b.disp.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.disp.Stop)
+	return b
+}
+
+func (b *testBundle) waitRecorded(t *testing.T, n int) []webhooks.AttemptResult {
+	t.Helper()
+	var out []webhooks.AttemptResult
+	for len(out) < n {
+		select {
+		case r := <-b.recorded:
+			out = append(out, r)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of %d attempts recorded within 10s", len(out), n)
+		}
+	}
+	return out
+}
+
+func (b *testBundle) publish(t *testing.T, n int) []webhooks.PublishResult {
+	t.Helper()
+	in := make([]webhooks.PublishInput, n)
+	for i := range in {
+		in[i] = webhooks.PublishInput{Event: "order.created", Data: json.RawMessage(`{"order_id":"o-1","total":1000}`)}
+	}
+	res, err := b.db.Publish(b.ctx, testShop, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func TestDispatcher(t *testing.T) {
+	t.Parallel()
+
+	t.Run("DeliversSignedEnvelopeAndRecordsIt", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, dispatch.Config{})
+		rc := newReceiver(t, nil)
+		w := storetest.MustCreateWebhook(t, b.db, testShop, rc.srv.URL+"/hook", time.Now(), "order.created")
+		res := b.publish(t, 1)
+		req := rc.next(t)
+
+		// The official Standard Webhooks library verifies what we sent.
+		sw, err := standardwebhooks.NewWebhook(w.Secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sw.Verify(req.body, req.header); err != nil {
+			t.Fatalf("standard webhooks verify: %v", err)
+		}
+		if got := req.header.Get("webhook-id"); got != res[0].EventID {
+			t.Errorf("webhook-id = %q, want the event id %q", got, res[0].EventID)
+		}
+		for h, want := range map[string]string{"X-Pancake-Event": "order.created", "X-Pancake-Shop": testShop, "Content-Type": "application/json"} {
+			if got := req.header.Get(h); got != want {
+				t.Errorf("%s = %q, want %q", h, got, want)
+			}
+		}
+		if ua := req.header.Get("User-Agent"); ua != "PancakeWebhooks/test" {
+			t.Errorf("User-Agent = %q", ua)
+		}
+		var env map[string]any
+		if err := json.Unmarshal(req.body, &env); err != nil {
+			t.Fatal(err)
+		}
+		if env["id"] != res[0].EventID || env["event"] != "order.created" || env["shop_id"] != testShop || env["data"].(map[string]any)["order_id"] != "o-1" {
+			t.Errorf("envelope = %v", env)
+		}
+		if _, ok := env["test"]; ok {
+			t.Errorf("a real event carries test: %v", env["test"])
+		}
+		r := b.waitRecorded(t, 1)[0]
+		d, err := b.db.FindDelivery(b.ctx, testShop, r.DeliveryID)
+		if err != nil || d.Status != webhooks.StatusSuccess || d.Response.StatusCode != 200 || req.header.Get("X-Pancake-Delivery") != d.ID {
+			t.Fatalf("delivery = %+v, %v", d, err)
+		}
+		got, _ := b.db.FindWebhook(b.ctx, testShop, w.ID)
+		if got.LastTriggeredAt == nil || got.Health.LastSuccessAt == nil {
+			t.Errorf("webhook not touched: %+v", got)
+		}
+	})
+
+	t.Run("RetriesUntilItLands", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, dispatch.Config{Schedule: []time.Duration{10 * time.Millisecond, 10 * time.Millisecond, 10 * time.Millisecond}})
+		var calls atomic.Int32
+		rc := newReceiver(t, func(w http.ResponseWriter, _ *recorded) {
+			if calls.Add(1) <= 2 {
+				w.WriteHeader(http.StatusInternalServerError)
+				return
+			}
+			w.WriteHeader(http.StatusNoContent)
+		})
+		storetest.MustCreateWebhook(t, b.db, testShop, rc.srv.URL, time.Now(), "order.created")
+		b.publish(t, 1)
+		ids := map[string]bool{}
+		for range 3 {
+			ids[rc.next(t).header.Get("webhook-id")] = true
+		}
+		if len(ids) != 1 {
+			t.Errorf("webhook-id changed between attempts: %v", ids)
+		}
+		rs := b.waitRecorded(t, 3)
+		if rs[0].Success || rs[1].Success || !rs[2].Success {
+			t.Fatalf("outcomes = %v %v %v, want fail fail success", rs[0].Success, rs[1].Success, rs[2].Success)
+		}
+		first, _ := b.db.FindDelivery(b.ctx, testShop, rs[0].DeliveryID)
+		if first.NextRetryAt == nil || first.FailureReason == "" || first.Attempt != 1 {
+			t.Errorf("failed attempt = %+v; want next_retry_at and a reason", first)
+		}
+		last, _ := b.db.FindDelivery(b.ctx, testShop, rs[2].DeliveryID)
+		if last.Attempt != 3 || last.Trigger != webhooks.TriggerRetry || last.RetryOf != rs[1].DeliveryID {
+			t.Errorf("third attempt = %+v", last)
+		}
+	})
+
+	t.Run("LastAttemptSaysNoMoreWillCome", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, dispatch.Config{Schedule: []time.Duration{10 * time.Millisecond}})
+		rc := newReceiver(t, func(w http.ResponseWriter, _ *recorded) { w.WriteHeader(http.StatusBadGateway) })
+		storetest.MustCreateWebhook(t, b.db, testShop, rc.srv.URL, time.Now(), "order.created")
+		b.publish(t, 1)
+		rs := b.waitRecorded(t, 2)
+		last, _ := b.db.FindDelivery(b.ctx, testShop, rs[1].DeliveryID)
+		if last.Status != webhooks.StatusFailed || last.NextRetryAt != nil || last.Attempt != 2 {
+			t.Fatalf("last attempt = %+v", last)
+		}
+		if _, n, _ := b.db.FindDeliveries(b.ctx, webhooks.DeliveryFilter{ShopID: testShop, Status: webhooks.StatusPending}); n != 0 {
+			t.Fatalf("%d still pending after the last attempt", n)
+		}
+	})
+
+	t.Run("RetryAfterIsHonoured", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, dispatch.Config{Schedule: []time.Duration{10 * time.Millisecond}})
+		rc := newReceiver(t, func(w http.ResponseWriter, _ *recorded) {
+			w.Header().Set("Retry-After", "120")
+			w.WriteHeader(http.StatusTooManyRequests)
+		})
+		storetest.MustCreateWebhook(t, b.db, testShop, rc.srv.URL, time.Now(), "order.created")
+		b.publish(t, 1)
+		r := b.waitRecorded(t, 1)[0]
+		d, _ := b.db.FindDelivery(b.ctx, testShop, r.DeliveryID)
+		if d.NextRetryAt == nil || d.NextRetryAt.Sub(r.AttemptedAt) < 119*time.Second {
+			t.Fatalf("next retry at %v after an attempt at %v; want Retry-After 120s honoured", d.NextRetryAt, r.AttemptedAt)
+		}
+	})
+
+	t.Run("GoneDisablesTheWebhook", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, dispatch.Config{})
+		rc := newReceiver(t, func(w http.ResponseWriter, _ *recorded) { w.WriteHeader(http.StatusGone) })
+		w := storetest.MustCreateWebhook(t, b.db, testShop, rc.srv.URL, time.Now(), "order.created")
+		b.publish(t, 1)
+		b.waitRecorded(t, 1)
+		got, _ := b.db.FindWebhook(b.ctx, testShop, w.ID)
+		if got.IsActive || got.DisabledReason != webhooks.DisabledReasonGone {
+			t.Fatalf("after 410: active=%v reason=%q", got.IsActive, got.DisabledReason)
+		}
+	})
+
+	t.Run("RotationSignsWithBothSecrets", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, dispatch.Config{})
+		rc := newReceiver(t, nil)
+		w := storetest.MustCreateWebhook(t, b.db, testShop, rc.srv.URL, time.Now(), "order.created")
+		next := webhooks.NewSecret()
+		if _, err := b.db.RotateSecret(b.ctx, testShop, w.ID, next, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		b.publish(t, 1)
+		req := rc.next(t)
+		if n := len(strings.Fields(req.header.Get("webhook-signature"))); n != 2 {
+			t.Fatalf("%d signatures, want 2 during the overlap", n)
+		}
+		for _, s := range []string{w.Secret, next} {
+			sw, _ := standardwebhooks.NewWebhook(s)
+			if err := sw.Verify(req.body, req.header); err != nil {
+				t.Errorf("verify with one of the secrets: %v", err)
+			}
+		}
+	})
+
+	t.Run("HealthyEndpointFlowsWhileAnotherHangs", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, dispatch.Config{Workers: 16, MaxInFlightPerWebhook: 3})
+		release := make(chan struct{})
+		var hanging, maxHanging atomic.Int32
+		slow := newReceiver(t, func(w http.ResponseWriter, _ *recorded) {
+			n := hanging.Add(1)
+			for {
+				m := maxHanging.Load()
+				if n <= m || maxHanging.CompareAndSwap(m, n) {
+					break
+				}
+			}
+			<-release
+			hanging.Add(-1)
+		})
+		t.Cleanup(func() { close(release) })
+		fast := newReceiver(t, nil)
+		storetest.MustCreateWebhook(t, b.db, testShop, slow.srv.URL, time.Now(), "order.created")
+		fastHook := storetest.MustCreateWebhook(t, b.db, testShop, fast.srv.URL, time.Now(), "order.created")
+		b.publish(t, 40)
+		for range 40 {
+			fast.next(t)
+		}
+		n := 0
+		for n < 40 {
+			r := <-b.recorded
+			if r.WebhookID == fastHook.ID && r.Success {
+				n++
+			}
+		}
+		if m := maxHanging.Load(); m > 3 {
+			t.Errorf("%d attempts in flight to the hanging endpoint, want at most 3", m)
+		}
+	})
+
+	t.Run("TestSendAndManualRetry", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, dispatch.Config{})
+		var fail atomic.Bool
+		fail.Store(true)
+		rc := newReceiver(t, func(w http.ResponseWriter, _ *recorded) {
+			if fail.Load() {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				io.WriteString(w, "down for maintenance")
+				return
+			}
+			w.WriteHeader(http.StatusOK)
+		})
+		w := storetest.MustCreateWebhook(t, b.db, testShop, rc.srv.URL, time.Now(), "order.created")
+		d, err := b.disp.Test(b.ctx, w, "order.created", json.RawMessage(`{"order_id":"test-123"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := rc.next(t)
+		var env map[string]any
+		json.Unmarshal(req.body, &env)
+		if env["test"] != true || d.Status != webhooks.StatusFailed || d.Response.StatusCode != 503 || d.Response.Body != "down for maintenance" || d.FailureReason == "" {
+			t.Fatalf("test send = %+v, envelope %v", d, env)
+		}
+		if _, n, _ := b.db.FindDeliveries(b.ctx, webhooks.DeliveryFilter{ShopID: testShop, Status: webhooks.StatusPending}); n != 0 {
+			t.Fatalf("a test send was queued for retry")
+		}
+		fail.Store(false)
+		r, err := b.disp.Retry(b.ctx, testShop, d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again := rc.next(t)
+		if r.Status != webhooks.StatusSuccess || r.Trigger != webhooks.TriggerManualRetry || r.RetryOf != d.ID || r.ID == d.ID {
+			t.Fatalf("retry = %+v", r)
+		}
+		if again.header.Get("webhook-id") != req.header.Get("webhook-id") || string(again.body) != string(req.body) {
+			t.Errorf("manual retry sent another event")
+		}
+		_, err = b.disp.Retry(b.ctx, testShop, "dlv_01jzzzzzzzzzzzzzzzzzzzzzzz")
+		if webhooks.ErrorCode(err) != webhooks.ENOTFOUND {
+			t.Errorf("retry of unknown delivery: %v", err)
+		}
+		if err := b.db.DeleteWebhook(b.ctx, testShop, w.ID); err != nil {
+			t.Fatal(err)
+		}
+		_, err = b.disp.Retry(b.ctx, testShop, r.ID)
+		if webhooks.ErrorCode(err) != webhooks.ENOTFOUND {
+			t.Errorf("retry after the webhook was deleted: %v", err)
+		}
+	})
+
+	t.Run("StopLetsInFlightAttemptsFinish", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, dispatch.Config{})
+		release := make(chan struct{})
+		rc := newReceiver(t, func(w http.ResponseWriter, _ *recorded) {
+			<-release
+			w.WriteHeader(http.StatusOK)
+		})
+		storetest.MustCreateWebhook(t, b.db, testShop, rc.srv.URL, time.Now(), "order.created")
+		b.publish(t, 1)
+		rc.next(t)
+		stopped := make(chan struct{})
+		go func() { b.disp.Stop(); close(stopped) }()
+		close(release)
+		select {
+		case <-stopped:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Stop did not return")
+		}
+		r := b.waitRecorded(t, 1)[0]
+		if !r.Success {
+			t.Fatalf("in-flight attempt recorded as %+v", r)
+		}
+	})
+}
+
+func TestConfigValidation(t *testing.T) {
+	t.Parallel()
+	for name, cfg := range map[string]dispatch.Config{
+		"NegativeWorkers":   {Workers: -1},
+		"ZeroDelay":         {Schedule: []time.Duration{time.Second, 0}},
+		"JitterOfOneOrMore": {Jitter: 1},
+	} {
+		if _, err := dispatch.NewDispatcher(nil, nil, nil, nil, nil, &cfg); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}

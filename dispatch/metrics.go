@@ -1,0 +1,119 @@
+package dispatch
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	webhooks "github.com/pancake-pos/pancake-webhooks"
+	"github.com/pancake-pos/pancake-webhooks/egress"
+)
+
+// Metrics are the delivery engine's Prometheus metrics. Labels never carry
+// a key, a URL or a shop id. A nil *Metrics records nothing.
+type Metrics struct {
+	attempts *prometheus.CounterVec
+	latency  prometheus.Histogram
+	inFlight prometheus.Gauge
+}
+
+// QueueStatter reads the queue gauges at scrape time.
+type QueueStatter interface {
+	QueueStats(ctx context.Context) (*webhooks.QueueStats, error)
+}
+
+// NewMetrics registers the engine's metrics, and queue gauges read from qs
+// at scrape time, on reg.
+func NewMetrics(reg prometheus.Registerer, qs QueueStatter) *Metrics {
+	m := &Metrics{
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pancake_delivery_attempts_total",
+			Help: "Delivery attempts by outcome (success, http_error, timeout, refused, dns, tls, blocked, other).",
+		}, []string{"outcome"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "pancake_delivery_attempt_duration_seconds",
+			Help:    "Duration of delivery attempts.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15},
+		}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pancake_delivery_attempts_in_flight",
+			Help: "Delivery attempts being made now.",
+		}),
+	}
+	reg.MustRegister(m.attempts, m.latency, m.inFlight)
+	if qs != nil {
+		reg.MustRegister(&queueCollector{qs: qs,
+			due:       prometheus.NewDesc("pancake_queue_due", "Queued deliveries that are due now.", nil, nil),
+			scheduled: prometheus.NewDesc("pancake_queue_scheduled", "Queued deliveries due later (retries).", nil, nil),
+			oldest:    prometheus.NewDesc("pancake_queue_oldest_due_age_seconds", "Age of the oldest due delivery.", nil, nil),
+			health:    prometheus.NewDesc("pancake_webhooks", "Webhooks by health status.", []string{"status"}, nil),
+		})
+	}
+	return m
+}
+
+func (m *Metrics) observe(res egress.Result) {
+	if m == nil {
+		return
+	}
+	m.attempts.WithLabelValues(outcome(res)).Inc()
+	m.latency.Observe(res.Duration.Seconds())
+}
+
+func (m *Metrics) track(delta float64) {
+	if m != nil {
+		m.inFlight.Add(delta)
+	}
+}
+
+// outcome classifies an attempt into a small fixed set of label values.
+func outcome(res egress.Result) string {
+	switch r := res.FailureReason; {
+	case res.Success():
+		return "success"
+	case res.StatusCode != 0:
+		return "http_error"
+	case strings.Contains(r, "timeout"):
+		return "timeout"
+	case strings.Contains(r, "refused"):
+		return "refused"
+	case strings.Contains(r, "dns"):
+		return "dns"
+	case strings.Contains(r, "tls"):
+		return "tls"
+	case strings.Contains(r, "not allowed"):
+		return "blocked"
+	default:
+		return "other"
+	}
+}
+
+type queueCollector struct {
+	qs                             QueueStatter
+	due, scheduled, oldest, health *prometheus.Desc
+}
+
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.due
+	ch <- c.scheduled
+	ch <- c.oldest
+	ch <- c.health
+}
+
+func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := c.qs.QueueStats(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.due, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.due, prometheus.GaugeValue, float64(st.Due))
+	ch <- prometheus.MustNewConstMetric(c.scheduled, prometheus.GaugeValue, float64(st.Scheduled))
+	ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, st.OldestDueAge.Seconds())
+	for _, s := range []string{webhooks.HealthHealthy, webhooks.HealthWarning, webhooks.HealthError} {
+		ch <- prometheus.MustNewConstMetric(c.health, prometheus.GaugeValue, float64(st.WebhooksHealth[s]), s)
+	}
+}
