@@ -1,0 +1,280 @@
+package main_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const adminToken = "test-admin-token-0123456789"
+
+// buildBinary builds pancake-webhooks once per test binary run.
+var buildOnce = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "pancake-webhooks-bin-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "pancake-webhooks")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin, err := buildOnce()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// child is a running `serve` process.
+type child struct {
+	cmd  *exec.Cmd
+	addr string
+	done chan error
+
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// logs returns what the server logged so far.
+func (c *child) logs() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.buf.String()
+}
+
+func startServer(t *testing.T, bin string, args ...string) *child {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0", "--admin-token", adminToken,
+		"--allow-private-networks", "--allow-http", "--log-level", "info"}, args...)...)
+	cmd.Env = os.Environ()
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &child{cmd: cmd, done: make(chan error, 1)}
+	addrCh := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			c.mu.Lock()
+			c.buf.WriteString(line + "\n")
+			c.mu.Unlock()
+			var rec struct{ Msg, Addr string }
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "serving" {
+				addrCh <- rec.Addr
+			}
+		}
+		c.done <- cmd.Wait()
+	}()
+	select {
+	case c.addr = <-addrCh:
+	case err := <-c.done:
+		t.Fatalf("server exited before serving: %v\n%s", err, c.logs())
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("server did not start within 30s\n%s", c.logs())
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-c.done
+		}
+	})
+	return c
+}
+
+func (c *child) url(path string) string { return "http://" + c.addr + path }
+
+func doJSON(t *testing.T, method, url, auth string, body any, out any) int {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, url, r)
+	req.Header.Set("Content-Type", "application/json")
+	if auth != "" {
+		req.Header.Set("Authorization", "Bearer "+auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		json.NewDecoder(resp.Body).Decode(out)
+	}
+	return resp.StatusCode
+}
+
+// arrivals counts the event ids each of the two webhooks got.
+type arrivals struct {
+	mu   sync.Mutex
+	seen map[string]int
+	ch   chan struct{}
+}
+
+func newArrivals() *arrivals { return &arrivals{seen: map[string]int{}, ch: make(chan struct{}, 1)} }
+
+func (a *arrivals) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	io.Copy(io.Discard, r.Body)
+	a.mu.Lock()
+	a.seen[r.URL.Path+" "+r.Header.Get("webhook-id")]++
+	a.mu.Unlock()
+	select {
+	case a.ch <- struct{}{}:
+	default:
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *arrivals) missing(want map[string]bool) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for id := range want {
+		for _, hook := range []string{"/hook/0", "/hook/1"} {
+			if a.seen[hook+" "+id] == 0 {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// TestKillNineLosesNothing publishes while killing the server with SIGKILL
+// at random moments, restarts it on the same database each time, and checks
+// that every event answered 202 reaches the receiver at least once.
+func TestKillNineLosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills a real server; skipped with -short")
+	}
+	t.Parallel()
+	bin := buildBinary(t)
+	rcv := newArrivals()
+	receiver := httptest.NewServer(rcv)
+	defer receiver.Close()
+	db := "sqlite:" + filepath.Join(t.TempDir(), "kill.db")
+	args := []string{"--db", db, "--lease", "2s", "--poll-interval", "200ms"}
+
+	srv := startServer(t, bin, args...)
+	var shop struct {
+		APIKey string `json:"api_key"`
+	}
+	if code := doJSON(t, "POST", srv.url("/api/v1/admin/shops"), adminToken, map[string]string{"shop_id": "kill"}, &shop); code != 201 {
+		t.Fatalf("create shop: %d", code)
+	}
+	for i := range 2 {
+		code := doJSON(t, "POST", srv.url("/api/v1/shops/kill/webhooks"), shop.APIKey,
+			map[string]any{"url": fmt.Sprintf("%s/hook/%d", receiver.URL, i), "events": []string{"order.created"}}, nil)
+		if code != 201 {
+			t.Fatalf("create webhook: %d", code)
+		}
+	}
+
+	accepted := map[string]bool{}
+	var mu sync.Mutex
+	for round := range 4 {
+		if round > 0 {
+			srv = startServer(t, bin, args...)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				for ctx.Err() == nil {
+					b, _ := json.Marshal(map[string]any{"event": "order.created", "data": map[string]any{"round": round}})
+					req, _ := http.NewRequestWithContext(ctx, "POST", srv.url("/api/v1/shops/kill/events"), bytes.NewReader(b))
+					req.Header.Set("Authorization", "Bearer "+shop.APIKey)
+					req.Header.Set("Content-Type", "application/json")
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						return // the server died under us
+					}
+					var res struct {
+						EventID string `json:"event_id"`
+					}
+					json.NewDecoder(resp.Body).Decode(&res)
+					resp.Body.Close()
+					if resp.StatusCode == http.StatusAccepted {
+						mu.Lock()
+						accepted[res.EventID] = true
+						mu.Unlock()
+					}
+				}
+			})
+		}
+		time.Sleep(time.Duration(100+rand.IntN(400)) * time.Millisecond) // a random moment to kill at
+		if err := srv.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		<-srv.done
+		cancel()
+		wg.Wait()
+	}
+	if len(accepted) == 0 {
+		t.Fatal("no event was accepted")
+	}
+
+	srv = startServer(t, bin, args...)
+	deadline := time.After(60 * time.Second)
+	for rcv.missing(accepted) > 0 {
+		select {
+		case <-rcv.ch:
+		case <-time.After(time.Second):
+		case <-deadline:
+			t.Fatalf("%d of %d deliveries of accepted events never arrived\n%s", rcv.missing(accepted), 2*len(accepted), srv.logs())
+		}
+	}
+	t.Logf("%d events accepted across 4 kills; all arrived", len(accepted))
+}
+
+// TestSIGTERMShutsDownGracefully checks that SIGTERM exits 0 and keeps
+// queued work for the next start.
+func TestSIGTERMShutsDownGracefully(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a real server; skipped with -short")
+	}
+	t.Parallel()
+	bin := buildBinary(t)
+	srv := startServer(t, bin, "--db", "sqlite:"+filepath.Join(t.TempDir(), "term.db"))
+	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-srv.done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, srv.logs())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no exit within 30s of SIGTERM")
+	}
+	if !strings.Contains(srv.logs(), "shutting down") {
+		t.Errorf("no shutdown log line:\n%s", srv.logs())
+	}
+}

@@ -1,0 +1,348 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+	"golang.org/x/time/rate"
+
+	webhooks "github.com/pancake-pos/pancake-webhooks"
+	"github.com/pancake-pos/pancake-webhooks/dispatch"
+	"github.com/pancake-pos/pancake-webhooks/egress"
+	"github.com/pancake-pos/pancake-webhooks/httpapi"
+	"github.com/pancake-pos/pancake-webhooks/store"
+)
+
+// ServeConfig is everything `serve` can be told, by flag or environment.
+type ServeConfig struct {
+	Addr                  string
+	DB                    string
+	AdminToken            string
+	AllowPrivateNetworks  bool
+	AllowHTTP             bool
+	AllowCIDRs            []string
+	Dev                   bool
+	LogLevel              string
+	LogFormat             string
+	MaxWebhooksPerShop    int
+	SecretOverlap         time.Duration
+	MaxBodyBytes          int64
+	RateLimit             float64
+	RateBurst             int
+	PublishRateLimit      float64
+	PublishRateBurst      int
+	AttemptTimeout        time.Duration
+	RetrySchedule         []time.Duration
+	Workers               int
+	MaxInFlightPerWebhook int
+	LeaseFor              time.Duration
+	PollInterval          time.Duration
+	Retention             time.Duration
+	ShutdownTimeout       time.Duration
+}
+
+func newServeCmd() *cobra.Command {
+	var cfg ServeConfig
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the API and deliver webhooks",
+		Long: `Serve the HTTP API and run the delivery engine.
+
+Every flag can also be set by an environment variable: --allow-http is
+PANCAKE_ALLOW_HTTP, --db is PANCAKE_DB, and so on. A flag given on the
+command line wins over its variable.`,
+		Example: `  # Try it: a throw-away database, a shop "demo" and its key printed
+  pancake-webhooks serve --dev
+
+  # Production on the embedded database
+  PANCAKE_ADMIN_TOKEN=$(openssl rand -hex 32) pancake-webhooks serve --addr :8080 --db sqlite:/var/lib/pancake/webhooks.db
+
+  # On PostgreSQL
+  pancake-webhooks serve --db postgres://pancake@db.internal/webhooks`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			m := NewMain(cfg, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			defer m.Close()
+			if err := m.Run(cmd.Context()); err != nil {
+				return err
+			}
+			<-cmd.Context().Done()
+			return m.Shutdown()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "address to listen on")
+	f.StringVar(&cfg.DB, "db", "sqlite:pancake-webhooks.db", "database: sqlite:FILE or a postgres:// URL")
+	f.StringVar(&cfg.AdminToken, "admin-token", "", "bearer token of the admin API (none: admin API off)")
+	f.BoolVar(&cfg.AllowPrivateNetworks, "allow-private-networks", false, "allow deliveries to loopback and private addresses (development)")
+	f.BoolVar(&cfg.AllowHTTP, "allow-http", false, "allow plain http:// webhook URLs (development)")
+	f.StringSliceVar(&cfg.AllowCIDRs, "allow-cidr", nil, "allow deliveries to these otherwise refused ranges (comma-separated CIDRs)")
+	f.BoolVar(&cfg.Dev, "dev", false, "development mode: a throw-away SQLite file, a shop \"demo\" whose key is printed, private networks and http allowed")
+	f.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&cfg.LogFormat, "log-format", "json", "log format: json or text")
+	f.IntVar(&cfg.MaxWebhooksPerShop, "max-webhooks-per-shop", webhooks.DefaultMaxWebhooks, "most webhooks a shop may have")
+	f.DurationVar(&cfg.SecretOverlap, "secret-overlap", webhooks.DefaultSecretOverlap, "how long the previous secret still signs after a rotation")
+	f.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", 256<<10, "largest publish body accepted")
+	f.Float64Var(&cfg.RateLimit, "rate-limit", 100, "requests per second per API key on the management endpoints (0: off)")
+	f.IntVar(&cfg.RateBurst, "rate-burst", 200, "burst of --rate-limit")
+	f.Float64Var(&cfg.PublishRateLimit, "publish-rate-limit", 0, "publish requests per second per API key (0: off)")
+	f.IntVar(&cfg.PublishRateBurst, "publish-rate-burst", 0, "burst of --publish-rate-limit (0: twice the rate)")
+	f.DurationVar(&cfg.AttemptTimeout, "attempt-timeout", dispatch.DefaultAttemptTimeout, "total timeout of one delivery attempt")
+	f.DurationSliceVar(&cfg.RetrySchedule, "retry-schedule", dispatch.DefaultSchedule, "delays before each retry (comma-separated); its length + 1 is the number of attempts")
+	f.IntVar(&cfg.Workers, "workers", dispatch.DefaultWorkers, "delivery attempts in flight at once")
+	f.IntVar(&cfg.MaxInFlightPerWebhook, "max-in-flight-per-webhook", dispatch.DefaultMaxInFlightPerWebhook, "delivery attempts in flight to one webhook at once")
+	f.DurationVar(&cfg.LeaseFor, "lease", 0, "how long a claimed delivery stays taken before another worker may take it (0: sized from the timeout)")
+	f.DurationVar(&cfg.PollInterval, "poll-interval", dispatch.DefaultPollInterval, "how often the queue is polled when nothing wakes the engine")
+	f.DurationVar(&cfg.Retention, "retention", dispatch.DefaultRetention, "how long finished deliveries are kept")
+	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown may take")
+	noEnv(f, "dev")
+	return cmd
+}
+
+// Main wires the service together: store, delivery engine, HTTP API.
+type Main struct {
+	Config ServeConfig
+	Logger *slog.Logger
+	// Addr is the address the API listens on, once Run returned.
+	Addr string
+
+	stdout, stderr io.Writer
+	db             *store.DB
+	client         *egress.Client
+	dispatcher     *dispatch.Dispatcher
+	maintainer     *dispatch.Maintainer
+	api            *httpapi.Server
+	server         *http.Server
+	serveErr       chan error
+	devDir         string
+}
+
+// NewMain returns a Main for cfg that reports to stdout and logs to stderr.
+func NewMain(cfg ServeConfig, stdout, stderr io.Writer) *Main {
+	return &Main{Config: cfg, stdout: stdout, stderr: stderr}
+}
+
+// Run opens the database, starts the engine and the HTTP server, and
+// returns once the service is listening.
+func (m *Main) Run(ctx context.Context) error {
+	cfg := &m.Config
+	logger, err := newLogger(m.stderr, cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	m.Logger = logger
+	if cfg.Dev {
+		dir, err := os.MkdirTemp("", "pancake-webhooks-dev-")
+		if err != nil {
+			return fmt.Errorf("dev: make a temporary directory: %w", err)
+		}
+		m.devDir = dir
+		cfg.DB = "sqlite:" + filepath.Join(dir, "dev.db")
+		cfg.AllowPrivateNetworks, cfg.AllowHTTP = true, true
+	}
+	var cidrs []netip.Prefix
+	for _, c := range cfg.AllowCIDRs {
+		p, err := netip.ParsePrefix(strings.TrimSpace(c))
+		if err != nil {
+			return usageErr("--allow-cidr %q: %v", c, err)
+		}
+		cidrs = append(cidrs, p)
+	}
+	if cfg.AdminToken != "" && len(cfg.AdminToken) < 16 {
+		return usageErr("--admin-token must be at least 16 characters")
+	}
+
+	m.db, err = store.Open(ctx, cfg.DB, store.Options{Logger: logger})
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	m.client, err = egress.NewClient(egress.Config{
+		Timeout:              cfg.AttemptTimeout,
+		AllowPrivateNetworks: cfg.AllowPrivateNetworks,
+		AllowCIDRs:           cidrs,
+		UserAgent:            "PancakeWebhooks/" + Version(),
+		MaxIdleConnsPerHost:  cfg.MaxInFlightPerWebhook * 2,
+	})
+	if err != nil {
+		return usageErr("%v", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := dispatch.NewMetrics(reg, m.db)
+	m.dispatcher, err = dispatch.NewDispatcher(logger, time.Now, m.db, m.client, metrics, &dispatch.Config{
+		Workers:               cfg.Workers,
+		MaxInFlightPerWebhook: cfg.MaxInFlightPerWebhook,
+		LeaseFor:              cfg.LeaseFor,
+		PollInterval:          cfg.PollInterval,
+		AttemptTimeout:        cfg.AttemptTimeout,
+		Schedule:              cfg.RetrySchedule,
+	})
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	m.maintainer, err = dispatch.NewMaintainer(logger, time.Now, m.db, &dispatch.MaintenanceConfig{Retention: cfg.Retention})
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	rl := rate.Limit(cfg.RateLimit)
+	if cfg.RateLimit <= 0 {
+		rl = rate.Inf
+	}
+	m.api, err = httpapi.NewServer(httpapi.Config{
+		Logger:             logger,
+		Shops:              m.db,
+		Webhooks:           m.db,
+		Deliveries:         m.db,
+		Events:             m.db,
+		Attempter:          m.dispatcher,
+		Ready:              m.db.Ready,
+		Registerer:         reg,
+		Metrics:            promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		AdminToken:         cfg.AdminToken,
+		URLPolicy:          webhooks.URLPolicy{AllowHTTP: cfg.AllowHTTP},
+		MaxWebhooksPerShop: cfg.MaxWebhooksPerShop,
+		SecretOverlap:      cfg.SecretOverlap,
+		MaxBodyBytes:       cfg.MaxBodyBytes,
+		RateLimit:          rl,
+		RateBurst:          cfg.RateBurst,
+		PublishRateLimit:   rate.Limit(cfg.PublishRateLimit),
+		PublishRateBurst:   cfg.PublishRateBurst,
+		Version:            Version(),
+	})
+	if err != nil {
+		return usageErr("%v", err)
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	m.Addr = ln.Addr().String()
+	m.db.OnQueued(m.dispatcher.Wake)
+	if err := m.dispatcher.Start(ctx); err != nil {
+		ln.Close()
+		return err
+	}
+	if err := m.maintainer.Start(ctx); err != nil {
+		ln.Close()
+		return err
+	}
+	m.server = &http.Server{
+		Handler:           m.api,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      cfg.AttemptTimeout + 30*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	m.serveErr = make(chan error, 1)
+	go func() { m.serveErr <- m.server.Serve(ln) }()
+	logger.Info("serving", "addr", m.Addr, "db", m.db.Dialect(), "version", Version(),
+		"admin_api", cfg.AdminToken != "", "allow_private_networks", cfg.AllowPrivateNetworks, "allow_http", cfg.AllowHTTP)
+	if cfg.Dev {
+		return m.devSetup(ctx)
+	}
+	return nil
+}
+
+// devSetup creates the shop "demo" and prints its key and a curl line.
+func (m *Main) devSetup(ctx context.Context) error {
+	now := time.Now()
+	key, k := webhooks.NewAPIKey("demo", now)
+	if err := m.db.CreateShop(ctx, &webhooks.Shop{ID: "demo", Name: "Demo shop", CreatedAt: now}, k); err != nil {
+		return fmt.Errorf("dev: create shop demo: %w", err)
+	}
+	base := "http://" + m.Addr + "/api/v1"
+	fmt.Fprintf(m.stdout, `Pancake Webhooks %s, development mode (throw-away database %s)
+Shop:    demo
+API key: %s
+
+Try it:
+  curl -s %s/shops/demo/webhooks -H 'Authorization: Bearer %s'
+`, Version(), strings.TrimPrefix(m.Config.DB, "sqlite:"), key, base, key)
+	return nil
+}
+
+// Shutdown stops gracefully: no new requests, in-flight requests and
+// attempts finish (bounded), queued work stays queued.
+func (m *Main) Shutdown() error {
+	if m.server == nil {
+		return nil
+	}
+	m.Logger.Info("shutting down")
+	ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
+	defer cancel()
+	err := m.server.Shutdown(ctx)
+	if err != nil {
+		err = fmt.Errorf("http shutdown: %w", err)
+	}
+	if serr := <-m.serveErr; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = fmt.Errorf("http server: %w", serr)
+	}
+	m.server = nil
+	return err
+}
+
+// Close stops everything Run started and releases the database.
+func (m *Main) Close() error {
+	var errs []error
+	if m.server != nil {
+		m.server.Close()
+		m.server = nil
+	}
+	if m.maintainer != nil {
+		m.maintainer.Stop()
+	}
+	if m.dispatcher != nil {
+		m.dispatcher.Stop()
+	}
+	if m.api != nil {
+		m.api.Close()
+	}
+	if m.client != nil {
+		m.client.CloseIdleConnections()
+	}
+	if m.db != nil {
+		if err := m.db.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close database: %w", err))
+		}
+		m.db = nil
+	}
+	if m.devDir != "" {
+		os.RemoveAll(m.devDir)
+		m.devDir = ""
+	}
+	return errors.Join(errs...)
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	default:
+		return nil, fmt.Errorf("--log-format %q: use json or text", format)
+	}
+}

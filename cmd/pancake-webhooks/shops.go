@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	webhooks "github.com/pancake-pos/pancake-webhooks"
+	"github.com/pancake-pos/pancake-webhooks/store"
+)
+
+func newShopsCmd() *cobra.Command {
+	var dsn string
+	cmd := &cobra.Command{
+		Use:   "shops",
+		Short: "Create shops and manage their API keys (on the database directly)",
+		Long: `Create shops and manage their API keys, working on the database directly
+(the same --db as serve; the server may be running).`,
+		Example: `  pancake-webhooks shops create --id shop-42 --name "Pancake Street"
+  pancake-webhooks shops keys create --shop shop-42
+  pancake-webhooks shops keys revoke --shop shop-42 --key key_01j…`,
+	}
+	cmd.PersistentFlags().StringVar(&dsn, "db", "sqlite:pancake-webhooks.db", "database: sqlite:FILE or a postgres:// URL")
+
+	var id, name string
+	create := &cobra.Command{
+		Use:     "create",
+		Short:   "Create a shop and print its first API key as JSON",
+		Example: `  pancake-webhooks shops create --id shop-42 --name "Pancake Street"`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !webhooks.ValidShopID(id) {
+				return usageErr("--id must be 1–64 characters of A-Z a-z 0-9 _ -")
+			}
+			return withDB(cmd.Context(), dsn, func(db *store.DB) error {
+				now := time.Now()
+				key, k := webhooks.NewAPIKey(id, now)
+				if err := db.CreateShop(cmd.Context(), &webhooks.Shop{ID: id, Name: name, CreatedAt: now}, k); err != nil {
+					return domainErr(err)
+				}
+				return printJSON(cmd.OutOrStdout(), map[string]string{"shop_id": id, "api_key": key})
+			})
+		},
+	}
+	create.Flags().StringVar(&id, "id", "", "shop id (1–64 characters of A-Z a-z 0-9 _ -)")
+	create.Flags().StringVar(&name, "name", "", "shop name")
+	_ = create.MarkFlagRequired("id")
+
+	keys := &cobra.Command{Use: "keys", Short: "Manage a shop's API keys"}
+	var shop, keyID string
+	keyCreate := &cobra.Command{
+		Use:     "create",
+		Short:   "Create another API key for a shop and print it as JSON",
+		Example: `  pancake-webhooks shops keys create --shop shop-42`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withDB(cmd.Context(), dsn, func(db *store.DB) error {
+				key, k := webhooks.NewAPIKey(shop, time.Now())
+				if err := db.CreateAPIKey(cmd.Context(), k); err != nil {
+					return domainErr(err)
+				}
+				return printJSON(cmd.OutOrStdout(), map[string]string{"api_key": key, "key_id": k.ID})
+			})
+		},
+	}
+	keyCreate.Flags().StringVar(&shop, "shop", "", "shop id")
+	_ = keyCreate.MarkFlagRequired("shop")
+	keyRevoke := &cobra.Command{
+		Use:     "revoke",
+		Short:   "Revoke an API key of a shop",
+		Example: `  pancake-webhooks shops keys revoke --shop shop-42 --key key_01j…`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withDB(cmd.Context(), dsn, func(db *store.DB) error {
+				if err := db.RevokeAPIKey(cmd.Context(), shop, keyID); err != nil {
+					return domainErr(err)
+				}
+				return printJSON(cmd.OutOrStdout(), map[string]bool{"success": true})
+			})
+		},
+	}
+	keyRevoke.Flags().StringVar(&shop, "shop", "", "shop id")
+	keyRevoke.Flags().StringVar(&keyID, "key", "", "key id (key_…), as printed by keys create")
+	_ = keyRevoke.MarkFlagRequired("shop")
+	_ = keyRevoke.MarkFlagRequired("key")
+	keys.AddCommand(keyCreate, keyRevoke)
+	cmd.AddCommand(create, keys)
+	return cmd
+}
+
+func withDB(ctx context.Context, dsn string, fn func(db *store.DB) error) error {
+	db, err := store.Open(ctx, dsn, store.Options{})
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	defer db.Close()
+	return fn(db)
+}
+
+// domainErr maps a domain error to the CLI's exit codes.
+func domainErr(err error) error {
+	code := ExitError
+	switch webhooks.ErrorCode(err) {
+	case webhooks.ENOTFOUND:
+		code = ExitNotFound
+	case webhooks.ECONFLICT, webhooks.EINVALID:
+		code = ExitInvalid
+	}
+	return &exitError{code: code, err: err}
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
