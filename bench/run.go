@@ -5,6 +5,31 @@
 // delivery rates, end-to-end latency, drain time, duplicates and missing
 // deliveries, the server's RSS and CPU, as a table, one JSON line and SVG
 // charts.
+//
+// Run it with
+//
+//	go build -o /tmp/pw ./cmd/pancake-webhooks
+//	go run ./cmd/pancake-bench --server-bin /tmp/pw                # SQLite in a temporary directory
+//	go run ./cmd/pancake-bench --server-bin /tmp/pw --db postgres://…
+//	go run ./cmd/pancake-bench --target http://127.0.0.1:8080 --admin-token T --server-pid 1234
+//
+// The steps: start the sink on 127.0.0.1; start the server ("serve --addr
+// 127.0.0.1:<free port> --db … --admin-token <random> --allow-private-networks
+// --allow-http") and wait for GET /readyz; measure the raw rate (plain
+// keep-alive POSTs of a signed delivery envelope straight to the sink, from
+// --concurrency clients); run each scenario on a new shop whose webhooks
+// point at the sink:
+//
+//   - single: single publishes from --concurrency clients, closed loop, 1 webhook;
+//   - rate: an open-loop schedule of --rate events/s, 1 webhook; the latency
+//     counts from each event's scheduled time, so a stall is not hidden;
+//   - batch: batches of --batch-size from --concurrency clients, 1 webhook;
+//   - fanout: as single, to --fanout webhooks;
+//
+// then wait (at most --drain-timeout) for every expected delivery; measure the
+// raw rate again; stop the server. Each event's data carries its publish (or
+// scheduled) time, so the sink computes the end-to-end latency. The ratios
+// divide by the median of the raw measurements.
 package bench
 
 import (
@@ -637,14 +662,16 @@ func writeCharts(dir string, res *ScenarioResult) ([]string, error) {
 		chart Chart
 	}{
 		{res.Name + "-latency.svg", Chart{
-			Title:  fmt.Sprintf("%s: end-to-end latency per second (%s)", res.Name, res.Description),
-			XLabel: "seconds since the start", YLabel: "latency (ms)",
+			Title:    res.Name + ": end-to-end latency (publish → arrival), per second",
+			Subtitle: res.Description,
+			XLabel:   "seconds since the start", YLabel: "latency (ms)",
 			Series: []Series{{Name: "p50", X: xs, Y: p50}, {Name: "p99", X: xs, Y: p99}},
 			Marker: res.PublishS, MarkerLabel: "publishing ends",
 		}},
 		{res.Name + "-throughput.svg", Chart{
-			Title:  fmt.Sprintf("%s: throughput per second (%s)", res.Name, res.Description),
-			XLabel: "seconds since the start", YLabel: "events/s",
+			Title:    res.Name + ": throughput, per second",
+			Subtitle: res.Description,
+			XLabel:   "seconds since the start", YLabel: "events/s",
 			Series: []Series{{Name: "publishes/s (202)", X: xs, Y: pubs}, {Name: "deliveries/s (sink)", X: xs, Y: dels}},
 			Marker: res.PublishS, MarkerLabel: "publishing ends",
 		}},

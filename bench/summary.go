@@ -19,8 +19,12 @@ func printSummary(w io.Writer, rep *Report) {
 	for i, s := range rep.Raw.Samples {
 		samples[i] = fmt.Sprintf("%.0f", s)
 	}
-	fmt.Fprintf(w, "raw HTTP POST to the sink, %d keep-alive clients: %s req/s; raw = %.0f req/s (median)\n\n",
-		rep.Raw.Clients, strings.Join(samples, " then "), rep.Raw.RPS)
+	if len(samples) > 0 {
+		fmt.Fprintf(w, "raw HTTP POST to the sink, %d keep-alive clients: %s req/s; raw = %.0f req/s (median)\n\n",
+			rep.Raw.Clients, strings.Join(samples, " then "), rep.Raw.RPS)
+	} else {
+		fmt.Fprintf(w, "raw HTTP rate not measured: no ratios\n\n")
+	}
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\tevents\tingest/s\t×raw\tdeliv/s\t×raw\tw/drain/s\tp50 ms\tp99 ms\tp999 ms\tdrain s\tdup\tmissing\terrors\tsrv cpu s\t")
@@ -37,7 +41,7 @@ func printSummary(w io.Writer, rep *Report) {
 			fmt.Fprintf(w, "; worst send lag %.1f ms", s.ScheduleLagMs)
 		}
 		if !s.Drained {
-			fmt.Fprintf(w, "; NOT DRAINED within the timeout")
+			fmt.Fprintf(w, "; NOT DRAINED: %d of %d deliveries still missing after the %gs drain timeout", s.Missing, s.Expected, rep.Settings.DrainTimeout)
 		}
 		var notes []string
 		if len(s.Errors) > 0 {

@@ -20,6 +20,7 @@ type Series struct {
 // Chart is a simple line chart drawn as SVG by hand.
 type Chart struct {
 	Title          string
+	Subtitle       string // a smaller second line under the title
 	XLabel, YLabel string
 	Series         []Series
 	// Marker, when > 0, draws a dashed vertical line at that x with MarkerLabel.
@@ -40,7 +41,7 @@ func (c Chart) WriteSVG(w io.Writer) error {
 	if H <= 0 {
 		H = 360
 	}
-	const left, right, top, bottom = 70.0, 20.0, 40.0, 70.0
+	const left, right, top, bottom = 70.0, 20.0, 52.0, 70.0
 	pw, ph := float64(W)-left-right, float64(H)-top-bottom
 
 	// Ranges: x from 0, y from 0; both at least 1 wide.
@@ -66,7 +67,10 @@ func (c Chart) WriteSVG(w io.Writer) error {
 	fmt.Fprintf(b, `<?xml version="1.0" encoding="UTF-8"?>`+"\n")
 	fmt.Fprintf(b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", W, H, W, H)
 	fmt.Fprintf(b, `<rect x="0" y="0" width="%d" height="%d" fill="white"/>`+"\n", W, H)
-	fmt.Fprintf(b, `<text x="%g" y="22" font-size="15" font-weight="bold">%s</text>`+"\n", left, esc(c.Title))
+	fmt.Fprintf(b, `<text x="%g" y="20" font-size="15" font-weight="bold">%s</text>`+"\n", left, esc(c.Title))
+	if c.Subtitle != "" {
+		fmt.Fprintf(b, `<text x="%g" y="38" fill="#555">%s</text>`+"\n", left, esc(c.Subtitle))
+	}
 
 	// Grid and ticks.
 	fmt.Fprintf(b, `<g stroke="#ddd" stroke-width="1">`+"\n")

@@ -60,8 +60,9 @@ func parseSVG(t *testing.T, b []byte) svgDoc {
 
 func TestChartSVG(t *testing.T) {
 	c := Chart{
-		Title:  `latency <p50 & p99> "quoted"`,
-		XLabel: "seconds", YLabel: "ms",
+		Title:    `latency <p50 & p99> "quoted"`,
+		Subtitle: "the sub-title",
+		XLabel:   "seconds", YLabel: "ms",
 		Series: []Series{
 			{Name: "p50", X: []float64{0.5, 1.5, 2.5, 3.5}, Y: []float64{1, 2, -1, 4}},
 			{Name: "p99 & more", X: []float64{0.5, 1.5, 2.5, 3.5}, Y: []float64{5, math.NaN(), 7, 8}},
@@ -94,7 +95,7 @@ func TestChartSVG(t *testing.T) {
 		}
 	}
 	texts := strings.Join(doc.texts, "|")
-	for _, want := range []string{`latency <p50 & p99> "quoted"`, "p50", "p99 & more", "publishing ends", "seconds", "ms"} {
+	for _, want := range []string{`latency <p50 & p99> "quoted"`, "the sub-title", "p50", "p99 & more", "publishing ends", "seconds", "ms"} {
 		if !strings.Contains(texts, want) {
 			t.Errorf("text %q missing from %q", want, texts)
 		}
