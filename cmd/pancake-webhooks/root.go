@@ -106,7 +106,7 @@ Start it with zero set-up on an embedded SQLite database:
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr("%v", err) })
-	root.AddCommand(newServeCmd(), newShopsCmd(), newDBCmd(), newVersionCmd())
+	root.AddCommand(newServeCmd(), newShopsCmd(), newDBCmd(), newVersionCmd(), newWebhooksCmd(), newDeliveriesCmd(), newEventsCmd())
 	return root
 }
 
