@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -1014,4 +1016,43 @@ func sendOne(t *testing.T, b *e2eBundle, h *pancake.Webhook) string {
 		t.Fatal(err)
 	}
 	return r.DeliveryID
+}
+
+// TestCLIBinaryReadsDataFromStdin runs the built binary: --data - reads the
+// event's data from stdin, and the exit code reaches the shell.
+func TestCLIBinaryReadsDataFromStdin(t *testing.T) {
+	t.Parallel()
+	bin := buildBinary(t)
+	b := setupE2E(t)
+	b.webhook(t)
+
+	cmd := exec.CommandContext(t.Context(), bin, append([]string{"events", "publish", "--event", "order.created", "--data", "-", "--json"}, b.conn()...)...)
+	cmd.Stdin = strings.NewReader(`{"order_id": "ord_stdin"}`)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("events publish --data -: %v\n%s", err, out)
+	}
+	var res pancake.PublishResult
+	if err := json.Unmarshal(out, &res); err != nil || res.Deliveries != 1 {
+		t.Fatalf("events publish --data - --json printed %s (%v)", out, err)
+	}
+	got := b.receiver.next(t)
+	if got.header.Get("webhook-id") != res.EventID {
+		t.Errorf("the receiver got webhook-id %q, want %q", got.header.Get("webhook-id"), res.EventID)
+	}
+	if data, _ := got.envelope(t)["data"].(map[string]any); data["order_id"] != "ord_stdin" {
+		t.Errorf("the receiver got data %v", data)
+	}
+
+	cmd = exec.CommandContext(t.Context(), bin, append([]string{"webhooks", "get", "wh_nope"}, b.conn()...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != pw.ExitNotFound {
+		t.Errorf("webhooks get wh_nope: %v, want exit code %d", err, pw.ExitNotFound)
+	}
+	if !strings.Contains(stderr.String(), "404 not_found") || strings.Contains(stderr.String(), b.key) {
+		t.Errorf("webhooks get wh_nope: stderr %q", stderr.String())
+	}
 }

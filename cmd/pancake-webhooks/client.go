@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -104,13 +105,22 @@ func (f *apiFlags) apiErr(err error) error {
 		}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		msg = err.Error()
-	default:
+	case isNetError(err):
 		msg = fmt.Sprintf("cannot reach the API at %s: %v", redactedURL(f.url), err)
+	default:
+		msg = err.Error()
 	}
 	if f.key != "" {
 		msg = strings.ReplaceAll(msg, f.key, "REDACTED")
 	}
 	return &exitError{code: code, err: errors.New(strings.ReplaceAll(msg, "\n", " "))}
+}
+
+// isNetError reports whether err is a failure to talk to the server
+// (refused, DNS, reset, timeout).
+func isNetError(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
 }
 
 // formatDetails writes an error's details as "field: why; field: why",
