@@ -1,16 +1,18 @@
 // Package egress is the one outbound HTTP client of Pancake Webhooks, used
-// for deliveries, test sends and manual retries. It checks the resolved
-// address at connect time (so DNS re-binding can't pass), follows no
-// redirects, ignores proxy settings from the environment, bounds every
-// attempt in time and the response body in size, and turns every way an
-// attempt can fail into a short reason a user can act on.
+// for deliveries, test sends and manual retries.
+//
+// It checks the resolved address at connect time (so DNS re-binding can't
+// pass), follows no redirects, ignores proxy settings from the environment,
+// bounds every attempt in time and the response body in size, reuses
+// kept-alive connections per host, and turns every way an attempt can fail
+// into a short reason a user can act on (Result.FailureReason). Reasons never
+// echo the request URL, whose query may carry a token.
 package egress
 
 import (
+	"bytes"
 	"cmp"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -20,231 +22,299 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 	"unicode/utf8"
 )
 
-// Defaults of Config.
+// Defaults of Config, and the cap on Result.RetryAfter.
 const (
 	DefaultTimeout             = 15 * time.Second
 	DefaultConnectTimeout      = 5 * time.Second
 	DefaultMaxResponseBody     = 64 << 10
 	DefaultMaxIdleConnsPerHost = 64
+	DefaultUserAgent           = "PancakeWebhooks"
 	MaxRetryAfter              = time.Hour
 )
 
-// Config tunes the client. Zero values take the defaults.
+// Config tunes a Client. Zero values take the documented defaults.
 type Config struct {
-	Timeout              time.Duration  // total per attempt; default 15s
-	ConnectTimeout       time.Duration  // dial and TLS handshake; default 5s, never more than Timeout
-	MaxResponseBody      int64          // bytes of response body kept; default 64 KiB
-	AllowPrivateNetworks bool           // allow every non-public destination (development, tests)
-	AllowCIDRs           []netip.Prefix // open chosen ranges only
-	UserAgent            string         // default "PancakeWebhooks"; the server sends "PancakeWebhooks/<version>"
-	MaxIdleConnsPerHost  int            // keep-alive pool per host; default 64
+	// Timeout bounds a whole attempt: connect, TLS, sending, waiting for the
+	// headers and reading the body, even when the receiver trickles them.
+	// Default 15s.
+	Timeout time.Duration
+
+	// ConnectTimeout bounds the DNS lookup and TCP connect, and separately
+	// the TLS handshake. Default 5s, never more than Timeout.
+	ConnectTimeout time.Duration
+
+	// MaxResponseBody is how many bytes of a response body are kept; the
+	// rest is not read. Default 64 KiB.
+	MaxResponseBody int64
+
+	// AllowPrivateNetworks allows every non-public destination (loopback,
+	// private, link-local, …). For local development and tests only.
+	AllowPrivateNetworks bool
+
+	// AllowCIDRs opens chosen non-public ranges, e.g. 10.1.0.0/16 for
+	// receivers inside the operator's network.
+	AllowCIDRs []netip.Prefix
+
+	// UserAgent is sent on every request. Default "PancakeWebhooks"; the
+	// server sets "PancakeWebhooks/<version>".
+	UserAgent string
+
+	// MaxIdleConnsPerHost sizes the keep-alive pool per host. Default 64.
+	MaxIdleConnsPerHost int
+
+	// NowFunc is the wall clock, used for a Retry-After HTTP date when the
+	// response carries no Date header. Default time.Now.
+	NowFunc func() time.Time
 }
 
-// Client sends webhook attempts.
+// validate checks cfg; its errors name the field.
+func (cfg *Config) validate() error {
+	switch {
+	case cfg.Timeout < 0:
+		return errors.New("Timeout cannot be less than zero")
+	case cfg.ConnectTimeout < 0:
+		return errors.New("ConnectTimeout cannot be less than zero")
+	case cfg.MaxResponseBody < 0:
+		return errors.New("MaxResponseBody cannot be less than zero")
+	case cfg.MaxIdleConnsPerHost < 0:
+		return errors.New("MaxIdleConnsPerHost cannot be less than zero")
+	case strings.ContainsAny(cfg.UserAgent, "\r\n"):
+		return errors.New("UserAgent cannot contain a line break")
+	}
+	for i, p := range cfg.AllowCIDRs {
+		if !p.IsValid() {
+			return fmt.Errorf("AllowCIDRs[%d] is not a valid prefix", i)
+		}
+	}
+	return nil
+}
+
+// Client sends webhook attempts. It is safe for concurrent use; build one
+// per process and share it.
 type Client struct {
 	http      *http.Client
 	transport *http.Transport
 	cfg       Config
 }
 
-// NewClient returns a client for cfg.
+// NewClient returns a client for cfg. It fails only on an invalid Config,
+// with an error that names the field ("egress: Timeout cannot be less than
+// zero").
 func NewClient(cfg Config) (*Client, error) {
-	switch {
-	case cfg.Timeout < 0:
-		return nil, errors.New("egress: Timeout cannot be less than zero")
-	case cfg.ConnectTimeout < 0:
-		return nil, errors.New("egress: ConnectTimeout cannot be less than zero")
-	case cfg.MaxResponseBody < 0:
-		return nil, errors.New("egress: MaxResponseBody cannot be less than zero")
-	case cfg.MaxIdleConnsPerHost < 0:
-		return nil, errors.New("egress: MaxIdleConnsPerHost cannot be less than zero")
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("egress: %w", err)
 	}
 	cfg.Timeout = cmp.Or(cfg.Timeout, DefaultTimeout)
 	cfg.ConnectTimeout = min(cmp.Or(cfg.ConnectTimeout, DefaultConnectTimeout), cfg.Timeout)
 	cfg.MaxResponseBody = cmp.Or(cfg.MaxResponseBody, DefaultMaxResponseBody)
 	cfg.MaxIdleConnsPerHost = cmp.Or(cfg.MaxIdleConnsPerHost, DefaultMaxIdleConnsPerHost)
-	cfg.UserAgent = cmp.Or(cfg.UserAgent, "PancakeWebhooks")
-	g := &guard{allowAll: cfg.AllowPrivateNetworks, allow: cfg.AllowCIDRs}
-	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second, Control: g.control}
+	cfg.UserAgent = cmp.Or(cfg.UserAgent, DefaultUserAgent)
+	if cfg.NowFunc == nil {
+		cfg.NowFunc = time.Now
+	}
+
+	g := newGuard(cfg.AllowPrivateNetworks, cfg.AllowCIDRs)
+	dialer := &net.Dialer{
+		Timeout:   cfg.ConnectTimeout,
+		KeepAlive: 30 * time.Second,
+		Control:   g.control, // on the resolved address, just before connect
+	}
 	t := &http.Transport{
 		Proxy:                  nil, // never a proxy from the environment
 		DialContext:            dialer.DialContext,
 		TLSHandshakeTimeout:    cfg.ConnectTimeout,
-		ForceAttemptHTTP2:      true,
+		ForceAttemptHTTP2:      true, // custom DialContext would otherwise turn it off
 		MaxIdleConns:           cfg.MaxIdleConnsPerHost * 16,
 		MaxIdleConnsPerHost:    cfg.MaxIdleConnsPerHost,
 		IdleConnTimeout:        90 * time.Second,
 		MaxResponseHeaderBytes: 64 << 10,
-		ExpectContinueTimeout:  0,
 	}
-	c := &Client{
+	return &Client{
 		transport: t,
 		cfg:       cfg,
 		http: &http.Client{
 			Transport: t,
 			Timeout:   cfg.Timeout,
 			CheckRedirect: func(*http.Request, []*http.Request) error {
-				return http.ErrUseLastResponse
+				return http.ErrUseLastResponse // a 3xx is the answer, not a hop
 			},
 		},
-	}
-	return c, nil
+	}, nil
 }
 
 // Request is one attempt to make.
 type Request struct {
 	URL    string
-	Header http.Header // extra headers; Content-Type and User-Agent are set by the client
+	Header http.Header // extra headers (signature etc.); Content-Type: application/json and User-Agent are set by the client
 	Body   []byte
 }
 
 // Result is what came of an attempt. Every failure is a FailureReason.
 type Result struct {
-	StatusCode    int         // 0 when no HTTP response came
-	Header        http.Header // response headers, nil if none
-	Body          string      // up to MaxResponseBody bytes
-	BodyTruncated bool        // the body was cut at MaxResponseBody
-	Duration      time.Duration
-	FailureReason string        // "" on a 2xx
-	RetryAfter    time.Duration // a 429/503's Retry-After, capped at 1h
-	Gone          bool          // 410
+	StatusCode    int           // 0 when no HTTP response came
+	Header        http.Header   // response headers, nil if none
+	Body          string        // up to MaxResponseBody bytes, made valid UTF-8
+	BodyTruncated bool          // the body was cut at MaxResponseBody
+	Duration      time.Duration // from Send's start to its end
+	FailureReason string        // "" on a 2xx; otherwise short and user-facing
+	RetryAfter    time.Duration // a 429's or 503's Retry-After, capped at MaxRetryAfter; 0 if absent
+	Gone          bool          // the receiver answered 410 Gone
 }
 
-// Success reports whether the receiver answered 2xx.
+// Success reports whether the receiver answered 2xx within the timeout
+// (the contract's definition of a delivered attempt).
 func (r Result) Success() bool {
 	return r.StatusCode >= 200 && r.StatusCode < 300 && r.FailureReason == ""
 }
 
-// CloseIdleConnections closes kept-alive connections.
+// CloseIdleConnections closes kept-alive connections that are not in use.
+// The server calls it on shutdown; tests call it in cleanup.
 func (c *Client) CloseIdleConnections() { c.transport.CloseIdleConnections() }
 
-// Send POSTs req.Body to req.URL. It never panics and never returns an
-// error: every failure is described in Result.FailureReason.
-func (c *Client) Send(ctx context.Context, req Request) Result {
-	start := time.Now()
-	res := c.send(ctx, req)
-	res.Duration = time.Since(start)
-	return res
+// Send POSTs req.Body to req.URL with Content-Type: application/json and
+// the configured User-Agent. It never panics and never returns an error:
+// every failure, including an invalid URL or a refused destination, is
+// described in Result.FailureReason. Cancelling ctx ends the attempt
+// ("cancelled").
+//
+// Deliveries are at least once and carry webhook-id for de-duplication, so a
+// request that fails on a kept-alive connection the receiver had just closed
+// is re-sent on another connection, within the same Timeout.
+func (c *Client) Send(ctx context.Context, req Request) (res Result) {
+	start := time.Now() // monotonic: measures, never stamps
+	defer func() {
+		if p := recover(); p != nil {
+			res = Result{FailureReason: "internal error"}
+		}
+		res.Duration = time.Since(start)
+	}()
+	return c.send(ctx, req, start)
 }
 
-func (c *Client) send(ctx context.Context, req Request) Result {
-	u, err := url.Parse(req.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return Result{FailureReason: "invalid URL"}
+func (c *Client) send(ctx context.Context, req Request, start time.Time) Result {
+	if err := CheckURL(req.URL); err != nil {
+		return Result{FailureReason: err.Error()}
 	}
-	if u.User != nil {
-		return Result{FailureReason: "invalid URL: user and password are not allowed"}
-	}
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), strings.NewReader(string(req.Body)))
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, req.URL, bytes.NewReader(req.Body))
 	if err != nil {
-		return Result{FailureReason: "invalid URL"}
+		return Result{FailureReason: "invalid request"}
 	}
+	hr.Header = make(http.Header, len(req.Header)+3)
 	for k, v := range req.Header {
 		hr.Header[k] = v
 	}
 	hr.Header.Set("Content-Type", "application/json")
-	if c.cfg.UserAgent != "" {
-		hr.Header.Set("User-Agent", c.cfg.UserAgent)
+	hr.Header.Set("User-Agent", c.cfg.UserAgent)
+	if _, ok := hr.Header["Idempotency-Key"]; !ok {
+		// A zero-length value marks the request replayable for the
+		// transport (stale kept-alive connection) without sending a header.
+		hr.Header["Idempotency-Key"] = nil
 	}
+
 	resp, err := c.http.Do(hr)
 	if err != nil {
-		return Result{FailureReason: c.reason(err)}
+		return Result{FailureReason: c.reason(ctx, err, time.Since(start))}
 	}
-	defer resp.Body.Close()
-	res := Result{StatusCode: resp.StatusCode, Header: resp.Header}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, c.cfg.MaxResponseBody+1))
-	if int64(len(body)) > c.cfg.MaxResponseBody {
-		body, res.BodyTruncated = body[:c.cfg.MaxResponseBody], true
-	}
-	res.Body = validUTF8(body)
+	defer resp.Body.Close() // not drained: a long rest closes the connection
+
+	res := Result{StatusCode: resp.StatusCode, Header: resp.Header, Gone: resp.StatusCode == http.StatusGone}
+	body, readErr := io.ReadAll(io.LimitReader(resp.Body, c.cfg.MaxResponseBody+1))
+	res.Body, res.BodyTruncated = clip(body, c.cfg.MaxResponseBody)
 	switch {
-	case err != nil && !res.BodyTruncated:
-		res.FailureReason = "reading the response failed: " + c.reason(err)
+	case readErr != nil && !res.BodyTruncated:
+		res.FailureReason = "reading the response failed: " + c.reason(ctx, readErr, time.Since(start))
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
 		res.FailureReason = fmt.Sprintf("redirect not followed (HTTP %d)", resp.StatusCode)
 	case resp.StatusCode < 200 || resp.StatusCode >= 300:
 		res.FailureReason = fmt.Sprintf("HTTP %d", resp.StatusCode)
 	}
-	res.Gone = resp.StatusCode == http.StatusGone
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-		res.RetryAfter = ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		now, err := http.ParseTime(resp.Header.Get("Date"))
+		if err != nil {
+			now = c.cfg.NowFunc()
+		}
+		res.RetryAfter = ParseRetryAfter(resp.Header.Get("Retry-After"), now)
 	}
 	return res
 }
 
-// validUTF8 keeps a body readable: cut multi-byte runes are dropped.
-func validUTF8(b []byte) string {
-	if utf8.Valid(b) {
-		return string(b)
+// CheckURL reports whether raw is a URL Send will try: absolute http or
+// https, with a host and a valid port, without user information. The
+// error's text is the FailureReason Send would give ("invalid URL: …"); it
+// never repeats the URL. Whether the destination is allowed is only known at
+// connect time.
+func CheckURL(raw string) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return errors.New("invalid URL")
+	case u.Scheme != "http" && u.Scheme != "https":
+		return errors.New("invalid URL: scheme must be http or https")
+	case u.User != nil:
+		return errors.New("invalid URL: user and password are not allowed")
+	case u.Opaque != "" || u.Hostname() == "":
+		return errors.New("invalid URL: no host")
 	}
-	return strings.ToValidUTF8(string(b), "\uFFFD")
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return errors.New("invalid URL: bad port")
+		}
+	}
+	return nil
 }
 
-// ParseRetryAfter reads a Retry-After value (seconds or an HTTP date),
-// capped at one hour; 0 when absent or unreadable.
+// clip cuts b to at most limit bytes of valid UTF-8: a rune cut at the limit
+// is dropped, other invalid bytes become U+FFFD (and the result is cut again
+// if that made it longer).
+func clip(b []byte, limit int64) (string, bool) {
+	cut := int64(len(b)) > limit
+	if cut {
+		b = b[:limit]
+		// Drop a multi-byte rune the limit cut in two.
+		for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax; i-- {
+			if utf8.RuneStart(b[i]) {
+				if !utf8.FullRune(b[i:]) {
+					b = b[:i]
+				}
+				break
+			}
+		}
+	}
+	if utf8.Valid(b) {
+		return string(b), cut
+	}
+	s := strings.ToValidUTF8(string(b), "\uFFFD")
+	if int64(len(s)) > limit {
+		n := int(limit)
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		s, cut = s[:n], true
+	}
+	return s, cut
+}
+
+// ParseRetryAfter reads a Retry-After value, either delay-seconds or an
+// HTTP date taken relative to now, capped at MaxRetryAfter; 0 when absent,
+// unreadable or in the past.
 func ParseRetryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0
 	}
-	var d time.Duration
 	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
 		if n <= 0 {
 			return 0
 		}
-		if n > int64(MaxRetryAfter/time.Second) {
-			return MaxRetryAfter
-		}
-		d = time.Duration(n) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
+		return time.Duration(min(n, int64(MaxRetryAfter/time.Second))) * time.Second
 	}
-	return max(0, min(d, MaxRetryAfter))
-}
-
-// reason turns a transport error into a short user-facing reason that
-// never echoes the URL (it may carry a token in its query).
-func (c *Client) reason(err error) string {
-	var blocked *blockedError
-	var dnsErr *net.DNSError
-	var certErr *tls.CertificateVerificationError
-	var unknownAuth x509.UnknownAuthorityError
-	var hostErr x509.HostnameError
-	var recErr tls.RecordHeaderError
-	var netErr net.Error
-	switch {
-	case errors.As(err, &blocked):
-		return blocked.Error()
-	case errors.As(err, &dnsErr):
-		if dnsErr.IsNotFound {
-			return "dns lookup failed: no such host"
-		}
-		if dnsErr.IsTimeout {
-			return "dns lookup failed: timeout"
-		}
-		return "dns lookup failed"
-	case errors.As(err, &certErr), errors.As(err, &unknownAuth), errors.As(err, &hostErr):
-		return "tls handshake failed: certificate not trusted for this host"
-	case errors.As(err, &recErr):
-		return "tls handshake failed: the server did not answer TLS"
-	case errors.Is(err, context.Canceled):
-		return "cancelled"
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
-		return fmt.Sprintf("timeout after %s", c.cfg.Timeout)
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused"
-	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return "connection reset by the receiver"
-	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
-		return "host unreachable"
-	case strings.Contains(err.Error(), "tls:"):
-		return "tls handshake failed"
-	default:
-		return "request failed"
+	t, err := http.ParseTime(v)
+	if err != nil {
+		return 0
 	}
+	return max(0, min(t.Sub(now), MaxRetryAfter))
 }

@@ -2,244 +2,732 @@ package egress_test
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/pancake-pos/pancake-webhooks/egress"
 )
 
-func newClient(t *testing.T, cfg egress.Config) *egress.Client {
+// secret sits in every test URL's query; no FailureReason may show it.
+const secret = "s3cret-token"
+
+// received is what the test receiver saw of a request.
+type received struct {
+	Method     string
+	RequestURI string
+	Header     http.Header
+	Body       string
+}
+
+// ignoreMeasured leaves out of a Result comparison what varies per run.
+var ignoreMeasured = cmpopts.IgnoreFields(egress.Result{}, "Duration", "Header")
+
+func mustNewClient(t testing.TB, cfg egress.Config) *egress.Client {
 	t.Helper()
 	c, err := egress.NewClient(cfg)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("NewClient: %v", err)
 	}
 	t.Cleanup(c.CloseIdleConnections)
 	return c
 }
 
-func server(t *testing.T, h http.HandlerFunc) *httptest.Server {
+// checkResult compares res with want (Duration and Header aside) and checks
+// that the reason does not leak the URL's query.
+func checkResult(t *testing.T, want, res egress.Result) {
 	t.Helper()
-	s := httptest.NewServer(h)
-	t.Cleanup(s.Close)
-	return s
+	if diff := cmp.Diff(want, res, ignoreMeasured); diff != "" {
+		t.Errorf("Send returned diff (-want +got):\n%s", diff)
+	}
+	if strings.Contains(res.FailureReason, secret) {
+		t.Errorf("FailureReason %q shows the URL's query", res.FailureReason)
+	}
+	if res.Duration < 0 {
+		t.Errorf("Duration = %v, want >= 0", res.Duration)
+	}
 }
 
-func TestSend(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	open := egress.Config{AllowPrivateNetworks: true, UserAgent: "PancakeWebhooks/test"}
+// blockUntilCleanup returns a channel that is closed when t ends, for
+// handlers that must hang; it is registered after the server, so it is
+// closed before the server waits for its handlers.
+func blockUntilCleanup(t *testing.T) <-chan struct{} {
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	return release
+}
 
-	t.Run("SuccessKeepsStatusHeadersAndBody", func(t *testing.T) {
-		t.Parallel()
-		var got *http.Request
-		var body []byte
-		s := server(t, func(w http.ResponseWriter, r *http.Request) {
-			got, body = r, must(io.ReadAll(r.Body))
-			w.Header().Set("X-Reply", "yes")
-			w.WriteHeader(201)
-			io.WriteString(w, "created")
-		})
-		h := http.Header{}
-		h.Set("webhook-id", "evt_1")
-		res := newClient(t, open).Send(ctx, egress.Request{URL: s.URL + "/hook?x=1", Header: h, Body: []byte(`{"a":1}`)})
-		if !res.Success() || res.StatusCode != 201 || res.Body != "created" || res.Header.Get("X-Reply") != "yes" || res.FailureReason != "" {
-			t.Fatalf("result = %+v", res)
+func TestClientSend(t *testing.T) {
+	t.Parallel()
+
+	type testBundle struct {
+		mux      *http.ServeMux
+		server   *httptest.Server
+		url      string // the server's /hook, with a token in the query
+		received chan received
+	}
+
+	setup := func(t *testing.T) (*egress.Client, *testBundle) {
+		t.Helper()
+		mux := http.NewServeMux()
+		server := httptest.NewServer(mux)
+		t.Cleanup(server.Close)
+		client := mustNewClient(t, egress.Config{AllowPrivateNetworks: true, UserAgent: "PancakeWebhooks/test"})
+		return client, &testBundle{
+			mux:      mux,
+			server:   server,
+			url:      server.URL + "/hook?token=" + secret,
+			received: make(chan received, 10),
 		}
-		if got.Method != "POST" || got.Header.Get("Content-Type") != "application/json" || got.Header.Get("User-Agent") != "PancakeWebhooks/test" ||
-			got.Header.Get("webhook-id") != "evt_1" || string(body) != `{"a":1}` {
-			t.Fatalf("request = %s %v %s", got.Method, got.Header, body)
+	}
+
+	// record returns a handler that reports each request on bundle.received,
+	// then answers with answer.
+	record := func(bundle *testBundle, answer http.HandlerFunc) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			bundle.received <- received{Method: r.Method, RequestURI: r.RequestURI, Header: r.Header.Clone(), Body: string(body)}
+			answer(w, r)
+		}
+	}
+
+	hijack := func(t *testing.T, w http.ResponseWriter, reset bool) {
+		t.Helper()
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Errorf("Hijack: %v", err)
+			return
+		}
+		if reset {
+			conn.(*net.TCPConn).SetLinger(0) // close with RST
+		}
+		conn.Close()
+	}
+
+	t.Run("SuccessReturnsStatusHeadersAndBody", func(t *testing.T) {
+		t.Parallel()
+		client, bundle := setup(t)
+		bundle.mux.HandleFunc("/hook", record(bundle, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("X-Reply", "yes")
+			w.WriteHeader(http.StatusCreated)
+			io.WriteString(w, "created")
+		}))
+
+		header := http.Header{}
+		header.Set("webhook-id", "evt_1")
+		header.Set("Content-Type", "text/plain") // the client's own wins
+		header.Set("User-Agent", "curl/8")
+		res := client.Send(t.Context(), egress.Request{URL: bundle.url, Header: header, Body: []byte(`{"a":1}`)})
+
+		checkResult(t, egress.Result{StatusCode: 201, Body: "created"}, res)
+		if !res.Success() || res.Header.Get("X-Reply") != "yes" {
+			t.Errorf("Success() = %v, X-Reply = %q; want true, yes", res.Success(), res.Header.Get("X-Reply"))
+		}
+		got := <-bundle.received
+		want := received{
+			Method:     http.MethodPost,
+			RequestURI: "/hook?token=" + secret,
+			Header: http.Header{
+				"Accept-Encoding": {"gzip"},
+				"Content-Length":  {"7"},
+				"Content-Type":    {"application/json"},
+				"User-Agent":      {"PancakeWebhooks/test"},
+				"Webhook-Id":      {"evt_1"},
+			},
+			Body: `{"a":1}`,
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("receiver got diff (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("DefaultUserAgent", func(t *testing.T) {
+		t.Parallel()
+		_, bundle := setup(t)
+		bundle.mux.HandleFunc("/hook", record(bundle, func(http.ResponseWriter, *http.Request) {}))
+		res := mustNewClient(t, egress.Config{AllowPrivateNetworks: true}).Send(t.Context(), egress.Request{URL: bundle.url})
+		checkResult(t, egress.Result{StatusCode: 200}, res)
+		if ua := (<-bundle.received).Header.Get("User-Agent"); ua != "PancakeWebhooks" {
+			t.Errorf("User-Agent = %q, want PancakeWebhooks", ua)
 		}
 	})
 
 	t.Run("NonSuccessStatusIsAFailure", func(t *testing.T) {
 		t.Parallel()
-		s := server(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) })
-		res := newClient(t, open).Send(ctx, egress.Request{URL: s.URL})
-		if res.Success() || res.FailureReason != "HTTP 500" || res.StatusCode != 500 || res.Gone {
-			t.Fatalf("result = %+v", res)
+		client, bundle := setup(t)
+		bundle.mux.HandleFunc("/hook", func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "boom", http.StatusInternalServerError)
+		})
+		res := client.Send(t.Context(), egress.Request{URL: bundle.url})
+		checkResult(t, egress.Result{StatusCode: 500, Body: "boom\n", FailureReason: "HTTP 500"}, res)
+		if res.Success() {
+			t.Error("Success() = true for HTTP 500")
 		}
 	})
 
 	t.Run("GoneIsFlagged", func(t *testing.T) {
 		t.Parallel()
-		s := server(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(410) })
-		if res := newClient(t, open).Send(ctx, egress.Request{URL: s.URL}); !res.Gone || res.FailureReason != "HTTP 410" {
-			t.Fatalf("result = %+v", res)
-		}
+		client, bundle := setup(t)
+		bundle.mux.HandleFunc("/hook", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusGone) })
+		res := client.Send(t.Context(), egress.Request{URL: bundle.url})
+		checkResult(t, egress.Result{StatusCode: 410, FailureReason: "HTTP 410", Gone: true}, res)
 	})
 
-	t.Run("RetryAfterOn429And503", func(t *testing.T) {
+	t.Run("RetryAfterIsReadOn429And503", func(t *testing.T) {
 		t.Parallel()
-		for _, c := range []struct {
-			status int
-			header string
-			want   time.Duration
+		const date = "Thu, 26 Nov 2026 12:00:00 GMT"
+		for _, tt := range []struct {
+			name       string
+			status     int
+			date       string // response Date header; "" sends none
+			retryAfter string
+			want       time.Duration
 		}{
-			{429, "30", 30 * time.Second},
-			{503, "7200", time.Hour},
-			{500, "30", 0},
-			{429, "soon", 0},
+			{"Seconds429", 429, date, "120", 2 * time.Minute},
+			{"Seconds503", 503, date, "5", 5 * time.Second},
+			{"HTTPDate503", 503, date, "Thu, 26 Nov 2026 12:10:00 GMT", 10 * time.Minute},
+			{"HTTPDate429", 429, date, "Thu, 26 Nov 2026 12:00:30 GMT", 30 * time.Second},
+			{"HTTPDateWithoutDateUsesTheClock", 429, "", "Thu, 26 Nov 2026 12:05:00 GMT", 5 * time.Minute},
+			{"HTTPDateInThePast", 503, date, "Thu, 26 Nov 2026 11:00:00 GMT", 0},
+			{"SecondsCappedAtAnHour", 429, date, "86400", time.Hour},
+			{"HTTPDateCappedAtAnHour", 503, date, "Fri, 27 Nov 2026 12:00:00 GMT", time.Hour},
+			{"Unreadable", 429, date, "soon", 0},
+			{"Absent", 503, date, "", 0},
+			{"IgnoredOn500", 500, date, "30", 0},
 		} {
-			s := server(t, func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Retry-After", c.header)
-				w.WriteHeader(c.status)
+			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
+				_, bundle := setup(t)
+				bundle.mux.HandleFunc("/hook", func(w http.ResponseWriter, r *http.Request) {
+					w.Header()["Date"] = nil // no Date unless set
+					if tt.date != "" {
+						w.Header().Set("Date", tt.date)
+					}
+					if tt.retryAfter != "" {
+						w.Header().Set("Retry-After", tt.retryAfter)
+					}
+					w.WriteHeader(tt.status)
+				})
+				client := mustNewClient(t, egress.Config{
+					AllowPrivateNetworks: true,
+					NowFunc:              func() time.Time { return time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC) },
+				})
+				res := client.Send(t.Context(), egress.Request{URL: bundle.url})
+				if res.RetryAfter != tt.want || res.StatusCode != tt.status {
+					t.Errorf("HTTP %d, Retry-After %q: got HTTP %d, RetryAfter %v; want %v", tt.status, tt.retryAfter, res.StatusCode, res.RetryAfter, tt.want)
+				}
 			})
-			if res := newClient(t, open).Send(ctx, egress.Request{URL: s.URL}); res.RetryAfter != c.want {
-				t.Errorf("%d Retry-After %q: %v, want %v", c.status, c.header, res.RetryAfter, c.want)
-			}
 		}
 	})
 
 	t.Run("RedirectIsNotFollowed", func(t *testing.T) {
 		t.Parallel()
-		followed := false
-		target := server(t, func(w http.ResponseWriter, r *http.Request) { followed = true })
-		s := server(t, func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, target.URL, 301) })
-		res := newClient(t, open).Send(ctx, egress.Request{URL: s.URL})
-		if followed || res.Success() || res.StatusCode != 301 || res.FailureReason != "redirect not followed (HTTP 301)" {
-			t.Fatalf("result = %+v, followed %v", res, followed)
+		for _, status := range []int{301, 302, 303, 307, 308} {
+			client, bundle := setup(t)
+			var followed atomic.Bool
+			bundle.mux.HandleFunc("/elsewhere", func(http.ResponseWriter, *http.Request) { followed.Store(true) })
+			bundle.mux.HandleFunc("/hook", func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Location", "/elsewhere")
+				w.WriteHeader(status)
+			})
+			res := client.Send(t.Context(), egress.Request{URL: bundle.url})
+			checkResult(t, egress.Result{StatusCode: status, FailureReason: "redirect not followed (HTTP " + strconv.Itoa(status) + ")"}, res)
+			if followed.Load() {
+				t.Errorf("HTTP %d: redirect followed", status)
+			}
 		}
 	})
 
 	t.Run("BodyIsCutAtTheLimit", func(t *testing.T) {
 		t.Parallel()
-		s := server(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, strings.Repeat("x", 5000)) })
-		res := newClient(t, egress.Config{AllowPrivateNetworks: true, MaxResponseBody: 1000}).Send(ctx, egress.Request{URL: s.URL})
-		if !res.Success() || len(res.Body) != 1000 || !res.BodyTruncated {
-			t.Fatalf("body %d bytes, truncated %v", len(res.Body), res.BodyTruncated)
+		_, bundle := setup(t)
+		bundle.mux.HandleFunc("/hook", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, strings.Repeat("x", 5000)) })
+		client := mustNewClient(t, egress.Config{AllowPrivateNetworks: true, MaxResponseBody: 1000})
+		res := client.Send(t.Context(), egress.Request{URL: bundle.url})
+		checkResult(t, egress.Result{StatusCode: 200, Body: strings.Repeat("x", 1000), BodyTruncated: true}, res)
+		if !res.Success() {
+			t.Error("a cut body made the attempt fail")
 		}
 	})
 
-	t.Run("TimeoutIsBounded", func(t *testing.T) {
+	t.Run("BodyAtTheLimitIsWhole", func(t *testing.T) {
 		t.Parallel()
-		release := make(chan struct{})
-		s := server(t, func(w http.ResponseWriter, r *http.Request) { <-release })
-		t.Cleanup(func() { close(release) })
-		res := newClient(t, egress.Config{AllowPrivateNetworks: true, Timeout: 200 * time.Millisecond}).Send(ctx, egress.Request{URL: s.URL})
-		if res.FailureReason != "timeout after 200ms" || res.StatusCode != 0 {
-			t.Fatalf("result = %+v", res)
+		_, bundle := setup(t)
+		bundle.mux.HandleFunc("/hook", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, strings.Repeat("x", 1000)) })
+		client := mustNewClient(t, egress.Config{AllowPrivateNetworks: true, MaxResponseBody: 1000})
+		res := client.Send(t.Context(), egress.Request{URL: bundle.url})
+		checkResult(t, egress.Result{StatusCode: 200, Body: strings.Repeat("x", 1000)}, res)
+	})
+
+	t.Run("EndlessBodyIsNotRead", func(t *testing.T) {
+		t.Parallel()
+		_, bundle := setup(t)
+		bundle.mux.HandleFunc("/hook", func(w http.ResponseWriter, r *http.Request) {
+			chunk := []byte(strings.Repeat("y", 32<<10))
+			for { // until the client hangs up
+				if _, err := w.Write(chunk); err != nil {
+					return
+				}
+			}
+		})
+		client := mustNewClient(t, egress.Config{AllowPrivateNetworks: true, MaxResponseBody: 100, Timeout: 10 * time.Second})
+		res := client.Send(t.Context(), egress.Request{URL: bundle.url})
+		checkResult(t, egress.Result{StatusCode: 200, Body: strings.Repeat("y", 100), BodyTruncated: true}, res)
+	})
+
+	t.Run("BodyIsValidUTF8", func(t *testing.T) {
+		t.Parallel()
+		_, bundle := setup(t)
+		bundle.mux.HandleFunc("/hook", func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, r.URL.Query().Get("reply"))
+		})
+		for _, tt := range []struct {
+			reply string
+			limit int64
+			want  egress.Result
+		}{
+			{"abcdé!", 5, egress.Result{StatusCode: 200, Body: "abcd", BodyTruncated: true}}, // é cut in two by the limit
+			{"ab\xffc", 100, egress.Result{StatusCode: 200, Body: "ab\uFFFDc"}},
+			{"a\xffb\xffc", 5, egress.Result{StatusCode: 200, Body: "a\uFFFDb", BodyTruncated: true}}, // the replacements grew it past the limit
+		} {
+			client := mustNewClient(t, egress.Config{AllowPrivateNetworks: true, MaxResponseBody: tt.limit})
+			res := client.Send(t.Context(), egress.Request{URL: bundle.server.URL + "/hook?reply=" + url.QueryEscape(tt.reply)})
+			checkResult(t, tt.want, res)
 		}
+	})
+
+	t.Run("TimeoutWaitingForHeaders", func(t *testing.T) {
+		t.Parallel()
+		_, bundle := setup(t)
+		release := blockUntilCleanup(t)
+		bundle.mux.HandleFunc("/hook", func(w http.ResponseWriter, r *http.Request) { <-release })
+		client := mustNewClient(t, egress.Config{AllowPrivateNetworks: true, Timeout: 200 * time.Millisecond})
+		res := client.Send(t.Context(), egress.Request{URL: bundle.url})
+		checkResult(t, egress.Result{FailureReason: "timeout after 200ms"}, res)
+	})
+
+	t.Run("TimeoutWhileTheBodyTrickles", func(t *testing.T) {
+		t.Parallel()
+		_, bundle := setup(t)
+		release := blockUntilCleanup(t)
+		bundle.mux.HandleFunc("/hook", func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "partial")
+			http.NewResponseController(w).Flush()
+			<-release
+		})
+		client := mustNewClient(t, egress.Config{AllowPrivateNetworks: true, Timeout: 200 * time.Millisecond})
+		res := client.Send(t.Context(), egress.Request{URL: bundle.url})
+		checkResult(t, egress.Result{StatusCode: 200, Body: "partial", FailureReason: "reading the response failed: timeout after 200ms"}, res)
+		if res.Success() {
+			t.Error("Success() = true for a body cut by the timeout")
+		}
+	})
+
+	t.Run("TLSHandshakeTimeout", func(t *testing.T) {
+		t.Parallel()
+		addr := silentListener(t)
+		client := mustNewClient(t, egress.Config{AllowPrivateNetworks: true, ConnectTimeout: 100 * time.Millisecond, Timeout: 10 * time.Second})
+		res := client.Send(t.Context(), egress.Request{URL: "https://" + addr + "/hook?token=" + secret})
+		checkResult(t, egress.Result{FailureReason: "tls handshake timeout after 100ms"}, res)
 	})
 
 	t.Run("ConnectionRefused", func(t *testing.T) {
 		t.Parallel()
+		client, _ := setup(t)
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
 		addr := ln.Addr().String()
 		ln.Close()
-		res := newClient(t, open).Send(ctx, egress.Request{URL: "http://" + addr})
-		if res.FailureReason != "connection refused" {
-			t.Fatalf("result = %+v", res)
+		res := client.Send(t.Context(), egress.Request{URL: "http://" + addr + "/hook?token=" + secret})
+		checkResult(t, egress.Result{FailureReason: "connection refused"}, res)
+	})
+
+	t.Run("ConnectionReset", func(t *testing.T) {
+		t.Parallel()
+		client, bundle := setup(t)
+		bundle.mux.HandleFunc("/hook", func(w http.ResponseWriter, r *http.Request) { hijack(t, w, true) })
+		res := client.Send(t.Context(), egress.Request{URL: bundle.url})
+		checkResult(t, egress.Result{FailureReason: "connection reset"}, res)
+	})
+
+	t.Run("ConnectionClosedWithoutAnAnswer", func(t *testing.T) {
+		t.Parallel()
+		client, bundle := setup(t)
+		bundle.mux.HandleFunc("/hook", func(w http.ResponseWriter, r *http.Request) { hijack(t, w, false) })
+		res := client.Send(t.Context(), egress.Request{URL: bundle.url})
+		checkResult(t, egress.Result{FailureReason: "connection closed by the receiver"}, res)
+	})
+
+	t.Run("KeptAliveConnectionIsReused", func(t *testing.T) {
+		t.Parallel()
+		client, bundle := setup(t)
+		var peers []string
+		bundle.mux.HandleFunc("/peer", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.RemoteAddr) })
+		for range 3 {
+			res := client.Send(t.Context(), egress.Request{URL: bundle.server.URL + "/peer"})
+			checkResult(t, egress.Result{StatusCode: 200, Body: res.Body}, res)
+			peers = append(peers, res.Body)
+		}
+		if peers[0] != peers[1] || peers[1] != peers[2] {
+			t.Errorf("3 sequential sends came from %v, want one kept-alive connection", peers)
 		}
 	})
 
-	t.Run("UnknownHost", func(t *testing.T) {
+	t.Run("StaleKeptAliveConnectionIsRetriedOnce", func(t *testing.T) {
 		t.Parallel()
-		res := newClient(t, open).Send(ctx, egress.Request{URL: "https://no-such-host.invalid/hook"})
-		if !strings.HasPrefix(res.FailureReason, "dns lookup failed") {
-			t.Fatalf("result = %+v", res)
+		client, bundle := setup(t)
+		var n atomic.Int32
+		bundle.mux.HandleFunc("/hook", func(w http.ResponseWriter, r *http.Request) {
+			if n.Add(1) == 2 { // the receiver drops the kept-alive connection
+				hijack(t, w, false)
+			}
+		})
+		for range 2 {
+			checkResult(t, egress.Result{StatusCode: 200}, client.Send(t.Context(), egress.Request{URL: bundle.url}))
+		}
+		if got := n.Load(); got != 3 {
+			t.Errorf("receiver saw %d requests, want 3 (the second re-sent once)", got)
 		}
 	})
 
-	t.Run("UntrustedCertificate", func(t *testing.T) {
+	t.Run("UnknownHostFailsTheDNSLookup", func(t *testing.T) {
 		t.Parallel()
-		s := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
-		t.Cleanup(s.Close)
-		res := newClient(t, open).Send(ctx, egress.Request{URL: s.URL})
-		if !strings.HasPrefix(res.FailureReason, "tls handshake failed") {
-			t.Fatalf("result = %+v", res)
+		client := mustNewClient(t, egress.Config{AllowPrivateNetworks: true, Timeout: 5 * time.Second})
+		res := client.Send(t.Context(), egress.Request{URL: "https://no-such-host.invalid/hook?token=" + secret})
+		if !strings.HasPrefix(res.FailureReason, "dns lookup failed") || res.StatusCode != 0 {
+			t.Errorf("Send to an .invalid host = %+v, want a dns lookup failure", res)
 		}
+		checkResult(t, egress.Result{FailureReason: res.FailureReason}, res)
+	})
+
+	t.Run("UntrustedCertificateFailsTLS", func(t *testing.T) {
+		t.Parallel()
+		client, _ := setup(t)
+		server := httptest.NewTLSServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+		t.Cleanup(server.Close)
+		res := client.Send(t.Context(), egress.Request{URL: server.URL + "/hook?token=" + secret})
+		checkResult(t, egress.Result{FailureReason: "tls handshake failed: certificate signed by an unknown authority"}, res)
+	})
+
+	t.Run("OldTLSVersionFailsTLS", func(t *testing.T) {
+		t.Parallel()
+		client, _ := setup(t)
+		server := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+		server.TLS = &tls.Config{MaxVersion: tls.VersionTLS11}
+		server.StartTLS()
+		t.Cleanup(server.Close)
+		res := client.Send(t.Context(), egress.Request{URL: server.URL + "/hook?token=" + secret})
+		checkResult(t, egress.Result{FailureReason: "tls handshake failed: remote error: protocol version not supported"}, res)
+	})
+
+	t.Run("PlainHTTPReceiverOnAnHTTPSURLFailsTLS", func(t *testing.T) {
+		t.Parallel()
+		client, bundle := setup(t)
+		res := client.Send(t.Context(), egress.Request{URL: "https://" + bundle.server.Listener.Addr().String() + "/hook?token=" + secret})
+		checkResult(t, egress.Result{FailureReason: "tls handshake failed: the receiver answered plain HTTP"}, res)
 	})
 
 	t.Run("LoopbackIsRefusedAtConnectTime", func(t *testing.T) {
 		t.Parallel()
-		hit := false
-		s := server(t, func(w http.ResponseWriter, r *http.Request) { hit = true })
-		res := newClient(t, egress.Config{}).Send(ctx, egress.Request{URL: s.URL})
-		if hit || res.FailureReason != "destination not allowed: 127.0.0.1 is a loopback address" {
-			t.Fatalf("result = %+v, hit %v", res, hit)
+		_, bundle := setup(t)
+		var hit atomic.Bool
+		bundle.mux.HandleFunc("/hook", func(http.ResponseWriter, *http.Request) { hit.Store(true) })
+		_, port, _ := net.SplitHostPort(bundle.server.Listener.Addr().String())
+		client := mustNewClient(t, egress.Config{}) // the default refuses non-public destinations
+
+		res := client.Send(t.Context(), egress.Request{URL: bundle.url})
+		checkResult(t, egress.Result{FailureReason: "destination not allowed: 127.0.0.1 is a loopback address"}, res)
+
+		// Names are checked on the address they resolve to.
+		res = client.Send(t.Context(), egress.Request{URL: "http://localhost:" + port + "/hook?token=" + secret})
+		if !strings.HasPrefix(res.FailureReason, "destination not allowed: ") || !strings.HasSuffix(res.FailureReason, " is a loopback address") {
+			t.Errorf("localhost: FailureReason = %q, want a loopback refusal", res.FailureReason)
 		}
-		// A name that resolves to loopback is refused the same way.
-		port := s.URL[strings.LastIndex(s.URL, ":"):]
-		res = newClient(t, egress.Config{}).Send(ctx, egress.Request{URL: "http://localhost" + port})
-		if hit || !strings.HasPrefix(res.FailureReason, "destination not allowed: ") {
-			t.Fatalf("localhost: result = %+v", res)
+		checkResult(t, egress.Result{FailureReason: res.FailureReason}, res)
+
+		for host, want := range map[string]string{
+			"[::1]":              "destination not allowed: ::1 is a loopback address",
+			"[::ffff:127.0.0.1]": "destination not allowed: 127.0.0.1 is a loopback address",
+		} {
+			if host == "[::1]" && !hasIPv6() {
+				continue
+			}
+			res = client.Send(t.Context(), egress.Request{URL: "http://" + host + ":" + port + "/hook?token=" + secret})
+			checkResult(t, egress.Result{FailureReason: want}, res)
+		}
+		if hit.Load() {
+			t.Error("the receiver on loopback was reached")
 		}
 	})
 
-	t.Run("AllowListOpensChosenRanges", func(t *testing.T) {
+	t.Run("NonPublicDestinationsAreRefusedBeforeConnecting", func(t *testing.T) {
 		t.Parallel()
-		s := server(t, func(w http.ResponseWriter, r *http.Request) {})
-		c := newClient(t, egress.Config{AllowCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
-		if res := c.Send(ctx, egress.Request{URL: s.URL}); !res.Success() {
-			t.Fatalf("allowed range refused: %+v", res)
-		}
-		c = newClient(t, egress.Config{AllowCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
-		if res := c.Send(ctx, egress.Request{URL: s.URL}); res.Success() {
-			t.Fatalf("range outside the allow-list reached")
+		// The guard runs before connect(2), so these need no network.
+		client := mustNewClient(t, egress.Config{})
+		for host, want := range map[string]string{
+			"10.0.0.1":                 "destination not allowed: 10.0.0.1 is a private address",
+			"192.168.1.10:8080":        "destination not allowed: 192.168.1.10 is a private address",
+			"169.254.169.254":          "destination not allowed: 169.254.169.254 is a link-local address",
+			"100.64.0.1":               "destination not allowed: 100.64.0.1 is a shared (carrier-grade NAT) address",
+			"0.0.0.0":                  "destination not allowed: 0.0.0.0 is an unspecified address",
+			"[::ffff:169.254.169.254]": "destination not allowed: 169.254.169.254 is a link-local address",
+			"[fd00::1]:65535":          "destination not allowed: fd00::1 is a private address",
+			"[64:ff9b::a00:1]":         "destination not allowed: 64:ff9b::a00:1 is a private address",
+		} {
+			if strings.Contains(host, "::") && !strings.Contains(host, "ffff:") && !hasIPv6() {
+				continue
+			}
+			res := client.Send(t.Context(), egress.Request{URL: "http://" + host + "/latest/meta-data?token=" + secret})
+			checkResult(t, egress.Result{FailureReason: want}, res)
 		}
 	})
 
-	t.Run("BadURLs", func(t *testing.T) {
+	t.Run("AllowCIDRsOpenChosenRanges", func(t *testing.T) {
 		t.Parallel()
-		for _, u := range []string{"ftp://x.example/", "http://user:pw@x.example/", "://", "/relative"} {
-			if res := newClient(t, open).Send(ctx, egress.Request{URL: u}); !strings.HasPrefix(res.FailureReason, "invalid URL") {
-				t.Errorf("%q: %+v", u, res)
+		_, bundle := setup(t)
+		bundle.mux.HandleFunc("/hook", func(http.ResponseWriter, *http.Request) {})
+
+		for _, prefix := range []string{"127.0.0.0/8", "127.0.0.1/32", "::ffff:127.0.0.0/104"} {
+			client := mustNewClient(t, egress.Config{AllowCIDRs: []netip.Prefix{netip.MustParsePrefix(prefix)}})
+			if res := client.Send(t.Context(), egress.Request{URL: bundle.url}); !res.Success() {
+				t.Errorf("AllowCIDRs %s: Send = %+v, want success", prefix, res)
+			}
+		}
+
+		client := mustNewClient(t, egress.Config{AllowCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+		res := client.Send(t.Context(), egress.Request{URL: bundle.url})
+		checkResult(t, egress.Result{FailureReason: "destination not allowed: 127.0.0.1 is a loopback address"}, res)
+	})
+
+	t.Run("InvalidURLsAreRefused", func(t *testing.T) {
+		t.Parallel()
+		client, _ := setup(t)
+		for raw, want := range map[string]string{
+			"ftp://x.example/":                 "invalid URL: scheme must be http or https",
+			"file:///etc/passwd":               "invalid URL: scheme must be http or https",
+			"/relative?token=" + secret:        "invalid URL: scheme must be http or https",
+			"http://user:" + secret + "@x.ex/": "invalid URL: user and password are not allowed",
+			"http://user@x.example/":           "invalid URL: user and password are not allowed",
+			"http:///path":                     "invalid URL: no host",
+			"http:x.example":                   "invalid URL: no host",
+			"http://x.example:0/":              "invalid URL: bad port",
+			"http://x.example:70000/":          "invalid URL: bad port",
+			"http://x.example:12ab/":           "invalid URL",
+			"http://[::1/?token=" + secret:     "invalid URL",
+			"":                                 "invalid URL: scheme must be http or https",
+		} {
+			res := client.Send(t.Context(), egress.Request{URL: raw})
+			checkResult(t, egress.Result{FailureReason: want}, res)
+			if err := egress.CheckURL(raw); err == nil || err.Error() != want {
+				t.Errorf("CheckURL(%q) = %v, want %q", raw, err, want)
+			}
+		}
+	})
+
+	t.Run("InvalidRequestHeaderIsAFailure", func(t *testing.T) {
+		t.Parallel()
+		client, bundle := setup(t)
+		res := client.Send(t.Context(), egress.Request{URL: bundle.url, Header: http.Header{"X-Bad": {"a\nb"}}})
+		checkResult(t, egress.Result{FailureReason: "invalid request header"}, res)
+	})
+
+	t.Run("CancelledContextEndsTheAttempt", func(t *testing.T) {
+		t.Parallel()
+		client, bundle := setup(t)
+		release := blockUntilCleanup(t)
+		ctx, cancel := context.WithCancel(t.Context())
+		bundle.mux.HandleFunc("/hook", func(w http.ResponseWriter, r *http.Request) {
+			cancel()
+			<-release
+		})
+		res := client.Send(ctx, egress.Request{URL: bundle.url})
+		checkResult(t, egress.Result{FailureReason: "cancelled"}, res)
+	})
+
+	t.Run("CallerDeadlineEndsTheAttempt", func(t *testing.T) {
+		t.Parallel()
+		client, bundle := setup(t)
+		release := blockUntilCleanup(t)
+		bundle.mux.HandleFunc("/hook", func(w http.ResponseWriter, r *http.Request) { <-release })
+		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+		defer cancel()
+		res := client.Send(ctx, egress.Request{URL: bundle.url})
+		if !strings.HasPrefix(res.FailureReason, "timeout after ") || res.FailureReason == "timeout after 15s" {
+			t.Errorf("FailureReason = %q, want the time the caller allowed", res.FailureReason)
+		}
+		checkResult(t, egress.Result{FailureReason: res.FailureReason}, res)
+	})
+
+	t.Run("ConcurrentSendsShareTheClient", func(t *testing.T) {
+		t.Parallel()
+		client, bundle := setup(t)
+		bundle.mux.HandleFunc("/hook", func(w http.ResponseWriter, r *http.Request) { io.Copy(w, r.Body) })
+		var wg sync.WaitGroup
+		for i := range 20 {
+			wg.Go(func() {
+				body := `{"n":` + strconv.Itoa(i) + `}`
+				res := client.Send(t.Context(), egress.Request{URL: bundle.url, Body: []byte(body)})
+				if !res.Success() || res.Body != body {
+					t.Errorf("send %d: %+v", i, res)
+				}
+			})
+		}
+		wg.Wait()
+	})
+}
+
+func TestNewClient(t *testing.T) {
+	t.Parallel()
+
+	t.Run("ZeroConfigIsValid", func(t *testing.T) {
+		t.Parallel()
+		if _, err := egress.NewClient(egress.Config{}); err != nil {
+			t.Fatalf("NewClient(Config{}) = %v", err)
+		}
+	})
+
+	t.Run("ErrorsNameTheField", func(t *testing.T) {
+		t.Parallel()
+		for _, tt := range []struct {
+			cfg  egress.Config
+			want string
+		}{
+			{egress.Config{Timeout: -1}, "egress: Timeout cannot be less than zero"},
+			{egress.Config{ConnectTimeout: -time.Second}, "egress: ConnectTimeout cannot be less than zero"},
+			{egress.Config{MaxResponseBody: -1}, "egress: MaxResponseBody cannot be less than zero"},
+			{egress.Config{MaxIdleConnsPerHost: -1}, "egress: MaxIdleConnsPerHost cannot be less than zero"},
+			{egress.Config{UserAgent: "x\r\nX-Injected: 1"}, "egress: UserAgent cannot contain a line break"},
+			{egress.Config{AllowCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), {}}}, "egress: AllowCIDRs[1] is not a valid prefix"},
+		} {
+			_, err := egress.NewClient(tt.cfg)
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("NewClient(%+v) = %v, want %q", tt.cfg, err, tt.want)
 			}
 		}
 	})
 }
 
-// Not parallel: it changes the environment.
+// Not parallel: it changes the environment. The receiver listens on a
+// non-loopback address, because net/http never proxies loopback anyway.
 func TestProxyFromEnvironmentIsIgnored(t *testing.T) {
-	t.Setenv("HTTP_PROXY", "http://127.0.0.1:1")
-	t.Setenv("http_proxy", "http://127.0.0.1:1")
-	s := server(t, func(w http.ResponseWriter, r *http.Request) {})
-	res := newClient(t, egress.Config{AllowPrivateNetworks: true}).Send(context.Background(), egress.Request{URL: s.URL})
-	if !res.Success() {
-		t.Fatalf("went through the environment's proxy: %+v", res)
+	var proxied atomic.Int32
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		proxied.Add(1)
+		w.WriteHeader(http.StatusBadGateway)
+	}))
+	t.Cleanup(proxy.Close)
+
+	ip := nonLoopbackIP(t)
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip.String(), "0"))
+	if err != nil {
+		t.Skipf("cannot listen on %s: %v", ip, err)
+	}
+	receiver := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	receiver.Listener.Close()
+	receiver.Listener = ln
+	receiver.Start()
+	t.Cleanup(receiver.Close)
+	target := receiver.URL + "/hook"
+
+	// The recording proxy does catch a request sent through it.
+	viaProxy := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(must(url.Parse(proxy.URL)))}}
+	resp, err := viaProxy.Post(target, "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	viaProxy.CloseIdleConnections()
+	if proxied.Swap(0) != 1 {
+		t.Fatal("the recording proxy did not see a proxied request")
+	}
+
+	for _, name := range []string{"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY"} {
+		t.Setenv(name, proxy.URL)
+	}
+	t.Setenv("NO_PROXY", "")
+	t.Setenv("no_proxy", "")
+	res := mustNewClient(t, egress.Config{AllowPrivateNetworks: true}).Send(t.Context(), egress.Request{URL: target})
+	if !res.Success() || proxied.Load() != 0 {
+		t.Errorf("Send = %+v, proxy saw %d requests; want a direct success", res, proxied.Load())
 	}
 }
 
 func TestClassify(t *testing.T) {
 	t.Parallel()
 	for ip, want := range map[string]string{
-		"127.0.0.1":            "a loopback address",
-		"::1":                  "a loopback address",
-		"::ffff:127.0.0.1":     "a loopback address",
-		"::ffff:10.1.2.3":      "a private address",
-		"10.0.0.1":             "a private address",
-		"172.16.5.4":           "a private address",
-		"192.168.1.1":          "a private address",
-		"169.254.169.254":      "a link-local address",
-		"fe80::1":              "a link-local address",
-		"100.64.0.1":           "a shared (carrier-grade NAT) address",
-		"224.0.0.1":            "a multicast address",
-		"ff02::1":              "a multicast address",
-		"0.0.0.0":              `a "this network" address`,
-		"::":                   "an unspecified address",
-		"255.255.255.255":      "a broadcast address",
-		"fd00::1":              "a private address",
-		"64:ff9b::7f00:1":      "a loopback address",
-		"2002:a9fe:a9fe::1":    "a link-local address",
-		"::127.0.0.1":          "a loopback address",
-		"8.8.8.8":              "",
-		"2606:4700:4700::1111": "",
-		"2002:808:808::1":      "",
-		"93.184.216.34":        "",
+		"127.0.0.1":                "a loopback address",
+		"127.255.255.254":          "a loopback address",
+		"::1":                      "a loopback address",
+		"::ffff:127.0.0.1":         "a loopback address",
+		"::ffff:10.1.2.3":          "a private address",
+		"10.0.0.1":                 "a private address",
+		"172.16.5.4":               "a private address",
+		"172.31.255.255":           "a private address",
+		"192.168.1.1":              "a private address",
+		"fd00::1":                  "a private address",
+		"fc00::1":                  "a private address",
+		"169.254.169.254":          "a link-local address",
+		"::ffff:169.254.169.254":   "a link-local address",
+		"fe80::1":                  "a link-local address",
+		"fe80::1%eth0":             "a link-local address",
+		"100.64.0.1":               "a shared (carrier-grade NAT) address",
+		"100.127.255.255":          "a shared (carrier-grade NAT) address",
+		"224.0.0.1":                "a multicast address",
+		"239.255.255.250":          "a multicast address",
+		"ff02::1":                  "a multicast address",
+		"0.0.0.0":                  "an unspecified address",
+		"0.1.2.3":                  `a "this network" address`,
+		"::":                       "an unspecified address",
+		"255.255.255.255":          "a broadcast address",
+		"240.0.0.1":                "a reserved address",
+		"192.0.2.1":                "a documentation address",
+		"198.51.100.7":             "a documentation address",
+		"203.0.113.9":              "a documentation address",
+		"2001:db8::1":              "a documentation address",
+		"198.18.0.1":               "a benchmarking address",
+		"64:ff9b::7f00:1":          "a loopback address",
+		"64:ff9b::a9fe:a9fe":       "a link-local address",
+		"64:ff9b:1::1":             "a NAT64 local-use address",
+		"2002:7f00:1::1":           "a loopback address",
+		"2002:a9fe:a9fe::1":        "a link-local address",
+		"2002:c0a8:101::1":         "a private address",
+		"::127.0.0.1":              "a loopback address",
+		"::10.0.0.1":               "a private address",
+		"2001::1":                  "a reserved address", // Teredo
+		"4000::1":                  "a reserved address", // outside 2000::/3
+		"fec0::1":                  "a site-local address",
+		"8.8.8.8":                  "",
+		"1.1.1.1":                  "",
+		"93.184.216.34":            "",
+		"172.32.0.1":               "",
+		"100.128.0.1":              "",
+		"::ffff:8.8.8.8":           "",
+		"2606:4700:4700::1111":     "",
+		"2a00:1450:4001:80b::200e": "",
+		"64:ff9b::808:808":         "", // NAT64 of 8.8.8.8
+		"2002:808:808::1":          "", // 6to4 of 8.8.8.8
 	} {
 		if got := egress.Classify(netip.MustParseAddr(ip)); got != want {
 			t.Errorf("Classify(%s) = %q, want %q", ip, got, want)
 		}
+	}
+	if got := egress.Classify(netip.Addr{}); got != "not an IP address" {
+		t.Errorf("Classify(zero Addr) = %q", got)
 	}
 }
 
@@ -247,15 +735,21 @@ func TestParseRetryAfter(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	for v, want := range map[string]time.Duration{
-		"":                              0,
-		"0":                             0,
-		"-5":                            0,
-		"120":                           2 * time.Minute,
-		"999999999999":                  time.Hour,
-		"Thu, 26 Nov 2026 12:10:00 GMT": 10 * time.Minute,
-		"Thu, 26 Nov 2026 11:00:00 GMT": 0,
-		"Fri, 27 Nov 2026 12:00:00 GMT": time.Hour,
-		"garbage":                       0,
+		"":                                 0,
+		"0":                                0,
+		"-5":                               0,
+		" 120 ":                            2 * time.Minute,
+		"3600":                             time.Hour,
+		"3601":                             time.Hour,
+		"999999999999999999999":            0, // overflows: unreadable
+		"9223372036854775807":              time.Hour,
+		"Thu, 26 Nov 2026 12:10:00 GMT":    10 * time.Minute,
+		"Thursday, 26-Nov-26 12:10:00 GMT": 10 * time.Minute,
+		"Thu Nov 26 12:10:00 2026":         10 * time.Minute,
+		"Thu, 26 Nov 2026 11:00:00 GMT":    0,
+		"Fri, 27 Nov 2026 12:00:00 GMT":    time.Hour,
+		"1.5":                              0,
+		"garbage":                          0,
 	} {
 		if got := egress.ParseRetryAfter(v, now); got != want {
 			t.Errorf("ParseRetryAfter(%q) = %v, want %v", v, got, want)
@@ -264,53 +758,155 @@ func TestParseRetryAfter(t *testing.T) {
 }
 
 func FuzzClassify(f *testing.F) {
-	for _, s := range []string{"127.0.0.1", "::ffff:10.0.0.1", "64:ff9b::a00:1", "2002:7f00:1::", "8.8.8.8", "fe80::1%eth0"} {
-		f.Add(s)
-	}
+	f.Add("127.0.0.1")
+	f.Add("::ffff:10.0.0.1")
 	f.Fuzz(func(t *testing.T, s string) {
 		ip, err := netip.ParseAddr(s)
 		if err != nil {
 			return
 		}
 		kind := egress.Classify(ip)
-		// An IPv4-mapped address is judged exactly as its IPv4 form.
+		if kind != "" && !strings.HasPrefix(kind, "a ") && !strings.HasPrefix(kind, "an ") {
+			t.Fatalf("Classify(%s) = %q, not a phrase for the failure reason", ip, kind)
+		}
+		// The zone never matters, and IPv4-mapped forms mean their IPv4 address.
+		if z := egress.Classify(ip.WithZone("")); z != kind {
+			t.Fatalf("Classify(%s) = %q but without its zone %q", ip, kind, z)
+		}
 		if ip.Is4() {
 			if mapped := egress.Classify(netip.AddrFrom16(ip.As16())); mapped != kind {
 				t.Fatalf("Classify(%s) = %q but its mapped form gives %q", ip, kind, mapped)
 			}
 		}
-		if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsMulticast() || ip.IsUnspecified() {
-			if kind == "" {
-				t.Fatalf("Classify(%s) says public", ip)
+		// Whatever the standard library calls non-public is never public here.
+		if kind == "" && (ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
+			ip.IsInterfaceLocalMulticast() || ip.IsMulticast() || ip.IsUnspecified() || !ip.IsGlobalUnicast()) {
+			t.Fatalf("Classify(%s) says public", ip)
+		}
+	})
+}
+
+func FuzzCheckURL(f *testing.F) {
+	f.Add("https://example.com/hook?token=x")
+	f.Add("http://user:pw@example.com/")
+	reasons := map[string]bool{
+		"invalid URL": true,
+		"invalid URL: scheme must be http or https":      true,
+		"invalid URL: user and password are not allowed": true,
+		"invalid URL: no host":                           true,
+		"invalid URL: bad port":                          true,
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		err := egress.CheckURL(raw)
+		if err != nil {
+			if !reasons[err.Error()] {
+				t.Fatalf("CheckURL(%q) = %q, not one of the fixed reasons", raw, err)
 			}
+			return
+		}
+		u, perr := url.Parse(raw)
+		if perr != nil || (u.Scheme != "http" && u.Scheme != "https") || u.User != nil || u.Hostname() == "" {
+			t.Fatalf("CheckURL(%q) accepted %#v (parse error %v)", raw, u, perr)
+		}
+		if _, err := http.NewRequest(http.MethodPost, raw, nil); err != nil {
+			t.Fatalf("CheckURL(%q) accepted a URL net/http refuses: %v", raw, err)
 		}
 	})
 }
 
 func FuzzParseRetryAfter(f *testing.F) {
-	for _, s := range []string{"120", "Thu, 26 Nov 2026 12:10:00 GMT", "", "-1", "1e9"} {
-		f.Add(s)
-	}
+	f.Add("120")
+	f.Add("Thu, 26 Nov 2026 12:10:00 GMT")
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-	f.Fuzz(func(t *testing.T, s string) {
-		if d := egress.ParseRetryAfter(s, now); d < 0 || d > time.Hour {
-			t.Fatalf("ParseRetryAfter(%q) = %v, outside [0, 1h]", s, d)
+	f.Fuzz(func(t *testing.T, v string) {
+		if d := egress.ParseRetryAfter(v, now); d < 0 || d > egress.MaxRetryAfter {
+			t.Fatalf("ParseRetryAfter(%q) = %v, outside [0, %v]", v, d, egress.MaxRetryAfter)
 		}
 	})
 }
 
 func BenchmarkSend(b *testing.B) {
-	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) }))
-	defer s.Close()
-	c, _ := egress.NewClient(egress.Config{AllowPrivateNetworks: true})
-	body := []byte(strings.Repeat(`{"order_id":"o-1"}`, 50))
-	h := http.Header{"Webhook-Id": {"evt_1"}}
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, `{"ok":true}`)
+	}))
+	b.Cleanup(server.Close)
+	client := mustNewClient(b, egress.Config{AllowPrivateNetworks: true, UserAgent: "PancakeWebhooks/bench"})
+	body := []byte(`{"id":"evt_1","event":"order.created","shop_id":"shop_1","created_at":"2026-11-26T12:00:00Z","data":{"order_id":"o-1","total":"12.50"}}`)
+	header := http.Header{
+		"Webhook-Id":        {"evt_1"},
+		"Webhook-Timestamp": {"1795694400"},
+		"Webhook-Signature": {"v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4="},
+	}
+	ctx := b.Context()
 	b.ReportAllocs()
 	for b.Loop() {
-		if res := c.Send(context.Background(), egress.Request{URL: s.URL, Header: h, Body: body}); !res.Success() {
+		if res := client.Send(ctx, egress.Request{URL: server.URL + "/hook", Header: header, Body: body}); !res.Success() {
 			b.Fatal(res.FailureReason)
 		}
 	}
+}
+
+// silentListener accepts TCP connections and never says a word, until the
+// test ends; it returns its address.
+func silentListener(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+		wg    sync.WaitGroup
+	)
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+// nonLoopbackIP returns an address of this machine's that is not loopback,
+// or skips the test.
+func nonLoopbackIP(t *testing.T) netip.Addr {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Skipf("no interface addresses: %v", err)
+	}
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Is4() && !p.Addr().IsLoopback() {
+			return p.Addr()
+		}
+	}
+	t.Skip("no non-loopback IPv4 address to listen on")
+	return netip.Addr{}
+}
+
+// hasIPv6 reports whether this machine can open IPv6 sockets (the guard runs
+// after the socket is made, just before connect).
+func hasIPv6() bool {
+	ln, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	return true
 }
 
 func must[T any](v T, err error) T {
