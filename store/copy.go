@@ -162,11 +162,14 @@ func Copy(ctx context.Context, from, to *DB, opts CopyOptions) (*CopyReport, err
 	// All target writes go through one connection, which on PostgreSQL also
 	// holds a lock on the target schema for the whole copy, so two copies
 	// into one database cannot run at once.
-	conn, err := to.wdb.Conn(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("connect to target: %w", err)
+	conn := to.wconn // SQLite: the writer's one connection, held by the store
+	if conn == nil {
+		conn, err = to.wdb.Conn(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("connect to target: %w", err)
+		}
+		defer conn.Close()
 	}
-	defer conn.Close()
 	if to.dialect.name == "postgres" {
 		var ok bool
 		if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1, hashtext(current_schema()))`, copyLockKey).Scan(&ok); err != nil {

@@ -26,7 +26,7 @@ func (db *DB) Publish(ctx context.Context, shopID string, in []webhooks.PublishI
 		events[i] = e
 	}
 	out := make([]webhooks.PublishResult, len(in))
-	_, err := db.writeQueued(ctx, func(tx *sql.Tx, queued *bool) error {
+	_, err := db.writeQueued(ctx, func(tx *Tx, queued *bool) error {
 		subs, err := activeWebhooks(ctx, tx, shopID)
 		if err != nil {
 			return err
@@ -53,7 +53,7 @@ type subscriber struct {
 	events []string
 }
 
-func activeWebhooks(ctx context.Context, tx *sql.Tx, shopID string) ([]subscriber, error) {
+func activeWebhooks(ctx context.Context, tx *Tx, shopID string) ([]subscriber, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT id, events FROM webhooks WHERE shop_id = $1 AND is_active = TRUE ORDER BY id`, shopID)
 	if err != nil {
 		return nil, fmt.Errorf("find subscribers: %w", err)
@@ -88,7 +88,7 @@ func decodeEvents(s string) []string {
 	return parts
 }
 
-func publishOne(ctx context.Context, tx *sql.Tx, e *webhooks.Event, subs []subscriber, now time.Time) (webhooks.PublishResult, bool, error) {
+func publishOne(ctx context.Context, tx *Tx, e *webhooks.Event, subs []subscriber, now time.Time) (webhooks.PublishResult, bool, error) {
 	var key any
 	if e.IdempotencyKey != "" {
 		key = e.IdempotencyKey
@@ -141,7 +141,7 @@ func publishOne(ctx context.Context, tx *sql.Tx, e *webhooks.Event, subs []subsc
 	return webhooks.PublishResult{EventID: e.ID, Deliveries: len(targets)}, len(targets) > 0, nil
 }
 
-func insertEvent(ctx context.Context, tx *sql.Tx, e *webhooks.Event, key any) error {
+func insertEvent(ctx context.Context, tx *Tx, e *webhooks.Event, key any) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO events (id, shop_id, type, idempotency_key, envelope, deliveries, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`, e.ID, e.ShopID, e.Type, key, []byte(e.Envelope), e.Deliveries, ms(e.CreatedAt))
 	if err != nil {
@@ -151,7 +151,7 @@ func insertEvent(ctx context.Context, tx *sql.Tx, e *webhooks.Event, key any) er
 }
 
 // insertPending inserts queued deliveries, many rows per statement.
-func insertPending(ctx context.Context, tx *sql.Tx, ds []*webhooks.Delivery) error {
+func insertPending(ctx context.Context, tx *Tx, ds []*webhooks.Delivery) error {
 	const cols = 10
 	const maxRows = 50
 	for len(ds) > 0 {

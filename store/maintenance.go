@@ -15,7 +15,7 @@ import (
 // deliveries went; call it again while it returns limit.
 func (db *DB) DeleteFinishedBefore(ctx context.Context, t time.Time, limit int) (int64, error) {
 	var n int64
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx *Tx) error {
 		var err error
 		n, err = deleteDeliveries(ctx, tx, `id IN (SELECT id FROM deliveries WHERE status <> 'pending' AND created_at < $1 ORDER BY created_at LIMIT $2)`,
 			[]any{ms(t), limit})
@@ -36,7 +36,7 @@ func (db *DB) DeleteFinishedBefore(ctx context.Context, t time.Time, limit int) 
 // all failed since before t, cancelling their queued deliveries.
 func (db *DB) DisableFailingWebhooks(ctx context.Context, t time.Time, reason string) (int64, error) {
 	var n int64
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx *Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT id FROM webhooks WHERE is_active = TRUE AND failing_since IS NOT NULL AND failing_since <= $1`, ms(t))
 		if err != nil {
 			return fmt.Errorf("find failing webhooks: %w", err)

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 
@@ -88,7 +87,7 @@ func (db *DB) listenOnce(ctx context.Context) error {
 
 // notifyReplicas is run inside a transaction that queued deliveries; the
 // notification goes out when it commits.
-func notifyReplicas(ctx context.Context, tx *sql.Tx) error {
+func notifyReplicas(ctx context.Context, tx *Tx) error {
 	if _, err := tx.ExecContext(ctx, `SELECT pg_notify($1, '')`, queuedChannel); err != nil {
 		return fmt.Errorf("notify replicas: %w", err)
 	}

@@ -20,7 +20,7 @@ import (
 // when the lease runs out.
 func (db *DB) ClaimDeliveries(ctx context.Context, limit int, leaseFor time.Duration, exclude []string) ([]*webhooks.Job, error) {
 	var jobs []*webhooks.Job
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx *Tx) error {
 		now := db.now()
 		args := []any{ms(now.Add(leaseFor)), ms(now), limit}
 		skip := ""
@@ -60,7 +60,7 @@ func (db *DB) ClaimDeliveries(ctx context.Context, limit int, leaseFor time.Dura
 }
 
 // loadJobs reads what the sender needs for claimed deliveries.
-func loadJobs(ctx context.Context, tx *sql.Tx, ids []string, now time.Time) ([]*webhooks.Job, error) {
+func loadJobs(ctx context.Context, tx *Tx, ids []string, now time.Time) ([]*webhooks.Job, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT d.id, d.shop_id, d.webhook_id, d.event_id, d.event, d.attempt, d.trigger, d.created_at,
 		e.envelope, w.url, w.secret, w.prev_secret, w.prev_secret_expires_at
 		FROM deliveries d JOIN events e ON e.id = d.event_id JOIN webhooks w ON w.id = d.webhook_id
@@ -125,7 +125,7 @@ func (db *DB) RecordAttempts(ctx context.Context, results []webhooks.AttemptResu
 	if len(results) == 0 {
 		return nil
 	}
-	_, err := db.writeQueued(ctx, func(tx *sql.Tx, queued *bool) error {
+	_, err := db.writeQueued(ctx, func(tx *Tx, queued *bool) error {
 		active, err := webhookActivity(ctx, tx, uniqueWebhooks(results, func(r webhooks.AttemptResult) string { return r.WebhookID }))
 		if err != nil {
 			return err
@@ -169,7 +169,7 @@ func (db *DB) RecordAttempts(ctx context.Context, results []webhooks.AttemptResu
 }
 
 // webhookActivity says, for each id, whether that webhook exists and is active.
-func webhookActivity(ctx context.Context, tx *sql.Tx, ids []string) (map[string]bool, error) {
+func webhookActivity(ctx context.Context, tx *Tx, ids []string) (map[string]bool, error) {
 	out := make(map[string]bool, len(ids))
 	if len(ids) == 0 {
 		return out, nil
@@ -192,7 +192,7 @@ func webhookActivity(ctx context.Context, tx *sql.Tx, ids []string) (map[string]
 
 // finishDelivery writes the outcome onto the claimed row. ok is false when
 // the row is gone or was already finished by an attempt.
-func finishDelivery(ctx context.Context, tx *sql.Tx, r *webhooks.AttemptResult, next *time.Time) (*webhooks.Delivery, bool, error) {
+func finishDelivery(ctx context.Context, tx *Tx, r *webhooks.AttemptResult, next *time.Time) (*webhooks.Delivery, bool, error) {
 	status := webhooks.StatusFailed
 	if r.Success {
 		status = webhooks.StatusSuccess
@@ -236,7 +236,7 @@ func encodeHeaders(resp map[string]string, req map[string]string) (string, strin
 
 // applyAttempts folds recorded attempts into each webhook's health (one
 // update per webhook) and into the hourly stats (one upsert per bucket).
-func (db *DB) applyAttempts(ctx context.Context, tx *sql.Tx, done []attempt) error {
+func (db *DB) applyAttempts(ctx context.Context, tx *Tx, done []attempt) error {
 	if len(done) == 0 {
 		return nil
 	}
@@ -291,7 +291,7 @@ func (db *DB) applyAttempts(ctx context.Context, tx *sql.Tx, done []attempt) err
 }
 
 // applyHealth updates one webhook for its attempts, in time order.
-func applyHealth(ctx context.Context, tx *sql.Tx, as []attempt, cutoff time.Time) error {
+func applyHealth(ctx context.Context, tx *Tx, as []attempt, cutoff time.Time) error {
 	id := as[0].webhookID
 	last := as[len(as)-1]
 	var lastSuccess, lastFailure, firstTrailingFailure *attempt
@@ -357,7 +357,7 @@ func applyHealth(ctx context.Context, tx *sql.Tx, as []attempt, cutoff time.Time
 
 // disableWebhook turns an active webhook off for reason and cancels its
 // queued deliveries.
-func disableWebhook(ctx context.Context, tx *sql.Tx, id, reason string, now time.Time) error {
+func disableWebhook(ctx context.Context, tx *Tx, id, reason string, now time.Time) error {
 	res, err := tx.ExecContext(ctx, `UPDATE webhooks SET is_active = FALSE, disabled_reason = $1, updated_at = $2
 		WHERE id = $3 AND is_active = TRUE`, reason, ms(now), id)
 	if err != nil {
@@ -373,7 +373,7 @@ func disableWebhook(ctx context.Context, tx *sql.Tx, id, reason string, now time
 // retry): its event if new, the finished delivery, and health and stats.
 func (db *DB) RecordSyncAttempt(ctx context.Context, a webhooks.SyncAttempt) error {
 	d := a.Delivery
-	return db.write(ctx, func(tx *sql.Tx) error {
+	return db.write(ctx, func(tx *Tx) error {
 		if a.Event != nil {
 			if err := insertEvent(ctx, tx, a.Event, nil); err != nil {
 				return err
@@ -417,7 +417,7 @@ func (db *DB) ReleaseDeliveries(ctx context.Context, ids []string) error {
 	for len(ids) > 0 {
 		chunk := ids[:min(len(ids), 500)]
 		ids = ids[len(chunk):]
-		err := db.write(ctx, func(tx *sql.Tx) error {
+		err := db.write(ctx, func(tx *Tx) error {
 			_, err := tx.ExecContext(ctx, `UPDATE deliveries SET leased_until = NULL WHERE status = 'pending' AND id IN (`+
 				placeholders(1, len(chunk))+`)`, anySlice(chunk)...)
 			return err

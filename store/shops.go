@@ -11,7 +11,7 @@ import (
 
 // CreateShop stores a shop and its first key. ECONFLICT if the shop exists.
 func (db *DB) CreateShop(ctx context.Context, s *webhooks.Shop, key *webhooks.APIKey) error {
-	return db.write(ctx, func(tx *sql.Tx) error {
+	return db.write(ctx, func(tx *Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO shops (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING`,
 			s.ID, s.Name, ms(s.CreatedAt))
 		if err != nil {
@@ -24,7 +24,7 @@ func (db *DB) CreateShop(ctx context.Context, s *webhooks.Shop, key *webhooks.AP
 	})
 }
 
-func insertKey(ctx context.Context, tx *sql.Tx, key *webhooks.APIKey) error {
+func insertKey(ctx context.Context, tx *Tx, key *webhooks.APIKey) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO api_keys (id, shop_id, hash, created_at) VALUES ($1, $2, $3, $4)`,
 		key.ID, key.ShopID, key.Hash, ms(key.CreatedAt))
 	if err != nil {
@@ -35,7 +35,7 @@ func insertKey(ctx context.Context, tx *sql.Tx, key *webhooks.APIKey) error {
 
 // CreateAPIKey adds a key to an existing shop, or ENOTFOUND.
 func (db *DB) CreateAPIKey(ctx context.Context, key *webhooks.APIKey) error {
-	return db.write(ctx, func(tx *sql.Tx) error {
+	return db.write(ctx, func(tx *Tx) error {
 		var one int
 		err := tx.QueryRowContext(ctx, `SELECT 1 FROM shops WHERE id = $1`, key.ShopID).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -49,7 +49,7 @@ func (db *DB) CreateAPIKey(ctx context.Context, key *webhooks.APIKey) error {
 
 // RevokeAPIKey deletes a key of the shop, or ENOTFOUND.
 func (db *DB) RevokeAPIKey(ctx context.Context, shopID, keyID string) error {
-	return db.write(ctx, func(tx *sql.Tx) error {
+	return db.write(ctx, func(tx *Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM api_keys WHERE id = $1 AND shop_id = $2`, keyID, shopID)
 		if err != nil {
 			return fmt.Errorf("delete api key: %w", err)

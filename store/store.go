@@ -62,6 +62,8 @@ type DB struct {
 	onQueued []func()
 	closeFn  func() error
 
+	stmts    stmtCache
+	wconn    *sql.Conn     // SQLite: the writer's one connection, held for good
 	pool     *pgxpool.Pool // PostgreSQL only
 	leadMu   sync.Mutex
 	leadConn *sql.Conn // holds the leader lock (PostgreSQL)
@@ -98,6 +100,14 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		db.closeFn()
 		return nil, fmt.Errorf("apply migrations: %w", err)
 	}
+	if db.dialect.name == "sqlite" {
+		// Hold the one writer connection, so statements prepared on it are
+		// reused in every transaction.
+		if db.wconn, err = db.wdb.Conn(ctx); err != nil {
+			db.closeFn()
+			return nil, fmt.Errorf("sqlite: writer connection: %w", err)
+		}
+	}
 	db.ops = make(chan *writeOp, 4*db.maxBatch)
 	for range writers {
 		db.wg.Add(1)
@@ -115,6 +125,10 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 func (db *DB) Close() error {
 	db.stopOnce.Do(func() { close(db.stop) })
 	db.wg.Wait()
+	db.stmts.close()
+	if db.wconn != nil {
+		db.wconn.Close()
+	}
 	return db.closeFn()
 }
 
@@ -154,7 +168,7 @@ func (db *DB) notifyQueued() {
 // writeOp is one write: fn runs inside a savepoint of a shared transaction.
 type writeOp struct {
 	ctx    context.Context
-	fn     func(tx *sql.Tx) error
+	fn     func(tx *Tx) error
 	queued bool // set by fn when it queued deliveries
 	done   chan error
 }
@@ -164,16 +178,16 @@ var errClosed = errors.New("store is closed")
 
 // write runs fn in the group-commit writer and returns when its transaction
 // committed (fn's changes are durable) or failed. fn must not keep tx.
-func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	_, err := db.writeQueued(ctx, func(tx *sql.Tx, _ *bool) error { return fn(tx) })
+func (db *DB) write(ctx context.Context, fn func(tx *Tx) error) error {
+	_, err := db.writeQueued(ctx, func(tx *Tx, _ *bool) error { return fn(tx) })
 	return err
 }
 
 // writeQueued is write for functions that may queue deliveries: they set
 // *queued so the dispatcher is woken after the commit.
-func (db *DB) writeQueued(ctx context.Context, fn func(tx *sql.Tx, queued *bool) error) (bool, error) {
+func (db *DB) writeQueued(ctx context.Context, fn func(tx *Tx, queued *bool) error) (bool, error) {
 	op := &writeOp{ctx: ctx, done: make(chan error, 1)}
-	op.fn = func(tx *sql.Tx) error { return fn(tx, &op.queued) }
+	op.fn = func(tx *Tx) error { return fn(tx, &op.queued) }
 	select {
 	case db.ops <- op:
 	case <-db.stop:
@@ -247,10 +261,17 @@ func (db *DB) commit(ops []*writeOp) {
 
 func (db *DB) runBatch(ops []*writeOp, errs []error) error {
 	ctx := context.Background()
-	tx, err := db.wdb.BeginTx(ctx, nil)
+	var stx *sql.Tx
+	var err error
+	if db.wconn != nil {
+		stx, err = db.wconn.BeginTx(ctx, nil)
+	} else {
+		stx, err = db.wdb.BeginTx(ctx, nil)
+	}
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
+	tx := &Tx{tx: stx, db: db}
 	single := len(ops) == 1
 	for i, op := range ops {
 		op.queued = false
@@ -261,35 +282,35 @@ func (db *DB) runBatch(ops []*writeOp, errs []error) error {
 		if single {
 			if e := op.fn(tx); e != nil {
 				errs[i] = e
-				_ = tx.Rollback()
+				_ = tx.tx.Rollback()
 				return nil
 			}
 			continue
 		}
 		if _, e := tx.ExecContext(ctx, "SAVEPOINT op"); e != nil {
-			_ = tx.Rollback()
+			_ = tx.tx.Rollback()
 			return fmt.Errorf("savepoint: %w", e)
 		}
 		if e := op.fn(tx); e != nil {
 			errs[i] = e
 			op.queued = false
 			if _, e2 := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT op"); e2 != nil {
-				_ = tx.Rollback()
+				_ = tx.tx.Rollback()
 				return fmt.Errorf("rollback to savepoint: %w", e2)
 			}
 		}
 		if _, e := tx.ExecContext(ctx, "RELEASE SAVEPOINT op"); e != nil {
-			_ = tx.Rollback()
+			_ = tx.tx.Rollback()
 			return fmt.Errorf("release savepoint: %w", e)
 		}
 	}
 	if db.pool != nil && slices.ContainsFunc(ops, func(op *writeOp) bool { return op.queued }) {
 		if err := notifyReplicas(ctx, tx); err != nil {
-			_ = tx.Rollback()
+			_ = tx.tx.Rollback()
 			return err
 		}
 	}
-	if err := tx.Commit(); err != nil {
+	if err := tx.tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil

@@ -140,7 +140,7 @@ func (db *DB) CreateWebhook(ctx context.Context, w *webhooks.Webhook, maxPerShop
 	if err != nil {
 		return fmt.Errorf("encode events: %w", err)
 	}
-	return db.write(ctx, func(tx *sql.Tx) error {
+	return db.write(ctx, func(tx *Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM webhooks WHERE shop_id = $1`, w.ShopID).Scan(&n); err != nil {
 			return fmt.Errorf("count webhooks: %w", err)
@@ -171,7 +171,7 @@ func isFKViolation(err error) bool {
 // UpdateWebhook applies upd and returns the result, or ENOTFOUND.
 func (db *DB) UpdateWebhook(ctx context.Context, shopID, id string, upd webhooks.WebhookUpdate) (*webhooks.Webhook, error) {
 	var out *webhooks.Webhook
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx *Tx) error {
 		w, err := findWebhook(ctx, tx, shopID, id)
 		if err != nil {
 			return err
@@ -229,7 +229,7 @@ func (db *DB) UpdateWebhook(ctx context.Context, shopID, id string, upd webhooks
 // cancelQueued turns the webhook's queued deliveries into failed attempts
 // that say why, so nothing disappears without a trace. They are not counted
 // in stats or health: no attempt was made.
-func cancelQueued(ctx context.Context, tx *sql.Tx, webhookID string, now time.Time) error {
+func cancelQueued(ctx context.Context, tx *Tx, webhookID string, now time.Time) error {
 	_, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = 'failed', failure_reason = $1, created_at = $2,
 		scheduled_at = NULL, leased_until = NULL, next_retry_at = NULL
 		WHERE webhook_id = $3 AND status = 'pending'`, webhooks.FailureWebhookDisabled, ms(now), webhookID)
@@ -241,7 +241,7 @@ func cancelQueued(ctx context.Context, tx *sql.Tx, webhookID string, now time.Ti
 
 // DeleteWebhook removes the webhook, its queued deliveries and its history.
 func (db *DB) DeleteWebhook(ctx context.Context, shopID, id string) error {
-	return db.write(ctx, func(tx *sql.Tx) error {
+	return db.write(ctx, func(tx *Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM webhooks WHERE id = $1 AND shop_id = $2`, id, shopID)
 		if err != nil {
 			return fmt.Errorf("delete webhook: %w", err)
@@ -262,7 +262,7 @@ func (db *DB) DeleteWebhook(ctx context.Context, shopID, id string) error {
 // RotateSecret makes secret the current one; the old one signs for overlap.
 func (db *DB) RotateSecret(ctx context.Context, shopID, id, secret string, overlap time.Duration) (*webhooks.Webhook, error) {
 	var out *webhooks.Webhook
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx *Tx) error {
 		w, err := findWebhook(ctx, tx, shopID, id)
 		if err != nil {
 			return err
@@ -336,7 +336,7 @@ func (db *DB) WebhookStats(ctx context.Context, shopID, id string, from, to time
 // stats. Queued deliveries are not touched.
 func (db *DB) ClearHistory(ctx context.Context, shopID, id string, before time.Time, status webhooks.DeliveryStatus) (int64, error) {
 	var n int64
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	err := db.write(ctx, func(tx *Tx) error {
 		if _, err := findWebhook(ctx, tx, shopID, id); err != nil {
 			return err
 		}
@@ -359,7 +359,7 @@ func (db *DB) ClearHistory(ctx context.Context, shopID, id string, before time.T
 
 // deleteDeliveries deletes the finished deliveries matching where and
 // subtracts the attempts among them from the hourly stats.
-func deleteDeliveries(ctx context.Context, tx *sql.Tx, where string, args []any) (int64, error) {
+func deleteDeliveries(ctx context.Context, tx *Tx, where string, args []any) (int64, error) {
 	// Attempts (rows with a duration or a response) counted in stats; rows
 	// cancelled without an attempt were never counted.
 	rows, err := tx.QueryContext(ctx, `SELECT webhook_id, created_at - created_at % 3600000, event,
