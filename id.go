@@ -54,3 +54,11 @@ const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
 func FormatTime(t time.Time) string {
 	return t.UTC().Format(TimeLayout)
 }
+
+// MinID returns the smallest ID with prefix made at time t: every ID made
+// before t sorts below it.
+func MinID(prefix string, t time.Time) string {
+	var id ulid.ULID
+	_ = id.SetTime(ulid.Timestamp(t))
+	return prefix + strings.ToLower(id.String())
+}

@@ -93,18 +93,19 @@ func loadJobs(ctx context.Context, tx *Tx, ids []string, now time.Time) ([]*webh
 	return jobs, rows.Err()
 }
 
-// NextDue returns when the earliest pending delivery is due (zero if none).
+// NextDue returns when the earliest unleased pending delivery is due (zero
+// if none). It walks the queue index from its head, skipping only the rows
+// in flight; rows whose lease ran out are found by the dispatcher's poll.
 func (db *DB) NextDue(ctx context.Context) (time.Time, error) {
-	var v sql.NullInt64
-	err := db.rdb.QueryRowContext(ctx, `SELECT MIN(CASE WHEN leased_until IS NOT NULL AND leased_until > scheduled_at THEN leased_until ELSE scheduled_at END)
-		FROM deliveries WHERE status = 'pending'`).Scan(&v)
-	if err != nil {
+	var v int64
+	err := db.rdb.QueryRowContext(ctx, `SELECT scheduled_at FROM deliveries WHERE status = 'pending' AND leased_until IS NULL
+		ORDER BY scheduled_at LIMIT 1`).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, nil
+	} else if err != nil {
 		return time.Time{}, fmt.Errorf("next due: %w", err)
 	}
-	if !v.Valid {
-		return time.Time{}, nil
-	}
-	return fromMS(v.Int64), nil
+	return fromMS(v), nil
 }
 
 // attempt is a recorded attempt as the health and stats fold sees it.

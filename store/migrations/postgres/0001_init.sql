@@ -79,7 +79,6 @@ CREATE INDEX deliveries_pending_webhook ON deliveries (webhook_id, scheduled_at)
 CREATE INDEX deliveries_shop_created ON deliveries (shop_id, created_at, id) WHERE status <> 'pending';
 CREATE INDEX deliveries_webhook_created ON deliveries (webhook_id, created_at, id) WHERE status <> 'pending';
 CREATE INDEX deliveries_event ON deliveries (event_id);
-CREATE INDEX deliveries_created ON deliveries (created_at) WHERE status <> 'pending';
 
 -- Attempt counts per webhook, UTC hour and event type, kept with every
 -- recorded attempt so stats and health never scan deliveries.
