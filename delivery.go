@@ -95,6 +95,9 @@ type Job struct {
 	URL        string
 	Secrets    []string
 	CreatedAt  time.Time // when the delivery was queued
+	// LeasedUntil is when the claim runs out: no attempt may still be under
+	// way then, or another worker could send the delivery a second time.
+	LeasedUntil time.Time
 }
 
 // AttemptResult is the outcome of one attempt, to be recorded.

@@ -92,7 +92,9 @@ func (c *Config) withDefaults() Config {
 	out.MaxRetryAfter = cmp.Or(c.MaxRetryAfter, DefaultMaxRetryAfter)
 	out.RecordBatch = cmp.Or(c.RecordBatch, DefaultRecordBatch)
 	if out.LeaseFor == 0 {
-		rounds := out.ClaimBatch/out.MaxInFlightPerWebhook + 1
+		// A claimed delivery may wait behind a webhook's backlog (up to one
+		// claim batch plus the bound) before it is sent.
+		rounds := (out.ClaimBatch+out.MaxInFlightPerWebhook)/out.MaxInFlightPerWebhook + 1
 		out.LeaseFor = time.Duration(rounds)*out.AttemptTimeout + 30*time.Second
 	}
 	return out
@@ -108,6 +110,8 @@ func (c *Config) validate() error {
 		return errors.New("ClaimBatch cannot be less than zero")
 	case c.LeaseFor < 0:
 		return errors.New("LeaseFor cannot be less than zero")
+	case c.LeaseFor > 0 && c.LeaseFor <= cmp.Or(c.AttemptTimeout, DefaultAttemptTimeout):
+		return errors.New("LeaseFor must be longer than AttemptTimeout, or a slow attempt would outlive its claim")
 	case c.Jitter >= 1:
 		return errors.New("Jitter must be less than 1")
 	}
@@ -151,7 +155,7 @@ type Dispatcher struct {
 	backlog  map[string][]*webhooks.Job // claimed beyond a webhook's bound
 	freed    chan struct{}
 	stopping bool
-	unsent   []string // claimed, not sent because of Stop
+	unsent   []*webhooks.Job // claimed, not sent because of Stop
 
 	cancel   context.CancelFunc
 	stopOnce sync.Once
@@ -242,24 +246,22 @@ func (d *Dispatcher) Stop() {
 // Releaser is implemented by stores that can give claimed deliveries back
 // at once, so a restart need not wait for their lease to run out.
 type Releaser interface {
-	ReleaseDeliveries(ctx context.Context, ids []string) error
+	ReleaseDeliveries(ctx context.Context, jobs []*webhooks.Job) error
 }
 
 func (d *Dispatcher) releaseUnsent() {
-	ids := d.unsent
+	jobs := d.unsent
 	for _, q := range d.backlog {
-		for _, j := range q {
-			ids = append(ids, j.DeliveryID)
-		}
+		jobs = append(jobs, q...)
 	}
 	r, ok := d.store.(Releaser)
-	if !ok || len(ids) == 0 {
+	if !ok || len(jobs) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := r.ReleaseDeliveries(ctx, ids); err != nil {
-		d.logger.Warn("release unsent deliveries; they are taken again when their lease runs out", "error", err, "deliveries", len(ids))
+	if err := r.ReleaseDeliveries(ctx, jobs); err != nil {
+		d.logger.Warn("release unsent deliveries; they are taken again when their lease runs out", "error", err, "deliveries", len(jobs))
 	}
 }
 
@@ -308,7 +310,9 @@ func (d *Dispatcher) claimOnce(ctx context.Context) (int, error) {
 	free := d.cfg.Workers - d.total
 	var exclude []string
 	for id, n := range d.inFlight {
-		if n >= d.cfg.MaxInFlightPerWebhook || len(d.backlog[id]) > 0 {
+		// Claim ahead: a webhook keeps up to its bound waiting, so its
+		// slots never run dry while the next claim commits.
+		if n >= d.cfg.MaxInFlightPerWebhook && len(d.backlog[id]) >= d.cfg.MaxInFlightPerWebhook {
 			exclude = append(exclude, id)
 		}
 	}
@@ -365,13 +369,24 @@ func (d *Dispatcher) worker(ctx context.Context) {
 	defer d.workWG.Done()
 	for j := range d.jobs {
 		if ctx.Err() != nil {
-			// Stopping: leave it leased; it is taken again after the lease.
+			// Stopping: not sent; its lease is given back in Stop.
 			d.drop(j)
 			continue
 		}
+		// An attempt must end before the claim does, or another worker
+		// could take the delivery and send it while this one still is.
+		left := j.LeasedUntil.Sub(d.now()) - leaseMargin
+		if left <= 0 {
+			// It waited too long behind its webhook's backlog: leave it
+			// to be claimed again when the lease runs out.
+			d.release(j.WebhookID)
+			continue
+		}
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), left)
 		d.metrics.track(1)
-		res := d.attempt(context.WithoutCancel(ctx), j)
+		res := d.attempt(actx, j)
 		d.metrics.track(-1)
+		cancel()
 		d.results <- res
 		d.release(j.WebhookID)
 	}
@@ -386,7 +401,7 @@ func (d *Dispatcher) drop(j *webhooks.Job) {
 	if d.inFlight[j.WebhookID]--; d.inFlight[j.WebhookID] <= 0 {
 		delete(d.inFlight, j.WebhookID)
 	}
-	d.unsent = append(d.unsent, j.DeliveryID)
+	d.unsent = append(d.unsent, j)
 }
 
 // attempt sends one queued delivery and decides what comes next.
@@ -476,6 +491,11 @@ func response(res egress.Result) webhooks.Response {
 	}
 	return r
 }
+
+// leaseMargin is kept between the end of an attempt and the end of its
+// claim, for the result to be recorded and for clocks that differ a little
+// between replicas.
+const leaseMargin = time.Second
 
 // Bounds on the response headers kept per attempt.
 const (

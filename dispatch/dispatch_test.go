@@ -380,6 +380,23 @@ func TestDispatcher(t *testing.T) {
 		}
 	})
 
+	t.Run("AttemptEndsBeforeItsClaim", func(t *testing.T) {
+		t.Parallel()
+		// The lease is shorter than the receiver takes: the attempt is cut
+		// before the claim runs out, so no other worker can take the
+		// delivery while it is still being sent.
+		b := setup(t, dispatch.Config{LeaseFor: 2 * time.Second, AttemptTimeout: 1900 * time.Millisecond})
+		release := make(chan struct{})
+		rc := newReceiver(t, func(w http.ResponseWriter, _ *recorded) { <-release })
+		t.Cleanup(func() { close(release) })
+		storetest.MustCreateWebhook(t, b.db, testShop, rc.srv.URL, time.Now(), "order.created")
+		b.publish(t, 1)
+		r := b.waitRecorded(t, 1)[0]
+		if r.Success || !strings.HasPrefix(r.FailureReason, "timeout") || r.Duration > 1500*time.Millisecond {
+			t.Fatalf("attempt = %+v; want a timeout well inside the 2s claim", r)
+		}
+	})
+
 	t.Run("StopLetsInFlightAttemptsFinish", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, dispatch.Config{})
@@ -409,9 +426,10 @@ func TestDispatcher(t *testing.T) {
 func TestConfigValidation(t *testing.T) {
 	t.Parallel()
 	for name, cfg := range map[string]dispatch.Config{
-		"NegativeWorkers":   {Workers: -1},
-		"ZeroDelay":         {Schedule: []time.Duration{time.Second, 0}},
-		"JitterOfOneOrMore": {Jitter: 1},
+		"NegativeWorkers":          {Workers: -1},
+		"ZeroDelay":                {Schedule: []time.Duration{time.Second, 0}},
+		"JitterOfOneOrMore":        {Jitter: 1},
+		"LeaseNoLongerThanAttempt": {LeaseFor: 10 * time.Second, AttemptTimeout: 10 * time.Second},
 	} {
 		if _, err := dispatch.NewDispatcher(nil, nil, nil, nil, nil, &cfg); err == nil {
 			t.Errorf("%s: no error", name)

@@ -54,6 +54,9 @@ func (db *DB) ClaimDeliveries(ctx context.Context, limit int, leaseFor time.Dura
 			return nil
 		}
 		jobs, err = loadJobs(ctx, tx, ids, now)
+		for _, j := range jobs {
+			j.LeasedUntil = fromMS(ms(now.Add(leaseFor)))
+		}
 		return err
 	})
 	return jobs, err
@@ -412,16 +415,23 @@ func (db *DB) RecordSyncAttempt(ctx context.Context, a webhooks.SyncAttempt) err
 	})
 }
 
-// ReleaseDeliveries ends the lease of claimed deliveries that were not
-// sent, so they can be taken again at once.
-func (db *DB) ReleaseDeliveries(ctx context.Context, ids []string) error {
-	for len(ids) > 0 {
-		chunk := ids[:min(len(ids), 500)]
-		ids = ids[len(chunk):]
+// ReleaseDeliveries ends the leases of claimed deliveries that were not
+// sent, so they can be taken again at once. A lease that ran out and was
+// taken by another worker since is left alone: only rows still leased
+// until the job's own LeasedUntil are released.
+func (db *DB) ReleaseDeliveries(ctx context.Context, jobs []*webhooks.Job) error {
+	for len(jobs) > 0 {
+		chunk := jobs[:min(len(jobs), 200)]
+		jobs = jobs[len(chunk):]
 		err := db.write(ctx, func(tx *Tx) error {
-			_, err := tx.ExecContext(ctx, `UPDATE deliveries SET leased_until = NULL WHERE status = 'pending' AND id IN (`+
-				placeholders(1, len(chunk))+`)`, anySlice(chunk)...)
-			return err
+			for _, j := range chunk {
+				_, err := tx.ExecContext(ctx, `UPDATE deliveries SET leased_until = NULL WHERE id = $1 AND status = 'pending' AND leased_until = $2`,
+					j.DeliveryID, ms(j.LeasedUntil))
+				if err != nil {
+					return err
+				}
+			}
+			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("release deliveries: %w", err)

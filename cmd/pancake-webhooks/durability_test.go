@@ -180,7 +180,8 @@ func TestKillNineLosesNothing(t *testing.T) {
 	receiver := httptest.NewServer(rcv)
 	defer receiver.Close()
 	db := "sqlite:" + filepath.Join(t.TempDir(), "kill.db")
-	args := []string{"--db", db, "--lease", "2s", "--poll-interval", "200ms"}
+	// A short lease so killed claims come back fast; attempts must fit in it.
+	args := []string{"--db", db, "--lease", "2s", "--attempt-timeout", "1s", "--poll-interval", "200ms"}
 
 	srv := startServer(t, bin, args...)
 	var shop struct {

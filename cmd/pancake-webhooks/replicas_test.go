@@ -77,7 +77,7 @@ func TestReplicasShareTheQueueAndSurviveSIGKILL(t *testing.T) {
 	hs.Start()
 	defer hs.Close()
 
-	args := []string{"--db", dsn, "--lease", replicaLease.String(), "--poll-interval", "200ms",
+	args := []string{"--db", dsn, "--lease", replicaLease.String(), "--attempt-timeout", "2s", "--poll-interval", "200ms",
 		"--workers", strconv.Itoa(replicaWorkers)}
 	// Replica 1 alone first: it applies the migrations (and, asking first,
 	// takes the housekeeping lead); then the two others on the same schema.
