@@ -270,7 +270,7 @@ func (d *Dispatcher) claimLoop(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
-		n, err := d.claimOnce(ctx)
+		n, saturated, err := d.claimOnce(ctx)
 		if ctx.Err() != nil {
 			return
 		}
@@ -283,7 +283,12 @@ func (d *Dispatcher) claimLoop(ctx context.Context) {
 		wait := d.cfg.PollInterval
 		if err == nil {
 			if due, err := d.store.NextDue(ctx); err == nil && !due.IsZero() {
-				wait = min(wait, max(due.Sub(d.now()), time.Millisecond))
+				// What is due now belongs to webhooks at their bound (if it
+				// were not, the claim would have taken it): wait for a slot
+				// to free instead of spinning.
+				if until := due.Sub(d.now()); until > 0 || !saturated {
+					wait = min(wait, max(until, time.Millisecond))
+				}
 			}
 		}
 		timer.Reset(wait)
@@ -305,7 +310,7 @@ func (d *Dispatcher) claimLoop(ctx context.Context) {
 
 // claimOnce claims as many due deliveries as there are free workers and
 // hands them out; a webhook at its bound is skipped.
-func (d *Dispatcher) claimOnce(ctx context.Context) (int, error) {
+func (d *Dispatcher) claimOnce(ctx context.Context) (int, bool, error) {
 	d.mu.Lock()
 	free := d.cfg.Workers - d.total
 	var exclude []string
@@ -318,11 +323,11 @@ func (d *Dispatcher) claimOnce(ctx context.Context) (int, error) {
 	}
 	d.mu.Unlock()
 	if free <= 0 {
-		return 0, nil
+		return 0, true, nil
 	}
 	jobs, err := d.store.ClaimDeliveries(ctx, min(free, d.cfg.ClaimBatch), d.cfg.LeaseFor, exclude)
 	if err != nil {
-		return 0, err
+		return 0, len(exclude) > 0, err
 	}
 	d.mu.Lock()
 	var ready []*webhooks.Job
@@ -339,7 +344,7 @@ func (d *Dispatcher) claimOnce(ctx context.Context) (int, error) {
 		d.jobs <- j // never blocks: at most Workers jobs are in flight
 	}
 	d.mu.Unlock()
-	return len(jobs), nil
+	return len(jobs), len(exclude) > 0, nil
 }
 
 // release frees a webhook's slot after a send, or hands it to the next job
@@ -353,12 +358,20 @@ func (d *Dispatcher) release(webhookID string) {
 			delete(d.backlog, webhookID)
 		}
 		d.jobs <- q[0] // never blocks: the job takes over the slot just freed
+		if len(q)-1 < d.cfg.MaxInFlightPerWebhook {
+			d.signalFreed() // room to claim ahead for this webhook again
+		}
 		return
 	}
 	d.total--
 	if d.inFlight[webhookID]--; d.inFlight[webhookID] <= 0 {
 		delete(d.inFlight, webhookID)
 	}
+	d.signalFreed()
+}
+
+// signalFreed wakes the claim loop without blocking.
+func (d *Dispatcher) signalFreed() {
 	select {
 	case d.freed <- struct{}{}:
 	default:

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,7 +27,11 @@ func (db *DB) Publish(ctx context.Context, shopID string, in []webhooks.PublishI
 		events[i] = e
 	}
 	out := make([]webhooks.PublishResult, len(in))
-	_, err := db.writeQueued(ctx, func(tx *Tx, queued *bool) error {
+	op := &writeOp{weight: len(events)}
+	if !slices.ContainsFunc(events, func(e *webhooks.Event) bool { return e.IdempotencyKey != "" }) {
+		op.pub = &publishReq{shopID: shopID, events: events, out: out, now: now}
+	}
+	_, err := db.submit(ctx, op, func(tx *Tx, queued *bool) error {
 		subs, err := activeWebhooks(ctx, tx, shopID)
 		if err != nil {
 			return err
@@ -45,6 +50,122 @@ func (db *DB) Publish(ctx context.Context, shopID string, in []webhooks.PublishI
 		return nil, err
 	}
 	return out, nil
+}
+
+// publishReq is a publish the writer may merge with others.
+type publishReq struct {
+	shopID string
+	events []*webhooks.Event
+	out    []webhooks.PublishResult
+	now    time.Time
+}
+
+// mergePublishes runs the mergeable publishes of a batch (those without
+// idempotency keys) together: one subscriber query per shop, one multi-row
+// insert for the events and one for their deliveries, instead of a
+// savepoint and several statements for each. If that fails, the ops are
+// left to run one by one, each in its own savepoint.
+func (db *DB) mergePublishes(ctx context.Context, tx *Tx, ops []*writeOp) error {
+	var reqs []*writeOp
+	for _, op := range ops {
+		op.handled = false
+		if op.pub != nil && op.ctx.Err() == nil {
+			reqs = append(reqs, op)
+		}
+	}
+	if len(reqs) < 2 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, "SAVEPOINT merged"); err != nil {
+		return fmt.Errorf("savepoint: %w", err)
+	}
+	err := db.publishMerged(ctx, tx, reqs)
+	if err != nil {
+		db.logger.Warn("merged publish failed; publishing one by one", "error", err)
+		if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT merged"); err != nil {
+			return fmt.Errorf("rollback to savepoint: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT merged"); err != nil {
+		return fmt.Errorf("release savepoint: %w", err)
+	}
+	if err == nil {
+		for _, op := range reqs {
+			op.handled = true
+		}
+	}
+	return nil
+}
+
+func (db *DB) publishMerged(ctx context.Context, tx *Tx, reqs []*writeOp) error {
+	subs := map[string][]subscriber{}
+	var events []*webhooks.Event
+	var deliveries []*webhooks.Delivery
+	for _, op := range reqs {
+		p := op.pub
+		ss, ok := subs[p.shopID]
+		if !ok {
+			var err error
+			if ss, err = activeWebhooks(ctx, tx, p.shopID); err != nil {
+				return err
+			}
+			subs[p.shopID] = ss
+		}
+		op.queued = false
+		for i, e := range p.events {
+			ds := pendingFor(e, ss, p.now)
+			e.Deliveries = len(ds)
+			p.out[i] = webhooks.PublishResult{EventID: e.ID, Deliveries: len(ds)}
+			op.queued = op.queued || len(ds) > 0
+			events = append(events, e)
+			deliveries = append(deliveries, ds...)
+		}
+	}
+	if err := insertEvents(ctx, tx, events); err != nil {
+		return err
+	}
+	return insertPending(ctx, tx, deliveries)
+}
+
+// pendingFor returns the queued deliveries of e: one per subscriber.
+func pendingFor(e *webhooks.Event, subs []subscriber, now time.Time) []*webhooks.Delivery {
+	var out []*webhooks.Delivery
+	for _, s := range subs {
+		if !slices.Contains(s.events, e.Type) {
+			continue
+		}
+		due := now
+		out = append(out, &webhooks.Delivery{
+			ID: webhooks.NewID(webhooks.PrefixDelivery, now), ShopID: e.ShopID, WebhookID: s.id, EventID: e.ID,
+			Event: e.Type, Status: webhooks.StatusPending, Trigger: webhooks.TriggerEvent, Attempt: 1,
+			CreatedAt: now, ScheduledAt: &due,
+		})
+	}
+	return out
+}
+
+// insertEvents inserts events without idempotency keys, many per statement.
+func insertEvents(ctx context.Context, tx *Tx, es []*webhooks.Event) error {
+	const maxRows = 100
+	for len(es) > 0 {
+		chunk := es[:min(len(es), maxRows)]
+		es = es[len(chunk):]
+		var b strings.Builder
+		b.WriteString(`INSERT INTO events (id, shop_id, type, envelope, deliveries, created_at) VALUES `)
+		args := make([]any, 0, len(chunk)*6)
+		for i, e := range chunk {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			n := len(args)
+			fmt.Fprintf(&b, "($%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6)
+			args = append(args, e.ID, e.ShopID, e.Type, []byte(e.Envelope), e.Deliveries, ms(e.CreatedAt))
+		}
+		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+			return fmt.Errorf("insert events: %w", err)
+		}
+	}
+	return nil
 }
 
 // subscriber is what publishing needs of an active webhook.
@@ -111,34 +232,15 @@ func publishOne(ctx context.Context, tx *Tx, e *webhooks.Event, subs []subscribe
 			return webhooks.PublishResult{}, false, fmt.Errorf("find idempotent event: %w", err)
 		}
 	}
-	var targets []string
-	for _, s := range subs {
-		for _, ev := range s.events {
-			if ev == e.Type {
-				targets = append(targets, s.id)
-				break
-			}
-		}
-	}
-	e.Deliveries = len(targets)
+	rows := pendingFor(e, subs, now)
+	e.Deliveries = len(rows)
 	if err := insertEvent(ctx, tx, e, key); err != nil {
 		return webhooks.PublishResult{}, false, err
 	}
-	if len(targets) > 0 {
-		rows := make([]*webhooks.Delivery, len(targets))
-		for i, wh := range targets {
-			due := now
-			rows[i] = &webhooks.Delivery{
-				ID: webhooks.NewID(webhooks.PrefixDelivery, now), ShopID: e.ShopID, WebhookID: wh, EventID: e.ID,
-				Event: e.Type, Status: webhooks.StatusPending, Trigger: webhooks.TriggerEvent, Attempt: 1,
-				CreatedAt: now, ScheduledAt: &due,
-			}
-		}
-		if err := insertPending(ctx, tx, rows); err != nil {
-			return webhooks.PublishResult{}, false, err
-		}
+	if err := insertPending(ctx, tx, rows); err != nil {
+		return webhooks.PublishResult{}, false, err
 	}
-	return webhooks.PublishResult{EventID: e.ID, Deliveries: len(targets)}, len(targets) > 0, nil
+	return webhooks.PublishResult{EventID: e.ID, Deliveries: len(rows)}, len(rows) > 0, nil
 }
 
 func insertEvent(ctx context.Context, tx *Tx, e *webhooks.Event, key any) error {

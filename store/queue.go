@@ -20,7 +20,7 @@ import (
 // when the lease runs out.
 func (db *DB) ClaimDeliveries(ctx context.Context, limit int, leaseFor time.Duration, exclude []string) ([]*webhooks.Job, error) {
 	var jobs []*webhooks.Job
-	err := db.write(ctx, func(tx *Tx) error {
+	err := db.writeUrgent(ctx, limit, func(tx *Tx, _ *bool) error {
 		now := db.now()
 		args := []any{ms(now.Add(leaseFor)), ms(now), limit}
 		skip := ""
@@ -129,7 +129,7 @@ func (db *DB) RecordAttempts(ctx context.Context, results []webhooks.AttemptResu
 	if len(results) == 0 {
 		return nil
 	}
-	_, err := db.writeQueued(ctx, func(tx *Tx, queued *bool) error {
+	err := db.writeUrgent(ctx, len(results), func(tx *Tx, queued *bool) error {
 		active, err := webhookActivity(ctx, tx, uniqueWebhooks(results, func(r webhooks.AttemptResult) string { return r.WebhookID }))
 		if err != nil {
 			return err

@@ -24,7 +24,7 @@ func (db *DB) openSQLite(ctx context.Context, file string, readConns int) error 
 	}
 	db.dialect = sqliteDialect
 	pragmas := url.Values{}
-	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)", "cache_size(-32000)"} {
+	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)", "cache_size(-32000)", "temp_store(MEMORY)"} {
 		pragmas.Add("_pragma", p)
 	}
 	w := pragmas

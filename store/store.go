@@ -52,6 +52,7 @@ type DB struct {
 	now     func() time.Time
 
 	ops      chan *writeOp
+	urgent   chan *writeOp // the dispatcher's claims and results: they go first
 	wg       sync.WaitGroup
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -109,6 +110,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		}
 	}
 	db.ops = make(chan *writeOp, 4*db.maxBatch)
+	db.urgent = make(chan *writeOp, 4*db.maxBatch)
 	for range writers {
 		db.wg.Add(1)
 		go db.writer()
@@ -171,7 +173,21 @@ type writeOp struct {
 	fn     func(tx *Tx) error
 	queued bool // set by fn when it queued deliveries
 	done   chan error
+	// pub, when set, lets the writer merge this publish with the others of
+	// its batch into a few multi-row statements; fn is the fallback.
+	pub     *publishReq
+	handled bool
+	// weight is how many rows the op writes, roughly; a batch stops taking
+	// ops at maxBatchWeight so one commit stays short.
+	weight int
+	// urgent ops (the dispatcher's claims and results) skip the queue, so
+	// a flood of publishes can't starve deliveries.
+	urgent bool
 }
+
+// maxBatchWeight bounds the rows one group commit writes, so that claims
+// and results waiting behind it are not held long.
+const maxBatchWeight = 1000
 
 // errClosed is returned for writes submitted after Close.
 var errClosed = errors.New("store is closed")
@@ -183,13 +199,27 @@ func (db *DB) write(ctx context.Context, fn func(tx *Tx) error) error {
 	return err
 }
 
+// writeUrgent is write for the dispatcher's claims and results.
+func (db *DB) writeUrgent(ctx context.Context, weight int, fn func(tx *Tx, queued *bool) error) error {
+	_, err := db.submit(ctx, &writeOp{urgent: true, weight: weight}, fn)
+	return err
+}
+
 // writeQueued is write for functions that may queue deliveries: they set
 // *queued so the dispatcher is woken after the commit.
 func (db *DB) writeQueued(ctx context.Context, fn func(tx *Tx, queued *bool) error) (bool, error) {
-	op := &writeOp{ctx: ctx, done: make(chan error, 1)}
+	return db.submit(ctx, &writeOp{}, fn)
+}
+
+func (db *DB) submit(ctx context.Context, op *writeOp, fn func(tx *Tx, queued *bool) error) (bool, error) {
+	op.ctx, op.done = ctx, make(chan error, 1)
 	op.fn = func(tx *Tx) error { return fn(tx, &op.queued) }
+	ch := db.ops
+	if op.urgent {
+		ch = db.urgent
+	}
 	select {
-	case db.ops <- op:
+	case ch <- op:
 	case <-db.stop:
 		return false, errClosed
 	case <-ctx.Done():
@@ -206,25 +236,48 @@ func (db *DB) writer() {
 	batch := make([]*writeOp, 0, db.maxBatch)
 	for {
 		var first *writeOp
-		select {
-		case first = <-db.ops:
-		case <-db.stop:
-			// Drain what was submitted before Close.
-			for {
-				select {
-				case op := <-db.ops:
-					db.commit([]*writeOp{op})
-				default:
-					return
+		select { // urgent ops first, whenever there are some
+		case first = <-db.urgent:
+		default:
+		}
+		if first == nil {
+			select {
+			case first = <-db.urgent:
+			case first = <-db.ops:
+			case <-db.stop:
+				// Drain what was submitted before Close.
+				for {
+					select {
+					case op := <-db.urgent:
+						db.commit([]*writeOp{op})
+					case op := <-db.ops:
+						db.commit([]*writeOp{op})
+					default:
+						return
+					}
 				}
 			}
 		}
 		batch = append(batch[:0], first)
-	fill:
+		weight := max(first.weight, 1)
+	urgent:
 		for len(batch) < db.maxBatch {
+			select {
+			case op := <-db.urgent:
+				batch = append(batch, op)
+				weight += max(op.weight, 1)
+			default:
+				break urgent
+			}
+		}
+	fill:
+		// Urgent ops commit on their own: their callers must not wait for
+		// a heavy batch of publishes.
+		for !first.urgent && len(batch) < db.maxBatch && weight < maxBatchWeight {
 			select {
 			case op := <-db.ops:
 				batch = append(batch, op)
+				weight += max(op.weight, 1)
 			default:
 				break fill
 			}
@@ -272,8 +325,15 @@ func (db *DB) runBatch(ops []*writeOp, errs []error) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	tx := &Tx{tx: stx, db: db}
+	if err := db.mergePublishes(ctx, tx, ops); err != nil {
+		_ = tx.tx.Rollback()
+		return err
+	}
 	single := len(ops) == 1
 	for i, op := range ops {
+		if op.handled {
+			continue
+		}
 		op.queued = false
 		if e := op.ctx.Err(); e != nil {
 			errs[i] = e
