@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -53,6 +54,7 @@ type ServeConfig struct {
 	PollInterval          time.Duration
 	Retention             time.Duration
 	ShutdownTimeout       time.Duration
+	DebugAddr             string
 }
 
 func newServeCmd() *cobra.Command {
@@ -109,6 +111,7 @@ command line wins over its variable.`,
 	f.DurationVar(&cfg.PollInterval, "poll-interval", dispatch.DefaultPollInterval, "how often the queue is polled when nothing wakes the engine")
 	f.DurationVar(&cfg.Retention, "retention", dispatch.DefaultRetention, "how long finished deliveries are kept")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown may take")
+	f.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (keep it on loopback; off by default)")
 	noEnv(f, "dev")
 	return cmd
 }
@@ -129,6 +132,7 @@ type Main struct {
 	server         *http.Server
 	serveErr       chan error
 	devDir         string
+	debug          *http.Server
 }
 
 // NewMain returns a Main for cfg that reports to stdout and logs to stderr.
@@ -195,7 +199,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return usageErr("%v", err)
 	}
-	m.maintainer, err = dispatch.NewMaintainer(logger, time.Now, m.db, &dispatch.MaintenanceConfig{Retention: cfg.Retention})
+	m.maintainer, err = dispatch.NewMaintainer(logger, time.Now, m.db, &dispatch.MaintenanceConfig{Retention: cfg.Retention, IsLeader: m.db.IsLeader})
 	if err != nil {
 		return usageErr("%v", err)
 	}
@@ -253,11 +257,33 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.serveErr = make(chan error, 1)
 	go func() { m.serveErr <- m.server.Serve(ln) }()
+	if cfg.DebugAddr != "" {
+		if err := m.startDebug(cfg.DebugAddr); err != nil {
+			return err
+		}
+	}
 	logger.Info("serving", "addr", m.Addr, "db", m.db.Dialect(), "version", Version(),
 		"admin_api", cfg.AdminToken != "", "allow_private_networks", cfg.AllowPrivateNetworks, "allow_http", cfg.AllowHTTP)
 	if cfg.Dev {
 		return m.devSetup(ctx)
 	}
+	return nil
+}
+
+// startDebug serves net/http/pprof on its own listener.
+func (m *Main) startDebug(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on --debug-addr %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	m.debug = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go m.debug.Serve(ln)
+	m.Logger.Info("serving pprof", "addr", ln.Addr().String())
 	return nil
 }
 
@@ -305,6 +331,9 @@ func (m *Main) Close() error {
 	if m.server != nil {
 		m.server.Close()
 		m.server = nil
+	}
+	if m.debug != nil {
+		m.debug.Close()
 	}
 	if m.maintainer != nil {
 		m.maintainer.Stop()

@@ -1,0 +1,83 @@
+package main_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pancake-pos/pancake-webhooks/pancake"
+)
+
+// TestMetricsExposeTheEngineWithoutSecrets scrapes /metrics of a real server
+// after a delivery and checks the engine's series are there and that no key,
+// URL or shop id is a label value.
+func TestMetricsExposeTheEngineWithoutSecrets(t *testing.T) {
+	t.Parallel()
+	srv := startE2EServer(t)
+	const shop = "metrics-shop-7"
+	key := srv.createShop(t, shop)
+	arrived := make(chan struct{}, 1)
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+		select {
+		case arrived <- struct{}{}:
+		default:
+		}
+	}))
+	defer rcv.Close()
+	c := srv.client(key, shop)
+	ctx := context.Background()
+	hook, err := c.Webhooks.Create(ctx, pancake.CreateWebhookRequest{URL: rcv.URL + "/secret-path", Events: []pancake.WebhookEvent{pancake.EventOrderCreated}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Events.Publish(ctx, pancake.PublishRequest{Event: pancake.EventOrderCreated, Data: map[string]any{"n": 1}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no delivery within 10s")
+	}
+
+	var text string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		// The attempt is counted when it is recorded, just after it arrived.
+		resp, err := http.Get(srv.base + "/metrics?api_key=" + key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		text = string(b)
+		if strings.Contains(text, `pancake_delivery_attempts_total{outcome="success"} 1`) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond) // a scrape is all there is to wait on
+	}
+	for _, want := range []string{
+		`pancake_delivery_attempts_total{outcome="success"} 1`,
+		"pancake_delivery_attempt_duration_seconds_bucket",
+		"pancake_delivery_attempts_in_flight",
+		"pancake_queue_due",
+		"pancake_queue_scheduled",
+		"pancake_queue_oldest_due_age_seconds",
+		`pancake_webhooks{status="healthy"} 1`,
+		`pancake_http_requests_total{code="202",route="POST /api/v1/shops/{shop_id}/events"} 1`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	for _, secret := range []string{key, shop, hook.ID, "secret-path", rcv.URL} {
+		if strings.Contains(text, secret) {
+			t.Errorf("/metrics shows %q", secret)
+		}
+	}
+}
