@@ -59,7 +59,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return ExitOK
 	}
-	fmt.Fprintln(stderr, "pancake-webhooks: "+firstLine(err.Error()))
+	fmt.Fprintln(stderr, "pancake-webhooks: "+oneLine(err.Error()))
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code
@@ -70,9 +70,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return ExitError
 }
 
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(s, "\n")
-	return s
+// oneLine folds a multi-line error (drivers write some) into one line.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
 }
 
 // isUsageError recognizes cobra's and pflag's errors about the command line.
@@ -106,7 +106,7 @@ Start it with zero set-up on an embedded SQLite database:
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr("%v", err) })
-	root.AddCommand(newServeCmd(), newShopsCmd(), newDBCmd(), newVersionCmd(), newWebhooksCmd(), newDeliveriesCmd(), newEventsCmd())
+	root.AddCommand(newServeCmd(), newShopsCmd(), newDBCmd(), newVersionCmd(), newWebhooksCmd(), newDeliveriesCmd(), newEventsCmd(), newBenchCmd())
 	return root
 }
 
