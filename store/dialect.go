@@ -79,10 +79,10 @@ func (db *DB) migrate(ctx context.Context) error {
 	}
 	defer conn.Close()
 	if db.dialect.name == "postgres" {
-		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock(7240119)`); err != nil {
+		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock(7240119, hashtext(current_schema()))`); err != nil {
 			return fmt.Errorf("take migration lock: %w", err)
 		}
-		defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(7240119)`)
+		defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(7240119, hashtext(current_schema()))`)
 	}
 	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {

@@ -13,8 +13,9 @@ import (
 // queued, so every replica's dispatcher wakes at once.
 const queuedChannel = "pancake_webhooks_queued"
 
-// leaderLockKey is the advisory lock held by the replica that runs the
-// housekeeping.
+// leaderLockKey, with the schema, is the advisory lock held by the
+// replica that runs the housekeeping: deployments in different schemas of
+// one database each have their own leader.
 const leaderLockKey = 7240120
 
 // openPostgres opens a pgx pool and serves database/sql from it.
@@ -116,7 +117,7 @@ func (db *DB) IsLeader(ctx context.Context) bool {
 		return false
 	}
 	var ok bool
-	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, leaderLockKey).Scan(&ok); err != nil || !ok {
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1, hashtext(current_schema()))`, leaderLockKey).Scan(&ok); err != nil || !ok {
 		conn.Close()
 		return false
 	}
@@ -132,7 +133,7 @@ func (db *DB) releaseLeadership() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_, _ = db.leadConn.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, leaderLockKey)
+	_, _ = db.leadConn.ExecContext(ctx, `SELECT pg_advisory_unlock($1, hashtext(current_schema()))`, leaderLockKey)
 	db.leadConn.Close()
 	db.leadConn = nil
 }
