@@ -13,7 +13,9 @@ import (
 	"github.com/pancake-pos/pancake-webhooks/httpapi"
 )
 
-func TestAuth(t *testing.T) {
+func TestAuth(t *testing.T) { t.Parallel(); forEachDB(t, testAuth) }
+
+func testAuth(t *testing.T) {
 	t.Parallel()
 
 	t.Run("NoKeyIs401", func(t *testing.T) {
@@ -142,7 +144,9 @@ func TestAuth(t *testing.T) {
 	})
 }
 
-func TestAdmin(t *testing.T) {
+func TestAdmin(t *testing.T) { t.Parallel(); forEachDB(t, testAdmin) }
+
+func testAdmin(t *testing.T) {
 	t.Parallel()
 
 	admin := func(method, path string, body any) request {
@@ -237,7 +241,9 @@ func TestAdmin(t *testing.T) {
 	})
 }
 
-func TestRateLimit(t *testing.T) {
+func TestRateLimit(t *testing.T) { t.Parallel(); forEachDB(t, testRateLimit) }
+
+func testRateLimit(t *testing.T) {
 	t.Parallel()
 
 	t.Run("ManagementPerKeyWithRetryAfter", func(t *testing.T) {

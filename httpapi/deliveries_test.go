@@ -28,7 +28,9 @@ func ids(list []map[string]any) []string {
 	return out
 }
 
-func TestDeliveries(t *testing.T) {
+func TestDeliveries(t *testing.T) { t.Parallel(); forEachDB(t, testDeliveries) }
+
+func testDeliveries(t *testing.T) {
 	t.Parallel()
 
 	t.Run("PendingListsQueuedWithTheirShape", func(t *testing.T) {

@@ -13,7 +13,9 @@ import (
 	"github.com/pancake-pos/pancake-webhooks/httpapi"
 )
 
-func TestEvents(t *testing.T) {
+func TestEvents(t *testing.T) { t.Parallel(); forEachDB(t, testEvents) }
+
+func testEvents(t *testing.T) {
 	t.Parallel()
 
 	t.Run("PublishQueuesForSubscribedActiveWebhooks", func(t *testing.T) {

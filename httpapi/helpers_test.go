@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +20,7 @@ import (
 	webhooks "github.com/pancake-pos/pancake-webhooks"
 	"github.com/pancake-pos/pancake-webhooks/httpapi"
 	"github.com/pancake-pos/pancake-webhooks/store"
+	"github.com/pancake-pos/pancake-webhooks/store/storetest"
 )
 
 // testStart is the fixed time every test clock starts at.
@@ -61,10 +64,48 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// mustOpenDB opens a fresh SQLite store in a temporary directory.
+// dbKinds are the databases the HTTP contract is run against.
+var dbKinds = []string{"sqlite", "postgres"}
+
+// forEachDB runs body once per database, as subtests named after the kind
+// (TestX/sqlite, TestX/postgres); mustOpenDB, called anywhere under one of
+// them, opens that kind. Without PANCAKE_TEST_POSTGRES_URL the postgres
+// subtest skips with a message saying how to run it (and fails when
+// PANCAKE_TEST_REQUIRE_POSTGRES=1).
+func forEachDB(t *testing.T, body func(t *testing.T)) {
+	t.Helper()
+	for _, kind := range dbKinds {
+		t.Run(kind, func(t *testing.T) {
+			if kind == "postgres" && os.Getenv("PANCAKE_TEST_POSTGRES_URL") == "" {
+				storetest.PostgresDSN(t) // skips or fails, with the message
+			}
+			body(t)
+		})
+	}
+}
+
+// dbKind is the database of the forEachDB subtest tb runs under.
+func dbKind(tb testing.TB) string {
+	tb.Helper()
+	if parts := strings.Split(tb.Name(), "/"); len(parts) > 1 && slices.Contains(dbKinds, parts[1]) {
+		return parts[1]
+	}
+	tb.Fatalf("%s does not run under forEachDB, so it has no database kind", tb.Name())
+	return ""
+}
+
+// mustOpenDB opens a fresh, empty store of the test's database kind: SQLite
+// in a temporary directory, or PostgreSQL in a schema of its own.
 func mustOpenDB(tb testing.TB, now func() time.Time) *store.DB {
 	tb.Helper()
-	db, err := store.Open(context.Background(), "sqlite:"+filepath.Join(tb.TempDir(), "test.db"), store.Options{Now: now})
+	var dsn string
+	switch dbKind(tb) {
+	case "sqlite":
+		dsn = "sqlite:" + filepath.Join(tb.TempDir(), "test.db")
+	case "postgres":
+		dsn = storetest.PostgresDSN(tb)
+	}
+	db, err := store.Open(context.Background(), dsn, store.Options{Now: now})
 	if err != nil {
 		tb.Fatalf("store.Open: %v", err)
 	}
@@ -176,7 +217,8 @@ type apiBundle struct {
 	otherKey  string
 }
 
-// setupAPI returns a Server on a fresh SQLite store; mods adjust its Config.
+// setupAPI returns a Server on a fresh store of the test's database kind
+// (see forEachDB); mods adjust its Config.
 func setupAPI(t *testing.T, mods ...func(*httpapi.Config)) *apiBundle {
 	t.Helper()
 	clock := newTestClock()

@@ -316,7 +316,9 @@ func (b *apiBundle) callAs(t *testing.T, oc operationCase, path string, body any
 	return b.do(t, r)
 }
 
-func TestOpenAPI(t *testing.T) {
+func TestOpenAPI(t *testing.T) { t.Parallel(); forEachDB(t, testOpenAPI) }
+
+func testOpenAPI(t *testing.T) {
 	t.Parallel()
 
 	setup := func(t *testing.T) (*apiBundle, *spec) {

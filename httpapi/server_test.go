@@ -42,7 +42,9 @@ func (f *fakeShops) Authenticate(ctx context.Context, keyHash string) (string, e
 	return f.ShopService.Authenticate(ctx, keyHash)
 }
 
-func TestNewServer(t *testing.T) {
+func TestNewServer(t *testing.T) { t.Parallel(); forEachDB(t, testNewServer) }
+
+func testNewServer(t *testing.T) {
 	t.Parallel()
 
 	valid := func() httpapi.Config {
@@ -94,7 +96,9 @@ func TestNewServer(t *testing.T) {
 	})
 }
 
-func TestRouting(t *testing.T) {
+func TestRouting(t *testing.T) { t.Parallel(); forEachDB(t, testRouting) }
+
+func testRouting(t *testing.T) {
 	t.Parallel()
 
 	t.Run("UnknownPathIsNotFoundJSON", func(t *testing.T) {
@@ -163,7 +167,9 @@ func TestRouting(t *testing.T) {
 	})
 }
 
-func TestErrors(t *testing.T) {
+func TestErrors(t *testing.T) { t.Parallel(); forEachDB(t, testErrors) }
+
+func testErrors(t *testing.T) {
 	t.Parallel()
 
 	t.Run("InternalErrorIsHiddenAndLoggedWithoutKey", func(t *testing.T) {
@@ -240,7 +246,9 @@ func TestErrors(t *testing.T) {
 	})
 }
 
-func TestMeta(t *testing.T) {
+func TestMeta(t *testing.T) { t.Parallel(); forEachDB(t, testMeta) }
+
+func testMeta(t *testing.T) {
 	t.Parallel()
 
 	t.Run("Healthz", func(t *testing.T) {

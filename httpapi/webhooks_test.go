@@ -29,7 +29,9 @@ func wantError(t *testing.T, res *response, status int, code string, fields ...s
 	}
 }
 
-func TestWebhooks(t *testing.T) {
+func TestWebhooks(t *testing.T) { t.Parallel(); forEachDB(t, testWebhooks) }
+
+func testWebhooks(t *testing.T) {
 	t.Parallel()
 
 	now := webhooks.FormatTime(testStart)
