@@ -73,11 +73,15 @@ CREATE TABLE deliveries (
 );
 -- The queue: due pending rows, oldest due first.
 CREATE INDEX deliveries_due ON deliveries (scheduled_at) WHERE status = 'pending';
+-- Pending lists, next due first; their totals count these entries (the
+-- shop is in the webhook's, so that count reads no rows).
 CREATE INDEX deliveries_pending_shop ON deliveries (shop_id, scheduled_at) WHERE status = 'pending';
-CREATE INDEX deliveries_pending_webhook ON deliveries (webhook_id, scheduled_at) WHERE status = 'pending';
--- History lists, newest first.
-CREATE INDEX deliveries_shop_created ON deliveries (shop_id, created_at, id) WHERE status <> 'pending';
-CREATE INDEX deliveries_webhook_created ON deliveries (webhook_id, created_at, id) WHERE status <> 'pending';
+CREATE INDEX deliveries_pending_webhook ON deliveries (webhook_id, scheduled_at, shop_id) WHERE status = 'pending';
+-- History lists, newest first. The filter columns follow, so a filtered
+-- page skips what does not match in the index, without reading rows.
+-- Their totals come from delivery_counts, not from these.
+CREATE INDEX deliveries_shop_created ON deliveries (shop_id, created_at, id, event, status) WHERE status <> 'pending';
+CREATE INDEX deliveries_webhook_created ON deliveries (webhook_id, created_at, id, shop_id, event, status) WHERE status <> 'pending';
 CREATE INDEX deliveries_event ON deliveries (event_id);
 
 -- Attempt counts per webhook, UTC hour and event type, kept with every
@@ -92,3 +96,100 @@ CREATE TABLE webhook_stats (
     duration_ms_sum BIGINT NOT NULL,
     PRIMARY KEY (webhook_id, hour, event)
 );
+
+-- Finished deliveries (attempts and cancellations) per shop, webhook,
+-- event type and UTC day (day = its first millisecond), kept by triggers
+-- on deliveries, so a list's exact total sums a few thousand counters
+-- instead of counting millions of rows, and stays right whatever writes
+-- the rows (attempts, cancellations, retention, deletes, copies). Queued
+-- rows are not counted here (their lists count their partial indexes):
+-- queuing or claiming one touches no counter.
+CREATE TABLE delivery_counts (
+    shop_id    TEXT NOT NULL,
+    webhook_id TEXT NOT NULL,
+    event      TEXT NOT NULL,
+    day        BIGINT NOT NULL,
+    success    BIGINT NOT NULL,
+    failed     BIGINT NOT NULL,
+    PRIMARY KEY (shop_id, webhook_id, event, day)
+);
+-- A transaction's changes to the counts wait here and are folded in at
+-- its commit, all at once and in key order: concurrent transactions
+-- (other writers, other replicas) then lock counters in one order and
+-- cannot deadlock on them, and hold them only while committing. These
+-- tables are empty between transactions: the only rows a transaction sees
+-- in them are its own, so they need no key. The first change of a
+-- transaction (a transaction-local setting says which) adds a mark, whose
+-- deferred trigger folds.
+CREATE UNLOGGED TABLE delivery_count_changes (
+    shop_id    TEXT NOT NULL,
+    webhook_id TEXT NOT NULL,
+    event      TEXT NOT NULL,
+    day        BIGINT NOT NULL,
+    success    BIGINT NOT NULL,
+    failed     BIGINT NOT NULL
+);
+CREATE UNLOGGED TABLE delivery_count_folds (marked BOOLEAN NOT NULL DEFAULT TRUE);
+-- A row that counts, in (NEW) or out (OLD). Triggers' WHEN clauses pick
+-- the rows, so a queued row inserted or claimed costs no function call.
+CREATE FUNCTION delivery_counts_add() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO delivery_count_changes (shop_id, webhook_id, event, day, success, failed)
+    VALUES (NEW.shop_id, NEW.webhook_id, NEW.event, NEW.created_at - NEW.created_at % 86400000,
+        CASE WHEN NEW.status = 'success' THEN 1 ELSE 0 END, CASE WHEN NEW.status = 'success' THEN 0 ELSE 1 END);
+    IF current_setting('pancake.delivery_counts_marked', true) IS DISTINCT FROM 'on' THEN
+        PERFORM set_config('pancake.delivery_counts_marked', 'on', true);
+        INSERT INTO delivery_count_folds DEFAULT VALUES;
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE FUNCTION delivery_counts_remove() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO delivery_count_changes (shop_id, webhook_id, event, day, success, failed)
+    VALUES (OLD.shop_id, OLD.webhook_id, OLD.event, OLD.created_at - OLD.created_at % 86400000,
+        CASE WHEN OLD.status = 'success' THEN -1 ELSE 0 END, CASE WHEN OLD.status = 'success' THEN 0 ELSE -1 END);
+    IF current_setting('pancake.delivery_counts_marked', true) IS DISTINCT FROM 'on' THEN
+        PERFORM set_config('pancake.delivery_counts_marked', 'on', true);
+        INSERT INTO delivery_count_folds DEFAULT VALUES;
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER delivery_counts_insert AFTER INSERT ON deliveries
+    FOR EACH ROW WHEN (NEW.status <> 'pending') EXECUTE FUNCTION delivery_counts_add();
+CREATE TRIGGER delivery_counts_update_out AFTER UPDATE OF shop_id, webhook_id, event, status, created_at ON deliveries
+    FOR EACH ROW WHEN (OLD.status <> 'pending' AND (OLD.shop_id, OLD.webhook_id, OLD.event, OLD.status, OLD.created_at)
+        IS DISTINCT FROM (NEW.shop_id, NEW.webhook_id, NEW.event, NEW.status, NEW.created_at))
+    EXECUTE FUNCTION delivery_counts_remove();
+CREATE TRIGGER delivery_counts_update_in AFTER UPDATE OF shop_id, webhook_id, event, status, created_at ON deliveries
+    FOR EACH ROW WHEN (NEW.status <> 'pending' AND (OLD.shop_id, OLD.webhook_id, OLD.event, OLD.status, OLD.created_at)
+        IS DISTINCT FROM (NEW.shop_id, NEW.webhook_id, NEW.event, NEW.status, NEW.created_at))
+    EXECUTE FUNCTION delivery_counts_add();
+CREATE TRIGGER delivery_counts_delete AFTER DELETE ON deliveries
+    FOR EACH ROW WHEN (OLD.status <> 'pending') EXECUTE FUNCTION delivery_counts_remove();
+CREATE FUNCTION delivery_counts_fold() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    k RECORD;
+BEGIN
+    PERFORM set_config('pancake.delivery_counts_marked', '', true);
+    DELETE FROM delivery_count_folds;
+    FOR k IN
+        WITH c AS (DELETE FROM delivery_count_changes RETURNING *),
+        s AS (SELECT shop_id, webhook_id, event, day, SUM(success) AS success, SUM(failed) AS failed
+            FROM c GROUP BY shop_id, webhook_id, event, day),
+        u AS (INSERT INTO delivery_counts AS d (shop_id, webhook_id, event, day, success, failed)
+            SELECT * FROM s WHERE success <> 0 OR failed <> 0 ORDER BY shop_id, webhook_id, event, day
+            ON CONFLICT (shop_id, webhook_id, event, day)
+            DO UPDATE SET success = d.success + excluded.success, failed = d.failed + excluded.failed
+            RETURNING d.shop_id, d.webhook_id, d.event, d.day, d.success, d.failed)
+        SELECT * FROM u WHERE u.success = 0 AND u.failed = 0
+    LOOP
+        DELETE FROM delivery_counts WHERE shop_id = k.shop_id AND webhook_id = k.webhook_id AND event = k.event
+            AND day = k.day AND success = 0 AND failed = 0;
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+CREATE CONSTRAINT TRIGGER delivery_count_folds_at_commit AFTER INSERT ON delivery_count_folds
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION delivery_counts_fold();

@@ -73,11 +73,15 @@ CREATE TABLE deliveries (
 );
 -- The queue: due pending rows, oldest due first.
 CREATE INDEX deliveries_due ON deliveries (scheduled_at) WHERE status = 'pending';
+-- Pending lists, next due first; their totals count these entries (the
+-- shop is in the webhook's, so that count reads no rows).
 CREATE INDEX deliveries_pending_shop ON deliveries (shop_id, scheduled_at) WHERE status = 'pending';
-CREATE INDEX deliveries_pending_webhook ON deliveries (webhook_id, scheduled_at) WHERE status = 'pending';
--- History lists, newest first.
-CREATE INDEX deliveries_shop_created ON deliveries (shop_id, created_at, id) WHERE status <> 'pending';
-CREATE INDEX deliveries_webhook_created ON deliveries (webhook_id, created_at, id) WHERE status <> 'pending';
+CREATE INDEX deliveries_pending_webhook ON deliveries (webhook_id, scheduled_at, shop_id) WHERE status = 'pending';
+-- History lists, newest first. The filter columns follow, so a filtered
+-- page skips what does not match in the index, without reading rows.
+-- Their totals come from delivery_counts, not from these.
+CREATE INDEX deliveries_shop_created ON deliveries (shop_id, created_at, id, event, status) WHERE status <> 'pending';
+CREATE INDEX deliveries_webhook_created ON deliveries (webhook_id, created_at, id, shop_id, event, status) WHERE status <> 'pending';
 CREATE INDEX deliveries_event ON deliveries (event_id);
 
 -- Attempt counts per webhook, UTC hour and event type, kept with every
@@ -92,3 +96,48 @@ CREATE TABLE webhook_stats (
     duration_ms_sum INTEGER NOT NULL,
     PRIMARY KEY (webhook_id, hour, event)
 ) WITHOUT ROWID;
+
+-- Finished deliveries (attempts and cancellations) per shop, webhook,
+-- event type and UTC day (day = its first millisecond), kept by triggers
+-- on deliveries, so a list's exact total sums a few thousand counters
+-- instead of counting millions of rows, and stays right whatever writes
+-- the rows (attempts, cancellations, retention, deletes, copies). Queued
+-- rows are not counted here (their lists count their partial indexes):
+-- queuing or claiming one touches no counter.
+CREATE TABLE delivery_counts (
+    shop_id    TEXT NOT NULL,
+    webhook_id TEXT NOT NULL,
+    event      TEXT NOT NULL,
+    day        INTEGER NOT NULL,
+    success    INTEGER NOT NULL,
+    failed     INTEGER NOT NULL,
+    PRIMARY KEY (shop_id, webhook_id, event, day)
+) WITHOUT ROWID;
+CREATE TRIGGER delivery_counts_insert AFTER INSERT ON deliveries WHEN NEW.status <> 'pending' BEGIN
+    INSERT INTO delivery_counts (shop_id, webhook_id, event, day, success, failed)
+    VALUES (NEW.shop_id, NEW.webhook_id, NEW.event, NEW.created_at - NEW.created_at % 86400000, NEW.status = 'success', NEW.status <> 'success')
+    ON CONFLICT (shop_id, webhook_id, event, day) DO UPDATE SET success = success + excluded.success, failed = failed + excluded.failed;
+END;
+-- A row attempted, cancelled, re-recorded or copied over: out of its old
+-- counter if it was counted, into its new one if it is.
+CREATE TRIGGER delivery_counts_update AFTER UPDATE OF shop_id, webhook_id, event, status, created_at ON deliveries
+WHEN (OLD.status <> 'pending' OR NEW.status <> 'pending') AND (OLD.shop_id <> NEW.shop_id OR OLD.webhook_id <> NEW.webhook_id
+    OR OLD.event <> NEW.event OR OLD.status <> NEW.status OR OLD.created_at <> NEW.created_at) BEGIN
+    INSERT INTO delivery_counts (shop_id, webhook_id, event, day, success, failed)
+    SELECT OLD.shop_id, OLD.webhook_id, OLD.event, OLD.created_at - OLD.created_at % 86400000, -(OLD.status = 'success'), -(OLD.status <> 'success')
+    WHERE OLD.status <> 'pending'
+    ON CONFLICT (shop_id, webhook_id, event, day) DO UPDATE SET success = success + excluded.success, failed = failed + excluded.failed;
+    DELETE FROM delivery_counts WHERE OLD.status <> 'pending' AND shop_id = OLD.shop_id AND webhook_id = OLD.webhook_id
+        AND event = OLD.event AND day = OLD.created_at - OLD.created_at % 86400000 AND success = 0 AND failed = 0;
+    INSERT INTO delivery_counts (shop_id, webhook_id, event, day, success, failed)
+    SELECT NEW.shop_id, NEW.webhook_id, NEW.event, NEW.created_at - NEW.created_at % 86400000, NEW.status = 'success', NEW.status <> 'success'
+    WHERE NEW.status <> 'pending'
+    ON CONFLICT (shop_id, webhook_id, event, day) DO UPDATE SET success = success + excluded.success, failed = failed + excluded.failed;
+END;
+CREATE TRIGGER delivery_counts_delete AFTER DELETE ON deliveries WHEN OLD.status <> 'pending' BEGIN
+    INSERT INTO delivery_counts (shop_id, webhook_id, event, day, success, failed)
+    VALUES (OLD.shop_id, OLD.webhook_id, OLD.event, OLD.created_at - OLD.created_at % 86400000, -(OLD.status = 'success'), -(OLD.status <> 'success'))
+    ON CONFLICT (shop_id, webhook_id, event, day) DO UPDATE SET success = success + excluded.success, failed = failed + excluded.failed;
+    DELETE FROM delivery_counts WHERE shop_id = OLD.shop_id AND webhook_id = OLD.webhook_id AND event = OLD.event
+        AND day = OLD.created_at - OLD.created_at % 86400000 AND success = 0 AND failed = 0;
+END;
