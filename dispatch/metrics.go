@@ -2,7 +2,6 @@ package dispatch
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -58,35 +57,13 @@ func (m *Metrics) observe(res egress.Result) {
 	if m == nil {
 		return
 	}
-	m.attempts.WithLabelValues(outcome(res)).Inc()
+	m.attempts.WithLabelValues(res.Outcome()).Inc()
 	m.latency.Observe(res.Duration.Seconds())
 }
 
 func (m *Metrics) track(delta float64) {
 	if m != nil {
 		m.inFlight.Add(delta)
-	}
-}
-
-// outcome classifies an attempt into a small fixed set of label values.
-func outcome(res egress.Result) string {
-	switch r := res.FailureReason; {
-	case res.Success():
-		return "success"
-	case res.StatusCode != 0:
-		return "http_error"
-	case strings.Contains(r, "timeout"):
-		return "timeout"
-	case strings.Contains(r, "refused"):
-		return "refused"
-	case strings.Contains(r, "dns"):
-		return "dns"
-	case strings.Contains(r, "tls"):
-		return "tls"
-	case strings.Contains(r, "not allowed"):
-		return "blocked"
-	default:
-		return "other"
 	}
 }
 

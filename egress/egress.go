@@ -171,6 +171,30 @@ func (r Result) Success() bool {
 	return r.StatusCode >= 200 && r.StatusCode < 300 && r.FailureReason == ""
 }
 
+// Outcome classifies the attempt into a small fixed set, for metric
+// labels: success, http_error, timeout, refused, dns, tls, blocked, other.
+// It reads the failure reasons this package writes, so it lives beside them.
+func (r Result) Outcome() string {
+	switch reason := r.FailureReason; {
+	case r.Success():
+		return "success"
+	case r.StatusCode != 0:
+		return "http_error"
+	case strings.Contains(reason, "timeout"):
+		return "timeout"
+	case strings.Contains(reason, "refused"):
+		return "refused"
+	case strings.HasPrefix(reason, "dns"):
+		return "dns"
+	case strings.HasPrefix(reason, "tls"):
+		return "tls"
+	case strings.HasPrefix(reason, "destination not allowed"):
+		return "blocked"
+	default:
+		return "other"
+	}
+}
+
 // CloseIdleConnections closes kept-alive connections that are not in use.
 // The server calls it on shutdown; tests call it in cleanup.
 func (c *Client) CloseIdleConnections() { c.transport.CloseIdleConnections() }

@@ -915,3 +915,21 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+func TestOutcome(t *testing.T) {
+	t.Parallel()
+	for want, res := range map[string]egress.Result{
+		"success":    {StatusCode: 204},
+		"http_error": {StatusCode: 500, FailureReason: "HTTP 500"},
+		"timeout":    {FailureReason: "timeout after 15s"},
+		"refused":    {FailureReason: "connection refused"},
+		"dns":        {FailureReason: "dns lookup failed: no such host"},
+		"tls":        {FailureReason: "tls handshake failed: certificate is not valid for this host"},
+		"blocked":    {FailureReason: "destination not allowed: 10.0.0.1 is a private address"},
+		"other":      {FailureReason: "connection reset"},
+	} {
+		if got := res.Outcome(); got != want {
+			t.Errorf("Outcome(%+v) = %q, want %q", res, got, want)
+		}
+	}
+}
