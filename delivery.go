@@ -117,11 +117,26 @@ type AttemptResult struct {
 	Disable string
 }
 
+// Claim says which due deliveries a claim may take.
+type Claim struct {
+	// Limit is the most deliveries taken.
+	Limit int
+	// LeaseFor is how long they stay taken.
+	LeaseFor time.Duration
+	// Exclude names webhooks none of whose deliveries may be taken (those
+	// at their in-flight bound).
+	Exclude []string
+	// PerWebhook, when positive, is the most deliveries taken for one
+	// webhook when the oldest due work belongs to excluded webhooks and
+	// the claim looks for the other webhooks' work in turn.
+	PerWebhook int
+}
+
 // Queue is the delivery table seen as a queue by the dispatcher.
 type Queue interface {
-	// ClaimDeliveries leases up to limit due pending deliveries for leaseFor,
-	// skipping webhooks in exclude, oldest due first.
-	ClaimDeliveries(ctx context.Context, limit int, leaseFor time.Duration, exclude []string) ([]*Job, error)
+	// ClaimDeliveries leases due pending deliveries as c says, oldest due
+	// first, and no webhook's backlog may hold up the others'.
+	ClaimDeliveries(ctx context.Context, c Claim) ([]*Job, error)
 	// RecordAttempts turns claimed deliveries into finished attempts, queues
 	// their next attempts and updates each webhook's health and stats, in
 	// one transaction.

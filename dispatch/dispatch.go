@@ -325,7 +325,9 @@ func (d *Dispatcher) claimOnce(ctx context.Context) (int, bool, error) {
 	if free <= 0 {
 		return 0, true, nil
 	}
-	jobs, err := d.store.ClaimDeliveries(ctx, min(free, d.cfg.ClaimBatch), d.cfg.LeaseFor, exclude)
+	jobs, err := d.store.ClaimDeliveries(ctx, webhooks.Claim{
+		Limit: min(free, d.cfg.ClaimBatch), LeaseFor: d.cfg.LeaseFor, Exclude: exclude, PerWebhook: d.cfg.MaxInFlightPerWebhook,
+	})
 	if err != nil {
 		return 0, len(exclude) > 0, err
 	}

@@ -328,6 +328,37 @@ func TestDispatcher(t *testing.T) {
 		}
 	})
 
+	t.Run("HealthyEndpointFlowsBehindAnotherBacklog", func(t *testing.T) {
+		t.Parallel()
+		// A claim looks at 4 × ClaimBatch of the oldest due rows: the
+		// hanging webhook's backlog is far longer, and the healthy one's
+		// deliveries are queued behind all of it.
+		b := setup(t, dispatch.Config{Workers: 16, MaxInFlightPerWebhook: 3, ClaimBatch: 8})
+		release := make(chan struct{})
+		slow := newReceiver(t, func(http.ResponseWriter, *recorded) { <-release })
+		t.Cleanup(func() { close(release) })
+		fast := newReceiver(t, nil)
+		storetest.MustCreateWebhook(t, b.db, testShop, slow.srv.URL, time.Now(), "order.created")
+		b.publish(t, 500)
+		storetest.MustCreateWebhook(t, b.db, testShop, fast.srv.URL, time.Now(), "customer.created")
+		in := make([]webhooks.PublishInput, 20)
+		for i := range in {
+			in[i] = webhooks.PublishInput{Event: "customer.created", Data: json.RawMessage(`{"customer_id":"c-1"}`)}
+		}
+		if _, err := b.db.Publish(b.ctx, testShop, in); err != nil {
+			t.Fatal(err)
+		}
+		for range 20 {
+			if r := fast.next(t); r.header.Get("X-Pancake-Event") != "customer.created" {
+				t.Fatalf("fast endpoint got %s", r.header.Get("X-Pancake-Event"))
+			}
+		}
+		_, queued, err := b.db.FindDeliveries(b.ctx, webhooks.DeliveryFilter{ShopID: testShop, Status: webhooks.StatusPending})
+		if err != nil || queued < 500-3-3-8 {
+			t.Fatalf("%d queued, %v; the hanging webhook's backlog should still be there", queued, err)
+		}
+	})
+
 	t.Run("TestSendAndManualRetry", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, dispatch.Config{})

@@ -33,7 +33,7 @@ func TestMaintainer(t *testing.T) {
 	}
 	attempt := func(t *testing.T, b *testBundle, ok bool) {
 		t.Helper()
-		jobs, err := b.db.ClaimDeliveries(b.ctx, 100, time.Minute, nil)
+		jobs, err := b.db.ClaimDeliveries(b.ctx, webhooks.Claim{Limit: 100, LeaseFor: time.Minute})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -440,7 +440,7 @@ func (b *apiBundle) attemptQueued(t *testing.T, success bool, next *time.Time) [
 	ctx := context.Background()
 	var ids []string
 	for {
-		jobs, err := b.db.ClaimDeliveries(ctx, 100, time.Minute, nil)
+		jobs, err := b.db.ClaimDeliveries(ctx, webhooks.Claim{Limit: 100, LeaseFor: time.Minute})
 		if err != nil {
 			t.Fatalf("ClaimDeliveries: %v", err)
 		}

@@ -1047,7 +1047,7 @@ func benchQueue(b *testing.B, db *store.DB) {
 				b.StartTimer()
 			}
 			t0 := time.Now()
-			jobs, err := db.ClaimDeliveries(ctx, 64, time.Minute, nil)
+			jobs, err := db.ClaimDeliveries(ctx, webhooks.Claim{Limit: 64, LeaseFor: time.Minute})
 			if err != nil {
 				b.Fatal(err)
 			}

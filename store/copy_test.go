@@ -113,7 +113,7 @@ func fillForCopy(t *testing.T, db *store.DB, clock *storetest.Clock) *copyFixtur
 	publish("shop-a", "customer.created", 2, "")
 	publish("shop-b", "order.created", 10, "idem-1") // same key, other shop
 
-	jobs, err := db.ClaimDeliveries(ctx, 13, 24*time.Hour, nil) // still leased at the copy
+	jobs, err := db.ClaimDeliveries(ctx, webhooks.Claim{Limit: 13, LeaseFor: 24 * time.Hour}) // still leased at the copy
 	if err != nil || len(jobs) != 13 {
 		t.Fatalf("claim = %d, %v", len(jobs), err)
 	}
@@ -291,7 +291,7 @@ func checkCopied(t *testing.T, src, dst *store.DB, clock *storetest.Clock, f *co
 	}
 	// The leases were cleared: the work claimed on the source and never
 	// recorded is claimable on the target at once.
-	jobs, err := dst.ClaimDeliveries(ctx, 10000, time.Minute, nil)
+	jobs, err := dst.ClaimDeliveries(ctx, webhooks.Claim{Limit: 10000, LeaseFor: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -82,7 +82,7 @@ func testDeliveryTotals(t *testing.T, db *store.DB, raw *sql.DB, clock *storetes
 	// with a retry, every fifth a failure without, the rest successes.
 	step := 0
 	attempt := func() {
-		jobs, err := db.ClaimDeliveries(ctx, 1000, time.Minute, nil)
+		jobs, err := db.ClaimDeliveries(ctx, webhooks.Claim{Limit: 1000, LeaseFor: time.Minute})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -161,7 +161,7 @@ func testDeliveryTotals(t *testing.T, db *store.DB, raw *sql.DB, clock *storetes
 	// attempt is recorded after the cancellation.
 	clock.Add(25 * time.Hour)
 	publish("shop-a", "order.created", 3)
-	late, err := db.ClaimDeliveries(ctx, 1, time.Minute, nil)
+	late, err := db.ClaimDeliveries(ctx, webhooks.Claim{Limit: 1, LeaseFor: time.Minute})
 	if err != nil || len(late) != 1 {
 		t.Fatalf("claim = %d, %v", len(late), err)
 	}
@@ -298,7 +298,7 @@ func TestDeliveryTotalsConcurrent(t *testing.T) {
 	for w, db := range []*store.DB{a, b, a, b} {
 		go func() {
 			for {
-				jobs, err := db.ClaimDeliveries(ctx, 40, time.Minute, nil)
+				jobs, err := db.ClaimDeliveries(ctx, webhooks.Claim{Limit: 40, LeaseFor: time.Minute})
 				if err != nil || len(jobs) == 0 {
 					errs <- err
 					return

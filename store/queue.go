@@ -14,56 +14,227 @@ import (
 	webhooks "github.com/pancake-pos/pancake-webhooks"
 )
 
-// ClaimDeliveries leases up to limit due pending deliveries for leaseFor,
-// oldest due first, skipping the webhooks in exclude (those at their
-// in-flight bound). A worker that dies leaves its rows to be claimed again
-// when the lease runs out.
-func (db *DB) ClaimDeliveries(ctx context.Context, limit int, leaseFor time.Duration, exclude []string) ([]*webhooks.Job, error) {
+// A claim looks at the oldest claimWindow × limit due rows. When those
+// belong to excluded webhooks (a webhook with a large backlog at its
+// in-flight bound), it visits the webhooks with queued work in turn, at
+// most claimVisits per claim, taking each one's oldest due rows through the
+// (webhook_id, scheduled_at) index: a claim costs the same whatever the
+// size of any one webhook's backlog.
+const (
+	claimWindow = 4
+	claimVisits = 256
+)
+
+// ClaimDeliveries leases due pending deliveries for c.LeaseFor, oldest due
+// first, skipping the webhooks in c.Exclude (those at their in-flight
+// bound). A worker that dies leaves its rows to be claimed again when the
+// lease runs out.
+func (db *DB) ClaimDeliveries(ctx context.Context, c webhooks.Claim) ([]*webhooks.Job, error) {
+	if c.Limit <= 0 {
+		return nil, nil
+	}
+	jobs, err := db.claimHead(ctx, c)
+	if err != nil || len(jobs) >= c.Limit || len(c.Exclude) == 0 {
+		return jobs, err
+	}
+	// Excluded webhooks' rows were skipped: if the window was full of
+	// them, other webhooks' due work may wait behind it.
+	window := claimWindow * c.Limit
+	var left int
+	err = db.rdb.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE status = 'pending'
+		AND scheduled_at <= $1 AND (leased_until IS NULL OR leased_until <= $1) ORDER BY scheduled_at LIMIT $2) h`,
+		ms(db.now()), window).Scan(&left)
+	if err != nil {
+		return jobs, fmt.Errorf("claim deliveries: %w", err)
+	}
+	if left+len(jobs) < window {
+		return jobs, nil
+	}
+	more, err := db.claimByWebhook(ctx, c, jobs)
+	return append(jobs, more...), err
+}
+
+// claimHead leases the oldest due rows, looking no further than the
+// window when some webhooks are excluded.
+func (db *DB) claimHead(ctx context.Context, c webhooks.Claim) ([]*webhooks.Job, error) {
 	var jobs []*webhooks.Job
-	err := db.writeUrgent(ctx, limit, func(tx *Tx, _ *bool) error {
+	err := db.writeUrgent(ctx, c.Limit, func(tx *Tx, _ *bool) error {
 		now := db.now()
-		args := []any{ms(now.Add(leaseFor)), ms(now), limit}
-		skip := ""
-		if len(exclude) > 0 {
-			skip = " AND webhook_id NOT IN (" + placeholders(len(args)+1, len(exclude)) + ")"
-			args = append(args, anySlice(exclude)...)
+		until := ms(now.Add(c.LeaseFor))
+		args := []any{until, ms(now), c.Limit}
+		due := `status = 'pending' AND scheduled_at <= $2 AND (leased_until IS NULL OR leased_until <= $2)`
+		pick := `SELECT id FROM deliveries WHERE ` + due + ` ORDER BY scheduled_at LIMIT $3` + db.dialect.claimLock
+		if len(c.Exclude) > 0 {
+			// Filtering the whole queue by webhook would read every due
+			// row of a webhook with a large backlog: look at a window.
+			args = append(args, claimWindow*c.Limit)
+			// The window is a derived table with its own LIMIT, so no
+			// planner reads it as a filter on a walk of the whole queue.
+			pick = `SELECT id FROM deliveries WHERE id IN (
+				SELECT id FROM (SELECT id, webhook_id, scheduled_at FROM deliveries WHERE ` + due + ` ORDER BY scheduled_at LIMIT $4) h
+				WHERE webhook_id NOT IN (` + placeholders(len(args)+1, len(c.Exclude)) + `) ORDER BY scheduled_at LIMIT $3)
+				AND ` + due + db.dialect.claimLock
+			args = append(args, anySlice(c.Exclude)...)
 		}
-		rows, err := tx.QueryContext(ctx, `UPDATE deliveries SET leased_until = $1 WHERE id IN (
-			SELECT id FROM deliveries WHERE status = 'pending' AND scheduled_at <= $2
-			AND (leased_until IS NULL OR leased_until <= $2)`+skip+`
-			ORDER BY scheduled_at LIMIT $3`+db.dialect.claimLock+`)
-			RETURNING id`, args...)
-		if err != nil {
-			return fmt.Errorf("claim deliveries: %w", err)
+		ids, err := queryIDs(ctx, tx, `UPDATE deliveries SET leased_until = $1 WHERE id IN (`+pick+`) RETURNING id`, args...)
+		if err != nil || len(ids) == 0 {
+			return err
 		}
-		var ids []string
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return fmt.Errorf("claim deliveries: %w", err)
-			}
-			ids = append(ids, id)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("claim deliveries: %w", err)
-		}
-		if len(ids) == 0 {
-			jobs = nil
-			return nil
-		}
-		jobs, err = loadJobs(ctx, tx, ids, now)
-		for _, j := range jobs {
-			j.LeasedUntil = fromMS(ms(now.Add(leaseFor)))
-		}
+		jobs, err = loadJobs(ctx, tx, ids, now, until)
 		return err
 	})
-	return jobs, err
+	if err != nil {
+		return nil, fmt.Errorf("claim deliveries: %w", err)
+	}
+	return jobs, nil
+}
+
+// claimByWebhook visits the webhooks with queued work in turn, from where
+// the last visit stopped, and leases each one's oldest due rows (at most
+// c.PerWebhook of them, counting those in got) until the claim is full.
+// Candidates are read without holding the writer; the lease re-checks them.
+func (db *DB) claimByWebhook(ctx context.Context, c webhooks.Claim, got []*webhooks.Job) ([]*webhooks.Job, error) {
+	now := ms(db.now())
+	skip := make(map[string]int, len(c.Exclude)+len(got))
+	for _, id := range c.Exclude {
+		skip[id] = -1
+	}
+	for _, j := range got {
+		if skip[j.WebhookID] >= 0 {
+			skip[j.WebhookID]++
+		}
+	}
+	want := c.Limit - len(got)
+	var ids []string
+	db.claimMu.Lock()
+	cursor := db.claimCursor
+	db.claimMu.Unlock()
+	// Visit from the cursor to the end of the list, then from its start
+	// back to where this claim began.
+	start, wrapped, visited := cursor, false, 0
+visit:
+	for visited < claimVisits && len(ids) < want {
+		ask := claimVisits - visited
+		heads, err := db.queuedWebhooks(ctx, cursor, ask)
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range heads {
+			if len(ids) >= want || (wrapped && h.webhookID > start) {
+				break visit
+			}
+			visited++
+			cursor = h.webhookID
+			n := skip[h.webhookID]
+			if n < 0 || h.due > now {
+				continue
+			}
+			take := want - len(ids)
+			if c.PerWebhook > 0 {
+				take = min(take, c.PerWebhook-n)
+			}
+			if take <= 0 {
+				continue
+			}
+			more, err := queryIDs(ctx, db.rdb, `SELECT id FROM deliveries WHERE status = 'pending' AND webhook_id = $1
+				AND scheduled_at <= $2 AND (leased_until IS NULL OR leased_until <= $2) ORDER BY scheduled_at LIMIT $3`,
+				h.webhookID, now, take)
+			if err != nil {
+				return nil, fmt.Errorf("claim deliveries: %w", err)
+			}
+			ids = append(ids, more...)
+		}
+		if len(heads) == ask {
+			continue // the visit limit ends the loop, or there is more to read
+		}
+		if wrapped || start == "" {
+			break
+		}
+		wrapped, cursor = true, ""
+	}
+	db.claimMu.Lock()
+	db.claimCursor = cursor
+	db.claimMu.Unlock()
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	var jobs []*webhooks.Job
+	err := db.writeUrgent(ctx, len(ids), func(tx *Tx, _ *bool) error {
+		t := db.now()
+		until := ms(t.Add(c.LeaseFor))
+		args := append([]any{until, ms(t)}, anySlice(ids)...)
+		leased, err := queryIDs(ctx, tx, `UPDATE deliveries SET leased_until = $1 WHERE id IN (
+			SELECT id FROM deliveries WHERE id IN (`+placeholders(3, len(ids))+`)
+			AND status = 'pending' AND (leased_until IS NULL OR leased_until <= $2)`+db.dialect.claimLock+`)
+			RETURNING id`, args...)
+		if err != nil || len(leased) == 0 {
+			return err
+		}
+		jobs, err = loadJobs(ctx, tx, leased, t, until)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim deliveries: %w", err)
+	}
+	return jobs, nil
+}
+
+// queueHead is a webhook with queued work and when its oldest queued row
+// is due.
+type queueHead struct {
+	webhookID string
+	due       int64
+}
+
+// queuedWebhooks lists up to n webhooks with queued rows, in id order after
+// after, by skipping through the (webhook_id, scheduled_at) index: one seek
+// per webhook, however many rows each has queued.
+func (db *DB) queuedWebhooks(ctx context.Context, after string, n int) ([]queueHead, error) {
+	rows, err := db.rdb.QueryContext(ctx, `WITH RECURSIVE w(id, n) AS (
+			SELECT (SELECT webhook_id FROM deliveries WHERE status = 'pending' AND webhook_id > $1 ORDER BY webhook_id LIMIT 1), 1
+			UNION ALL
+			SELECT (SELECT webhook_id FROM deliveries WHERE status = 'pending' AND webhook_id > w.id ORDER BY webhook_id LIMIT 1), w.n + 1
+			FROM w WHERE w.id IS NOT NULL AND w.n < $2)
+		SELECT id, (SELECT scheduled_at FROM deliveries WHERE status = 'pending' AND webhook_id = w.id ORDER BY scheduled_at LIMIT 1)
+		FROM w WHERE id IS NOT NULL`, after, n)
+	if err != nil {
+		return nil, fmt.Errorf("claim deliveries: list queued webhooks: %w", err)
+	}
+	defer rows.Close()
+	var out []queueHead
+	for rows.Next() {
+		var h queueHead
+		if err := rows.Scan(&h.webhookID, &h.due); err != nil {
+			return nil, fmt.Errorf("claim deliveries: list queued webhooks: %w", err)
+		}
+		out = append(out, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("claim deliveries: list queued webhooks: %w", err)
+	}
+	return out, nil
+}
+
+// queryIDs runs a query returning one string column.
+func queryIDs(ctx context.Context, q querier, query string, args ...any) ([]string, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
 }
 
 // loadJobs reads what the sender needs for claimed deliveries.
-func loadJobs(ctx context.Context, tx *Tx, ids []string, now time.Time) ([]*webhooks.Job, error) {
+func loadJobs(ctx context.Context, tx *Tx, ids []string, now time.Time, leasedUntil int64) ([]*webhooks.Job, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT d.id, d.shop_id, d.webhook_id, d.event_id, d.event, d.attempt, d.trigger, d.created_at,
 		e.envelope, w.url, w.secret, w.prev_secret, w.prev_secret_expires_at
 		FROM deliveries d JOIN events e ON e.id = d.event_id JOIN webhooks w ON w.id = d.webhook_id
@@ -91,6 +262,7 @@ func loadJobs(ctx context.Context, tx *Tx, ids []string, now time.Time) ([]*webh
 		j.Payload = env
 		w.PreviousSecretExpiresAt = fromMS(prevExp)
 		j.Secrets = w.SigningSecrets(now)
+		j.LeasedUntil = fromMS(leasedUntil)
 		jobs = append(jobs, &j)
 	}
 	return jobs, rows.Err()

@@ -68,6 +68,9 @@ type DB struct {
 	pool     *pgxpool.Pool // PostgreSQL only
 	leadMu   sync.Mutex
 	leadConn *sql.Conn // holds the leader lock (PostgreSQL)
+
+	claimMu     sync.Mutex
+	claimCursor string // the webhook a claim's visit in turn stopped at
 }
 
 // Open opens the database named by dsn ("sqlite:FILE" or a postgres:// URL),

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -326,7 +327,7 @@ func testQueue(t *testing.T, setup func(*testing.T) *testBundle) {
 		b := setup(t)
 		w := MustCreateWebhook(t, b.db, b.shop, "https://a.example/1", b.clock.Now(), "order.created")
 		mustPublish(t, b, "order.created", 3)
-		jobs, err := b.db.ClaimDeliveries(b.ctx, 10, time.Minute, nil)
+		jobs, err := b.db.ClaimDeliveries(b.ctx, webhooks.Claim{Limit: 10, LeaseFor: time.Minute})
 		if err != nil || len(jobs) != 3 {
 			t.Fatalf("claim = %d, %v; want 3", len(jobs), err)
 		}
@@ -334,7 +335,7 @@ func testQueue(t *testing.T, setup func(*testing.T) *testBundle) {
 		if j.URL != w.URL || len(j.Secrets) != 1 || j.Secrets[0] != w.Secret || j.Attempt != 1 || len(j.Payload) == 0 {
 			t.Fatalf("job = %+v", j)
 		}
-		if again, _ := b.db.ClaimDeliveries(b.ctx, 10, time.Minute, nil); len(again) != 0 {
+		if again, _ := b.db.ClaimDeliveries(b.ctx, webhooks.Claim{Limit: 10, LeaseFor: time.Minute}); len(again) != 0 {
 			t.Fatalf("leased rows claimed again: %d", len(again))
 		}
 		now := b.clock.Now()
@@ -359,14 +360,14 @@ func testQueue(t *testing.T, setup func(*testing.T) *testBundle) {
 		if total != 1 || pending[0].Attempt != 2 || pending[0].Trigger != webhooks.TriggerRetry || pending[0].RetryOf != jobs[1].DeliveryID || !pending[0].ScheduledAt.Equal(next) {
 			t.Fatalf("retry row = %+v (%d)", pending, total)
 		}
-		if none, _ := b.db.ClaimDeliveries(b.ctx, 10, time.Minute, nil); len(none) != 0 {
+		if none, _ := b.db.ClaimDeliveries(b.ctx, webhooks.Claim{Limit: 10, LeaseFor: time.Minute}); len(none) != 0 {
 			t.Fatalf("retry claimed before due")
 		}
 		if due, _ := b.db.NextDue(b.ctx); !due.Equal(next) {
 			t.Fatalf("NextDue = %v, want %v", due, next)
 		}
 		b.clock.Add(5 * time.Second)
-		if jobs, _ := b.db.ClaimDeliveries(b.ctx, 10, time.Minute, nil); len(jobs) != 1 || jobs[0].Attempt != 2 {
+		if jobs, _ := b.db.ClaimDeliveries(b.ctx, webhooks.Claim{Limit: 10, LeaseFor: time.Minute}); len(jobs) != 1 || jobs[0].Attempt != 2 {
 			t.Fatalf("due retry not claimed: %v", jobs)
 		}
 		got, _ := b.db.FindWebhook(b.ctx, b.shop, w.ID)
@@ -388,9 +389,9 @@ func testQueue(t *testing.T, setup func(*testing.T) *testBundle) {
 		b := setup(t)
 		MustCreateWebhook(t, b.db, b.shop, "https://a.example/1", b.clock.Now(), "order.created")
 		mustPublish(t, b, "order.created", 1)
-		first, _ := b.db.ClaimDeliveries(b.ctx, 10, 30*time.Second, nil)
+		first, _ := b.db.ClaimDeliveries(b.ctx, webhooks.Claim{Limit: 10, LeaseFor: 30 * time.Second})
 		b.clock.Add(31 * time.Second)
-		again, err := b.db.ClaimDeliveries(b.ctx, 10, 30*time.Second, nil)
+		again, err := b.db.ClaimDeliveries(b.ctx, webhooks.Claim{Limit: 10, LeaseFor: 30 * time.Second})
 		if err != nil || len(first) != 1 || len(again) != 1 || again[0].DeliveryID != first[0].DeliveryID {
 			t.Fatalf("reclaim = %v, %v", again, err)
 		}
@@ -401,7 +402,7 @@ func testQueue(t *testing.T, setup func(*testing.T) *testBundle) {
 		w1 := MustCreateWebhook(t, b.db, b.shop, "https://a.example/1", b.clock.Now(), "order.created")
 		w2 := MustCreateWebhook(t, b.db, b.shop, "https://a.example/2", b.clock.Now(), "order.created")
 		mustPublish(t, b, "order.created", 5)
-		jobs, _ := b.db.ClaimDeliveries(b.ctx, 100, time.Minute, []string{w1.ID})
+		jobs, _ := b.db.ClaimDeliveries(b.ctx, webhooks.Claim{Limit: 100, LeaseFor: time.Minute, Exclude: []string{w1.ID}})
 		if len(jobs) != 5 {
 			t.Fatalf("claimed %d, want 5", len(jobs))
 		}
@@ -411,12 +412,79 @@ func testQueue(t *testing.T, setup func(*testing.T) *testBundle) {
 			}
 		}
 	})
+	t.Run("ClaimLooksPastAnExcludedBacklog", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		big := MustCreateWebhook(t, b.db, b.shop, "https://a.example/big", b.clock.Now(), "order.created")
+		small := map[string]bool{}
+		for i := range 2 {
+			small[MustCreateWebhook(t, b.db, b.shop, fmt.Sprintf("https://a.example/%d", i), b.clock.Now(), "customer.created").ID] = true
+		}
+		mustPublish(t, b, "order.created", 1000) // far more than a claim's window
+		b.clock.Add(time.Millisecond)
+		mustPublish(t, b, "customer.created", 3)
+		claim := webhooks.Claim{Limit: 10, LeaseFor: time.Minute, Exclude: []string{big.ID}, PerWebhook: 2}
+		per := map[string]int{}
+		for _, want := range []int{4, 2, 0} {
+			jobs, err := b.db.ClaimDeliveries(b.ctx, claim)
+			if err != nil || len(jobs) != want {
+				t.Fatalf("claim = %d jobs, %v; want %d", len(jobs), err, want)
+			}
+			for _, j := range jobs {
+				if !small[j.WebhookID] {
+					t.Fatalf("claimed a delivery of %s", j.WebhookID)
+				}
+				per[j.WebhookID]++
+			}
+			if want == 4 && len(per) != 2 {
+				t.Fatalf("first claim served %v; want 2 of each webhook", per)
+			}
+		}
+		// Once the backlog's webhook is no longer excluded, its rows come
+		// oldest first.
+		jobs, err := b.db.ClaimDeliveries(b.ctx, webhooks.Claim{Limit: 5, LeaseFor: time.Minute})
+		if err != nil || len(jobs) != 5 || jobs[0].WebhookID != big.ID {
+			t.Fatalf("claim = %d jobs, %v", len(jobs), err)
+		}
+	})
+	t.Run("ClaimVisitsWebhooksInTurn", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		big := MustCreateWebhook(t, b.db, b.shop, "https://a.example/big", b.clock.Now(), "order.created")
+		for i := range 5 {
+			MustCreateWebhook(t, b.db, b.shop, fmt.Sprintf("https://a.example/%d", i), b.clock.Now(), "customer.created")
+		}
+		mustPublish(t, b, "order.created", 200)
+		b.clock.Add(time.Millisecond)
+		mustPublish(t, b, "customer.created", 6) // 6 due at each of 5 webhooks
+		claim := webhooks.Claim{Limit: 2, LeaseFor: time.Minute, Exclude: []string{big.ID}, PerWebhook: 2}
+		var order []string
+		for range 15 {
+			jobs, err := b.db.ClaimDeliveries(b.ctx, claim)
+			if err != nil || len(jobs) != 2 || jobs[0].WebhookID != jobs[1].WebhookID {
+				t.Fatalf("claim = %v, %v; want 2 of one webhook", jobs, err)
+			}
+			order = append(order, jobs[0].WebhookID)
+		}
+		// Every webhook is served once before any is served again.
+		for i := range order {
+			if i >= 5 && order[i] != order[i-5] {
+				t.Fatalf("not in turn: %v", order)
+			}
+			if slices.Contains(order[max(0, i-4):i], order[i]) {
+				t.Fatalf("served twice in one round: %v", order)
+			}
+		}
+		if jobs, _ := b.db.ClaimDeliveries(b.ctx, claim); len(jobs) != 0 {
+			t.Fatalf("claimed %d more; every queued row was taken", len(jobs))
+		}
+	})
 	t.Run("GoneDisablesWebhookAndCancelsQueued", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		w := MustCreateWebhook(t, b.db, b.shop, "https://a.example/1", b.clock.Now(), "order.created")
 		mustPublish(t, b, "order.created", 3)
-		jobs, _ := b.db.ClaimDeliveries(b.ctx, 1, time.Minute, nil)
+		jobs, _ := b.db.ClaimDeliveries(b.ctx, webhooks.Claim{Limit: 1, LeaseFor: time.Minute})
 		r := failure(jobs[0], b.clock.Now(), nil)
 		r.Response.StatusCode, r.FailureReason, r.Disable = 410, "HTTP 410", webhooks.DisabledReasonGone
 		if err := b.db.RecordAttempts(b.ctx, []webhooks.AttemptResult{r}); err != nil {
@@ -451,13 +519,13 @@ func testQueue(t *testing.T, setup func(*testing.T) *testBundle) {
 		b := setup(t)
 		w := MustCreateWebhook(t, b.db, b.shop, "https://a.example/1", b.clock.Now(), "order.created")
 		mustPublish(t, b, "order.created", 1)
-		jobs, _ := b.db.ClaimDeliveries(b.ctx, 1, time.Minute, nil)
+		jobs, _ := b.db.ClaimDeliveries(b.ctx, webhooks.Claim{Limit: 1, LeaseFor: time.Minute})
 		next := b.clock.Now().Add(5*24*time.Hour + time.Minute)
 		if err := b.db.RecordAttempts(b.ctx, []webhooks.AttemptResult{failure(jobs[0], b.clock.Now(), &next)}); err != nil {
 			t.Fatal(err)
 		}
 		b.clock.Add(5*24*time.Hour + time.Minute)
-		jobs, _ = b.db.ClaimDeliveries(b.ctx, 1, time.Minute, nil)
+		jobs, _ = b.db.ClaimDeliveries(b.ctx, webhooks.Claim{Limit: 1, LeaseFor: time.Minute})
 		if len(jobs) != 1 {
 			t.Fatal("retry not due")
 		}
@@ -474,7 +542,7 @@ func testQueue(t *testing.T, setup func(*testing.T) *testBundle) {
 		b := setup(t)
 		w := MustCreateWebhook(t, b.db, b.shop, "https://a.example/1", b.clock.Now(), "order.created")
 		mustPublish(t, b, "order.created", 2)
-		jobs, _ := b.db.ClaimDeliveries(b.ctx, 1, time.Minute, nil)
+		jobs, _ := b.db.ClaimDeliveries(b.ctx, webhooks.Claim{Limit: 1, LeaseFor: time.Minute})
 		f := false
 		if _, err := b.db.UpdateWebhook(b.ctx, b.shop, w.ID, webhooks.WebhookUpdate{IsActive: &f}); err != nil {
 			t.Fatal(err)
@@ -534,7 +602,7 @@ func testDeliveries(t *testing.T, setup func(*testing.T) *testBundle) {
 		w2 := MustCreateWebhook(t, b.db, b.shop, "https://a.example/2", b.clock.Now(), "order.created")
 		mustPublish(t, b, "order.created", 3)
 		mustPublish(t, b, "customer.created", 2)
-		jobs, _ := b.db.ClaimDeliveries(b.ctx, 100, time.Minute, nil)
+		jobs, _ := b.db.ClaimDeliveries(b.ctx, webhooks.Claim{Limit: 100, LeaseFor: time.Minute})
 		if len(jobs) != 8 {
 			t.Fatalf("claimed %d, want 8", len(jobs))
 		}
@@ -605,7 +673,7 @@ func testMaintenance(t *testing.T, setup func(*testing.T) *testBundle) {
 		b := setup(t)
 		MustCreateWebhook(t, b.db, b.shop, "https://a.example/1", b.clock.Now(), "order.created")
 		mustPublish(t, b, "order.created", 5)
-		jobs, _ := b.db.ClaimDeliveries(b.ctx, 3, time.Minute, nil)
+		jobs, _ := b.db.ClaimDeliveries(b.ctx, webhooks.Claim{Limit: 3, LeaseFor: time.Minute})
 		var rs []webhooks.AttemptResult
 		for _, j := range jobs {
 			rs = append(rs, success(j, b.clock.Now()))
