@@ -33,50 +33,38 @@ func (db *DB) ClaimDeliveries(ctx context.Context, c webhooks.Claim) ([]*webhook
 	if c.Limit <= 0 {
 		return nil, nil
 	}
-	jobs, err := db.claimHead(ctx, c)
-	if err != nil || len(jobs) >= c.Limit || len(c.Exclude) == 0 {
+	jobs, full, err := db.claimHead(ctx, c)
+	if err != nil || len(jobs) >= c.Limit || !full || len(c.Exclude) == 0 {
 		return jobs, err
 	}
-	// Excluded webhooks' rows were skipped: if the window was full of
-	// them, other webhooks' due work may wait behind it.
-	window := claimWindow * c.Limit
-	var left int
-	err = db.rdb.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE status = 'pending'
-		AND scheduled_at <= $1 AND (leased_until IS NULL OR leased_until <= $1) ORDER BY scheduled_at LIMIT $2) h`,
-		ms(db.now()), window).Scan(&left)
-	if err != nil {
-		return jobs, fmt.Errorf("claim deliveries: %w", err)
-	}
-	if left+len(jobs) < window {
-		return jobs, nil
-	}
+	// The window was full and excluded webhooks' rows were skipped: other
+	// webhooks' due work may wait behind it.
 	more, err := db.claimByWebhook(ctx, c, jobs)
 	return append(jobs, more...), err
 }
 
-// claimHead leases the oldest due rows, looking no further than the
-// window when some webhooks are excluded.
-func (db *DB) claimHead(ctx context.Context, c webhooks.Claim) ([]*webhooks.Job, error) {
-	var jobs []*webhooks.Job
-	err := db.writeUrgent(ctx, c.Limit, func(tx *Tx, _ *bool) error {
+// claimHead leases the oldest due rows of webhooks not excluded, looking
+// at no more than a window of the oldest due rows; full says whether the
+// window held as many rows as it could (there may be more behind it).
+func (db *DB) claimHead(ctx context.Context, c webhooks.Claim) (jobs []*webhooks.Job, full bool, err error) {
+	window := c.Limit
+	if len(c.Exclude) > 0 {
+		// Filtering the whole queue by webhook would read every due row
+		// of a webhook with a large backlog: look at a window.
+		window = claimWindow * c.Limit
+	}
+	err = db.writeClaim(ctx, c.Limit, func(tx *Tx) error {
 		now := db.now()
 		until := ms(now.Add(c.LeaseFor))
-		args := []any{until, ms(now), c.Limit}
-		due := `status = 'pending' AND scheduled_at <= $2 AND (leased_until IS NULL OR leased_until <= $2)`
-		pick := `SELECT id FROM deliveries WHERE ` + due + ` ORDER BY scheduled_at LIMIT $3` + db.dialect.claimLock
-		if len(c.Exclude) > 0 {
-			// Filtering the whole queue by webhook would read every due
-			// row of a webhook with a large backlog: look at a window.
-			args = append(args, claimWindow*c.Limit)
-			// The window is a derived table with its own LIMIT, so no
-			// planner reads it as a filter on a walk of the whole queue.
-			pick = `SELECT id FROM deliveries WHERE id IN (
-				SELECT id FROM (SELECT id, webhook_id, scheduled_at FROM deliveries WHERE ` + due + ` ORDER BY scheduled_at LIMIT $4) h
-				WHERE webhook_id NOT IN (` + placeholders(len(args)+1, len(c.Exclude)) + `) ORDER BY scheduled_at LIMIT $3)
-				AND ` + due + db.dialect.claimLock
-			args = append(args, anySlice(c.Exclude)...)
+		var ids []string
+		var seen int
+		var err error
+		if db.dialect.name == "postgres" {
+			ids, seen, err = claimHeadPostgres(ctx, tx, c, window, until, ms(now))
+		} else {
+			ids, seen, err = claimHeadSQLite(ctx, tx, c, window, until, ms(now))
 		}
-		ids, err := queryIDs(ctx, tx, `UPDATE deliveries SET leased_until = $1 WHERE id IN (`+pick+`) RETURNING id`, args...)
+		full = seen >= window
 		if err != nil || len(ids) == 0 {
 			return err
 		}
@@ -84,9 +72,81 @@ func (db *DB) claimHead(ctx context.Context, c webhooks.Claim) ([]*webhooks.Job,
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("claim deliveries: %w", err)
+		return nil, false, fmt.Errorf("claim deliveries: %w", err)
 	}
-	return jobs, nil
+	return jobs, full, nil
+}
+
+const dueRows = `status = 'pending' AND scheduled_at <= $2 AND (leased_until IS NULL OR leased_until <= $2)`
+
+// claimHeadSQLite reads the window and leases what it picks, in the
+// writer's transaction (nothing else writes meanwhile).
+func claimHeadSQLite(ctx context.Context, tx *Tx, c webhooks.Claim, window int, until, now int64) ([]string, int, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id, webhook_id FROM deliveries WHERE `+strings.ReplaceAll(dueRows, "$2", "$1")+`
+		ORDER BY scheduled_at LIMIT $2`, now, window)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	var ids []string
+	seen := 0
+	for rows.Next() {
+		var id, webhookID string
+		if err := rows.Scan(&id, &webhookID); err != nil {
+			return nil, 0, err
+		}
+		seen++
+		if len(ids) < c.Limit && !slices.Contains(c.Exclude, webhookID) {
+			ids = append(ids, id)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, err
+	}
+	rows.Close()
+	if len(ids) == 0 {
+		return nil, seen, nil
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE deliveries SET leased_until = $1 WHERE id IN (`+placeholders(2, len(ids))+`)`,
+		append([]any{until}, anySlice(ids)...)...)
+	return ids, seen, err
+}
+
+// claimHeadPostgres does the same in one statement; the window's rows are
+// locked with SKIP LOCKED, so replicas claiming at once take different
+// rows.
+func claimHeadPostgres(ctx context.Context, tx *Tx, c webhooks.Claim, window int, until, now int64) ([]string, int, error) {
+	args := []any{until, now, c.Limit, window}
+	skip := ""
+	if len(c.Exclude) > 0 {
+		skip = `WHERE webhook_id NOT IN (` + placeholders(len(args)+1, len(c.Exclude)) + `)`
+		args = append(args, anySlice(c.Exclude)...)
+	}
+	rows, err := tx.QueryContext(ctx, `WITH win AS MATERIALIZED (
+			SELECT id, webhook_id, scheduled_at FROM deliveries WHERE `+dueRows+`
+			ORDER BY scheduled_at LIMIT $4 FOR UPDATE SKIP LOCKED),
+		upd AS (UPDATE deliveries d SET leased_until = $1
+			FROM (SELECT id FROM win `+skip+` ORDER BY scheduled_at LIMIT $3) p WHERE d.id = p.id RETURNING d.id)
+		SELECT id, 0 FROM upd UNION ALL SELECT NULL, count(*) FROM win`, args...)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	var ids []string
+	seen := 0
+	for rows.Next() {
+		var id sql.NullString
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, 0, err
+		}
+		if id.Valid {
+			ids = append(ids, id.String)
+		} else {
+			seen = n
+		}
+	}
+	return ids, seen, rows.Err()
 }
 
 // claimByWebhook visits the webhooks with queued work in turn, from where
@@ -159,7 +219,7 @@ visit:
 		return nil, nil
 	}
 	var jobs []*webhooks.Job
-	err := db.writeUrgent(ctx, len(ids), func(tx *Tx, _ *bool) error {
+	err := db.writeClaim(ctx, len(ids), func(tx *Tx) error {
 		t := db.now()
 		until := ms(t.Add(c.LeaseFor))
 		args := append([]any{until, ms(t)}, anySlice(ids)...)

@@ -65,6 +65,7 @@ type DB struct {
 
 	stmts    stmtCache
 	wconn    *sql.Conn     // SQLite: the writer's one connection, held for good
+	lazySync bool          // SQLite: wconn runs with synchronous=NORMAL (writer goroutine only)
 	pool     *pgxpool.Pool // PostgreSQL only
 	leadMu   sync.Mutex
 	leadConn *sql.Conn // holds the leader lock (PostgreSQL)
@@ -186,6 +187,10 @@ type writeOp struct {
 	// urgent ops (the dispatcher's claims and results) skip the queue, so
 	// a flood of publishes can't starve deliveries.
 	urgent bool
+	// lazy ops need not be durable when they return: losing one in a crash
+	// loses nothing (a claim: its rows are claimed again). A batch of only
+	// lazy ops commits without waiting for the disk (SQLite).
+	lazy bool
 }
 
 // maxBatchWeight bounds the rows one group commit writes, so that claims
@@ -205,6 +210,12 @@ func (db *DB) write(ctx context.Context, fn func(tx *Tx) error) error {
 // writeUrgent is write for the dispatcher's claims and results.
 func (db *DB) writeUrgent(ctx context.Context, weight int, fn func(tx *Tx, queued *bool) error) error {
 	_, err := db.submit(ctx, &writeOp{urgent: true, weight: weight}, fn)
+	return err
+}
+
+// writeClaim is writeUrgent for a claim, which need not be durable.
+func (db *DB) writeClaim(ctx context.Context, weight int, fn func(tx *Tx) error) error {
+	_, err := db.submit(ctx, &writeOp{urgent: true, lazy: true, weight: weight}, func(tx *Tx, _ *bool) error { return fn(tx) })
 	return err
 }
 
@@ -319,6 +330,20 @@ func (db *DB) runBatch(ops []*writeOp, errs []error) error {
 	ctx := context.Background()
 	var stx *sql.Tx
 	var err error
+	if db.wconn != nil {
+		// In WAL mode, synchronous=NORMAL commits without an fsync: a
+		// crash may lose such a commit but never corrupts, and the next
+		// FULL commit makes it durable with its own. Only batches of lazy
+		// ops run so; if FULL can't be set back, durable writes fail.
+		lazy := !slices.ContainsFunc(ops, func(op *writeOp) bool { return !op.lazy })
+		if lazy != db.lazySync {
+			mode := map[bool]string{true: "NORMAL", false: "FULL"}[lazy]
+			if _, err := db.wconn.ExecContext(ctx, "PRAGMA synchronous="+mode); err != nil {
+				return fmt.Errorf("set synchronous=%s: %w", mode, err)
+			}
+			db.lazySync = lazy
+		}
+	}
 	if db.wconn != nil {
 		stx, err = db.wconn.BeginTx(ctx, nil)
 	} else {
