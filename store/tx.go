@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"database/sql"
+	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -69,7 +71,7 @@ func (c *stmtCache) get(ctx context.Context, conn *sql.Conn, query string) *sql.
 	if len(c.m) >= maxCachedStmts {
 		return nil
 	}
-	st, err := conn.PrepareContext(ctx, query)
+	st, err := conn.PrepareContext(ctx, anonymousParams(query))
 	if err != nil {
 		return nil // the unprepared path reports the error
 	}
@@ -87,4 +89,36 @@ func (c *stmtCache) close() {
 		_ = st.Close() // closing the connection finalizes it anyway
 		delete(c.m, q)
 	}
+}
+
+// anonymousParams rewrites $1, $2, … $n as ? when each appears once and in
+// that order, and returns query unchanged otherwise. The SQLite driver
+// looks each numbered parameter's name up in a list, once per parameter
+// per call: for the multi-row inserts (hundreds of parameters) that linear
+// search grew with the square of their count.
+func anonymousParams(query string) string {
+	var b strings.Builder
+	next := 1
+	quoted := false
+	for i := 0; i < len(query); i++ {
+		c := query[i]
+		switch {
+		case c == '\'':
+			quoted = !quoted
+		case c == '$' && !quoted:
+			j := i + 1
+			for j < len(query) && query[j] >= '0' && query[j] <= '9' {
+				j++
+			}
+			if n, err := strconv.Atoi(query[i+1 : j]); err != nil || n != next {
+				return query
+			}
+			next++
+			b.WriteByte('?')
+			i = j - 1
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
 }
