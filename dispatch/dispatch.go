@@ -269,6 +269,9 @@ func (d *Dispatcher) claimLoop(ctx context.Context) {
 	defer d.claimWG.Done()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	hold := time.NewTimer(time.Hour)
+	hold.Stop()
+	defer hold.Stop()
 	for {
 		n, saturated, err := d.claimOnce(ctx)
 		if ctx.Err() != nil {
@@ -292,12 +295,31 @@ func (d *Dispatcher) claimLoop(ctx context.Context) {
 			}
 		}
 		timer.Reset(wait)
+		woken := d.wake
+		if n == 0 && saturated && err == nil {
+			// Everything due belongs to webhooks at their bound. A publish
+			// may have queued work for another webhook, but looking on every
+			// publish costs more than holding wake-ups for a moment; a freed
+			// slot still claims at once.
+			woken = nil
+			hold.Reset(wakeHold)
+		}
+	sleep:
 		select {
 		case <-ctx.Done():
 			return
-		case <-d.wake:
+		case <-woken:
+		case <-hold.C:
+			woken = d.wake
+			goto sleep
 		case <-d.freed:
 		case <-timer.C:
+		}
+		if !hold.Stop() {
+			select {
+			case <-hold.C:
+			default:
+			}
 		}
 		if !timer.Stop() {
 			select {
@@ -506,6 +528,10 @@ func response(res egress.Result) webhooks.Response {
 	}
 	return r
 }
+
+// wakeHold is how long wake-ups wait after a claim found that all due work
+// belongs to webhooks at their in-flight bound.
+const wakeHold = 5 * time.Millisecond
 
 // leaseMargin is kept between the end of an attempt and the end of its
 // claim, for the result to be recorded and for clocks that differ a little
