@@ -45,21 +45,21 @@ func parseObject(body []byte) (map[string]json.RawMessage, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return map[string]json.RawMessage{}, nil
 	}
-	if !json.Valid(body) {
-		var v any
-		err := json.Unmarshal(body, &v)
-		var se *json.SyntaxError
-		if errors.As(err, &se) {
-			return nil, &webhooks.Error{
-				Code:    webhooks.EINVALIDJSON,
-				Message: "The request body is not valid JSON: " + se.Error(),
-				Details: map[string]any{"offset": se.Offset},
-			}
-		}
-		return nil, webhooks.Errorf(webhooks.EINVALIDJSON, "The request body is not valid JSON")
-	}
+	// Unmarshal checks the whole body is valid JSON before it decodes, so
+	// a syntax error anywhere comes back as one, with its offset.
 	var m map[string]json.RawMessage
-	if jsonKind(bytes.TrimSpace(body)) != kindObject || json.Unmarshal(body, &m) != nil || m == nil {
+	err := json.Unmarshal(body, &m)
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &se):
+		return nil, &webhooks.Error{
+			Code:    webhooks.EINVALIDJSON,
+			Message: "The request body is not valid JSON: " + se.Error(),
+			Details: map[string]any{"offset": se.Offset},
+		}
+	case err != nil && !json.Valid(body):
+		return nil, webhooks.Errorf(webhooks.EINVALIDJSON, "The request body is not valid JSON")
+	case err != nil || m == nil:
 		return nil, fieldError("body", "must be a JSON object")
 	}
 	return m, nil

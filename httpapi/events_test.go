@@ -77,6 +77,11 @@ func testEvents(t *testing.T) {
 			{"NumberID", `{"event":"order.created","data":{},"id":5}`, "validation_failed", []string{"id"}},
 			{"Unknown", `{"event":"order.created","data":{},"type":"x"}`, "validation_failed", []string{"type"}},
 			{"Malformed", `{"event":"order.created","data":{}`, "invalid_json", nil},
+			{"MalformedInsideData", `{"event":"order.created","data":{"a":tru}}`, "invalid_json", nil},
+			{"TrailingGarbage", `{"event":"order.created","data":{}} x`, "invalid_json", nil},
+			{"ArrayBody", `[{"event":"order.created","data":{}}]`, "validation_failed", []string{"body"}},
+			{"NullBody", `null`, "validation_failed", []string{"body"}},
+			{"StringBody", `"order.created"`, "validation_failed", []string{"body"}},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
 				wantError(t, b.call(t, "POST", path, tt.body), 400, tt.code, tt.fields...)
