@@ -26,9 +26,9 @@ package store_test
 //
 // A reused fill is brought to the indexes, triggers, functions and counter
 // tables of the current 0001 migration (dropped and built again where they
-// differ, delivery_counts recomputed from the rows), so schema changes are
-// measured on the same rows. Remove the file (or drop the schema) to
-// refill; a different PANCAKE_BENCH_ROWS refills too.
+// differ, delivery_counts and pending_counts recomputed from the rows), so
+// schema changes are measured on the same rows. Remove the file (or drop
+// the schema) to refill; a different PANCAKE_BENCH_ROWS refills too.
 
 import (
 	"cmp"
@@ -40,6 +40,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -482,6 +483,9 @@ func fillSQLite(b *testing.B, path string, rows int) *benchMeta {
 	if err := fillBenchCounts(raw); err != nil {
 		b.Fatal(err)
 	}
+	if err := fillBenchPendingCounts(raw); err != nil {
+		b.Fatal(err)
+	}
 	if err := syncBenchObjects(b, raw, "sqlite"); err != nil {
 		b.Fatal(err)
 	}
@@ -688,6 +692,9 @@ func fillPostgres(b *testing.B, dsn string, conn *pgx.Conn, rows int) *benchMeta
 	if err := fillBenchCounts(sdb); err != nil {
 		b.Fatal(err)
 	}
+	if err := fillBenchPendingCounts(sdb); err != nil {
+		b.Fatal(err)
+	}
 	if err := syncBenchObjects(b, sdb, "postgres"); err != nil {
 		b.Fatal(err)
 	}
@@ -790,7 +797,7 @@ func migrationObjects(dialect string) ([]benchObject, error) {
 
 // benchCounterTables are rebuilt from the rows when their definition
 // changes; other tables must not change under a reused fill.
-var benchCounterTables = []string{"delivery_counts", "delivery_count_changes", "delivery_count_folds"}
+var benchCounterTables = []string{"delivery_counts", "delivery_count_changes", "delivery_count_folds", "pending_counts", "pending_count_changes"}
 
 func benchObjectExists(db *sql.DB, dialect string, o benchObject) (bool, error) {
 	var n int
@@ -849,7 +856,7 @@ func recordBenchObjects(db *sql.DB, dialect string, forFill bool) error {
 // syncBenchObjects brings a fill to the current migration: it drops what
 // the migration no longer has, and (re)builds the indexes, triggers,
 // functions and counter tables that are missing or defined differently,
-// filling a rebuilt delivery_counts from the rows.
+// filling a rebuilt delivery_counts or pending_counts from the rows.
 func syncBenchObjects(b *testing.B, db *sql.DB, dialect string) error {
 	objs, err := migrationObjects(dialect)
 	if err != nil {
@@ -925,6 +932,11 @@ func syncBenchObjects(b *testing.B, db *sql.DB, dialect string) error {
 				return err
 			}
 		}
+		if o.name == "pending_counts" {
+			if err := fillBenchPendingCounts(db); err != nil {
+				return err
+			}
+		}
 		if _, err := db.Exec(`DELETE FROM bench_indexes WHERE name = $1`, o.name); err != nil {
 			return err
 		}
@@ -945,6 +957,16 @@ func fillBenchCounts(db *sql.DB) error {
 		SELECT shop_id, webhook_id, event, created_at - created_at % 86400000,
 			SUM(CASE WHEN status = 'success' THEN 1 ELSE 0 END), SUM(CASE WHEN status = 'success' THEN 0 ELSE 1 END)
 		FROM deliveries WHERE status <> 'pending' GROUP BY shop_id, webhook_id, event, created_at - created_at % 86400000`)
+	return err
+}
+
+// fillBenchPendingCounts computes pending_counts from the rows.
+func fillBenchPendingCounts(db *sql.DB) error {
+	if _, err := db.Exec(`DELETE FROM pending_counts`); err != nil {
+		return err
+	}
+	_, err := db.Exec(`INSERT INTO pending_counts (shop_id, webhook_id, pending)
+		SELECT shop_id, webhook_id, COUNT(*) FROM deliveries WHERE status = 'pending' GROUP BY shop_id, webhook_id`)
 	return err
 }
 
@@ -1086,4 +1108,327 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// --- Reads with a large queue -------------------------------------------------
+
+// BenchmarkPendingReads times the pending list (a page and its exact
+// total) with a large queue: PANCAKE_BENCH_PENDING queued deliveries
+// (default 100000), nine in ten for the 10 webhooks of one shop, the rest
+// for a small shop's 2, due over the next day. Concurrent8 then reads with
+// 8 goroutines at once (8 connections of the pool), each round:
+// pending pages far into the queue, the queue gauges (which walk the whole
+// queue index) and the history list asked for status=pending and an event
+// (which counts the queued rows one by one), so that every connection's
+// page cache fills, and reports the process's RSS as the rounds start
+// (rss-before-MiB: after the framework's first run of one round, unless
+// -benchtime 1x) and after them (rss-MiB; rss-file-MiB of it mapped
+// file pages), its peak (hwm-MiB, which includes the fill when it ran in
+// the process) and what the Go runtime holds (go-MiB): SQLite's memory
+// is most of the rest. Reuse a fill to measure memory.
+//
+// The fill inserts rows with the migration's triggers in place, so it
+// suits any version of the schema. PANCAKE_BENCH_PENDING_DB (a SQLite
+// file) and PANCAKE_BENCH_PENDING_PG_SCHEMA keep a fill for reuse: one
+// per version of the schema compared. For 1M queued:
+//
+//	PANCAKE_BENCH_PENDING=1000000 PANCAKE_BENCH_PENDING_DB=/tmp/pending-1m.db \
+//	  go test ./store/ -run '^$' -bench 'PendingReads/SQLite/Pending' -benchtime 100x
+//	PANCAKE_BENCH_PENDING=1000000 PANCAKE_BENCH_PENDING_DB=/tmp/pending-1m.db \
+//	  go test ./store/ -run '^$' -bench 'PendingReads/SQLite/Concurrent8' -benchtime 2x
+func BenchmarkPendingReads(b *testing.B) {
+	b.Run("SQLite", func(b *testing.B) {
+		path := os.Getenv("PANCAKE_BENCH_PENDING_DB")
+		if path == "" {
+			path = filepath.Join(b.TempDir(), "pending.db")
+		}
+		benchPendingReads(b, "sqlite:"+path, "sqlite", func() (*sql.DB, error) {
+			return sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+		})
+	})
+	b.Run("Postgres", func(b *testing.B) {
+		dsn := benchPendingPostgresDSN(b)
+		benchPendingReads(b, dsn, "postgres", func() (*sql.DB, error) { return sql.Open("pgx", dsn) })
+	})
+}
+
+func benchPendingPostgresDSN(b *testing.B) string {
+	schema := os.Getenv("PANCAKE_BENCH_PENDING_PG_SCHEMA")
+	if schema == "" {
+		return storetest.PostgresDSN(b)
+	}
+	base := os.Getenv("PANCAKE_TEST_POSTGRES_URL")
+	if base == "" {
+		b.Skip("PostgreSQL benchmarks skipped: set PANCAKE_TEST_POSTGRES_URL")
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, err = conn.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{schema}.Sanitize())
+	conn.Close(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	return base + sep + "search_path=" + schema
+}
+
+func benchPendingReads(b *testing.B, dsn, dialect string, openRaw func() (*sql.DB, error)) {
+	ctx := context.Background()
+	want := 100_000
+	if s := os.Getenv("PANCAKE_BENCH_PENDING"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 1000 {
+			b.Fatalf("PANCAKE_BENCH_PENDING=%q: want a number ≥ 1000", s)
+		}
+		want = v
+	}
+	db, err := store.Open(ctx, dsn, store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	raw, err := openRaw()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer raw.Close()
+	var have int
+	if err := raw.QueryRow(`SELECT COUNT(*) FROM deliveries WHERE status = 'pending'`).Scan(&have); err != nil {
+		b.Fatal(err)
+	}
+	if have != want {
+		var shops int
+		if err := raw.QueryRow(`SELECT COUNT(*) FROM shops`).Scan(&shops); err != nil || shops != 0 {
+			b.Fatalf("the database holds %d queued deliveries, not %d: remove it (or drop the schema) to refill (%v)", have, want, err)
+		}
+		t0 := time.Now()
+		fillPending(b, db, raw, dialect, want)
+		b.Logf("queued %d deliveries in %s", want, time.Since(t0).Round(time.Second))
+	}
+	db.Close()
+	// Reopened: the fill's writes are not in the pool's caches.
+	if db, err = store.Open(ctx, dsn, store.Options{}); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	var whs []string
+	rows, err := raw.Query(`SELECT id FROM webhooks WHERE shop_id = 'big' ORDER BY id`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			b.Fatal(err)
+		}
+		whs = append(whs, id)
+	}
+	rows.Close()
+	list := func(f func(i int) webhooks.DeliveryFilter) func(i int) (int, error) {
+		return func(i int) (int, error) {
+			flt := f(i)
+			flt.ShopID, flt.Status, flt.Limit = "big", webhooks.StatusPending, 20
+			_, n, err := db.FindDeliveries(ctx, flt)
+			return n, err
+		}
+	}
+	cases := []struct {
+		name string
+		fn   func(i int) (int, error)
+	}{
+		{"Pending/Shop", list(func(int) webhooks.DeliveryFilter { return webhooks.DeliveryFilter{} })},
+		{"Pending/Webhook", list(func(i int) webhooks.DeliveryFilter { return webhooks.DeliveryFilter{WebhookID: whs[i%len(whs)]} })},
+		{"Pending/ShopPage50", list(func(int) webhooks.DeliveryFilter { return webhooks.DeliveryFilter{Offset: 49 * 20} })},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) { timeEach(b, c.fn) })
+	}
+	b.Run("Concurrent8", func(b *testing.B) {
+		// Each goroutine makes b.N rounds of: a pending page up to 2,000
+		// pages deep, the queue gauges, and every 4th round a count of
+		// one event's queued rows, row by row.
+		evs := webhooks.EventTypeNames()
+		before := procMemMiB()["VmRSS"]
+		errs := make(chan error, 8)
+		ds := make(chan time.Duration, 8*b.N*3)
+		b.ResetTimer()
+		for g := range 8 {
+			go func() {
+				r := rand.New(rand.NewPCG(uint64(g), 5))
+				for i := range b.N {
+					t0 := time.Now()
+					_, _, err := db.FindDeliveries(ctx, webhooks.DeliveryFilter{ShopID: "big", Status: webhooks.StatusPending,
+						Limit: 20, Offset: 20 * r.IntN(2000)})
+					ds <- time.Since(t0)
+					if err == nil {
+						t0 = time.Now()
+						_, err = db.QueueStats(ctx)
+						ds <- time.Since(t0)
+					}
+					if err == nil && (i+g)%4 == 0 {
+						t0 = time.Now()
+						_, _, err = db.FindDeliveries(ctx, webhooks.DeliveryFilter{ShopID: "big", Status: webhooks.StatusPending,
+							Event: evs[r.IntN(3)], Limit: 20})
+						ds <- time.Since(t0)
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+				errs <- nil
+			}()
+		}
+		for range 8 {
+			if err := <-errs; err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		close(ds)
+		var all []time.Duration
+		for d := range ds {
+			all = append(all, d)
+		}
+		slices.Sort(all)
+		pct := func(p float64) float64 {
+			return float64(all[min(len(all)-1, int(p*float64(len(all))))].Microseconds()) / 1000
+		}
+		b.ReportMetric(pct(0.50), "p50-ms")
+		b.ReportMetric(pct(0.99), "p99-ms")
+		mem := procMemMiB()
+		b.ReportMetric(before, "rss-before-MiB")
+		b.ReportMetric(mem["VmRSS"], "rss-MiB")
+		b.ReportMetric(mem["RssFile"], "rss-file-MiB")
+		b.ReportMetric(mem["VmHWM"], "hwm-MiB")
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		b.ReportMetric(float64(ms.Sys-ms.HeapReleased)/(1<<20), "go-MiB")
+	})
+}
+
+// fillPending creates the shops and webhooks through the store, then
+// inserts n queued deliveries and their events with SQL.
+func fillPending(b *testing.B, db *store.DB, raw *sql.DB, dialect string, n int) {
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	evs := webhooks.EventTypeNames()
+	hooks := map[string][]string{}
+	for _, shop := range []string{"big", "small"} {
+		storetest.MustCreateShop(b, db, shop, now.Add(-time.Hour))
+		k := 10
+		if shop == "small" {
+			k = 2
+		}
+		for j := range k {
+			w := storetest.MustCreateWebhook(b, db, shop, fmt.Sprintf("https://%s.example/%d", shop, j), now.Add(-time.Hour), evs...)
+			hooks[shop] = append(hooks[shop], w.ID)
+		}
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	var evRows, dlRows [][]any
+	flush := func() {
+		if dialect == "postgres" {
+			ctx := context.Background()
+			conn, err := raw.Conn(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			err = conn.Raw(func(dc any) error {
+				pc := dc.(interface{ Conn() *pgx.Conn }).Conn()
+				if _, err := pc.CopyFrom(ctx, pgx.Identifier{"events"}, []string{"id", "shop_id", "type", "envelope", "deliveries", "created_at"},
+					pgx.CopyFromRows(evRows)); err != nil {
+					return err
+				}
+				_, err := pc.CopyFrom(ctx, pgx.Identifier{"deliveries"}, []string{"id", "shop_id", "webhook_id", "event_id", "event", "status",
+					"trigger", "attempt", "retry_of", "created_at", "scheduled_at"}, pgx.CopyFromRows(dlRows))
+				return err
+			})
+			conn.Close()
+			if err != nil {
+				b.Fatal(err)
+			}
+		} else {
+			tx, err := raw.Begin()
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, t := range []struct {
+				prefix string
+				cols   int
+				rows   [][]any
+			}{
+				{`INSERT INTO events (id, shop_id, type, envelope, deliveries, created_at) VALUES `, 6, evRows},
+				{`INSERT INTO deliveries (id, shop_id, webhook_id, event_id, event, status, trigger, attempt, retry_of, created_at,
+					scheduled_at) VALUES `, 11, dlRows},
+			} {
+				for len(t.rows) > 0 {
+					k := min(len(t.rows), 40)
+					var args []any
+					for _, row := range t.rows[:k] {
+						args = append(args, row...)
+					}
+					if _, err := tx.Exec(t.prefix+valuesList(t.cols, k), args...); err != nil {
+						b.Fatal(err)
+					}
+					t.rows = t.rows[k:]
+				}
+			}
+			if err := tx.Commit(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		evRows, dlRows = evRows[:0], dlRows[:0]
+	}
+	start := now.Add(-time.Hour)
+	for made, i := 0, 0; made < n; i++ {
+		shop := "big"
+		if i%10 == 9 {
+			shop = "small"
+		}
+		at := start.Add(time.Duration(i) * time.Millisecond)
+		typ := evs[r.IntN(3)]
+		evID := webhooks.NewID(webhooks.PrefixEvent, at)
+		env := fmt.Sprintf(`{"id":%q,"event":%q,"shop_id":%q,"data":{"order_id":"ord_%d","note":%q}}`, evID, typ, shop, i,
+			strings.Repeat("x", 200))
+		targets := hooks[shop][:min(len(hooks[shop]), n-made)]
+		evRows = append(evRows, []any{evID, shop, typ, []byte(env), int64(len(targets)), at.UnixMilli()})
+		for _, wh := range targets {
+			due := now.Add(time.Duration(r.IntN(86_400_000)) * time.Millisecond)
+			dlRows = append(dlRows, []any{webhooks.NewID(webhooks.PrefixDelivery, at), shop, wh, evID, typ, "pending", "event",
+				int64(1), "", at.UnixMilli(), due.UnixMilli()})
+			made++
+		}
+		if len(dlRows) >= 50_000 {
+			flush()
+		}
+	}
+	flush()
+	if dialect == "postgres" {
+		if _, err := raw.Exec(`VACUUM ANALYZE`); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// procMemMiB reads the process's memory figures (VmRSS, VmHWM: the peak,
+// RssFile: mapped file pages) in MiB.
+func procMemMiB() map[string]float64 {
+	out := map[string]float64{}
+	text, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return out
+	}
+	for _, line := range strings.Split(string(text), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			out[strings.TrimSuffix(f[0], ":")] = kb / 1024
+		}
+	}
+	return out
 }

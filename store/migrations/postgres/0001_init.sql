@@ -73,8 +73,7 @@ CREATE TABLE deliveries (
 );
 -- The queue: due pending rows, oldest due first.
 CREATE INDEX deliveries_due ON deliveries (scheduled_at) WHERE status = 'pending';
--- Pending lists, next due first; their totals count these entries (the
--- shop is in the webhook's, so that count reads no rows).
+-- Pending lists, next due first (their totals come from pending_counts).
 CREATE INDEX deliveries_pending_shop ON deliveries (shop_id, scheduled_at) WHERE status = 'pending';
 CREATE INDEX deliveries_pending_webhook ON deliveries (webhook_id, scheduled_at, shop_id) WHERE status = 'pending';
 -- History lists, newest first. The filter columns follow, so a filtered
@@ -102,8 +101,8 @@ CREATE TABLE webhook_stats (
 -- on deliveries, so a list's exact total sums a few thousand counters
 -- instead of counting millions of rows, and stays right whatever writes
 -- the rows (attempts, cancellations, retention, deletes, copies). Queued
--- rows are not counted here (their lists count their partial indexes):
--- queuing or claiming one touches no counter.
+-- rows are counted in pending_counts instead (below): queuing or claiming
+-- one touches no counter here.
 CREATE TABLE delivery_counts (
     shop_id    TEXT NOT NULL,
     webhook_id TEXT NOT NULL,
@@ -168,9 +167,86 @@ CREATE TRIGGER delivery_counts_update_in AFTER UPDATE OF shop_id, webhook_id, ev
     EXECUTE FUNCTION delivery_counts_add();
 CREATE TRIGGER delivery_counts_delete AFTER DELETE ON deliveries
     FOR EACH ROW WHEN (OLD.status <> 'pending') EXECUTE FUNCTION delivery_counts_remove();
+
+-- Queued deliveries (status 'pending') per shop and webhook, so a pending
+-- list's exact total reads one counter (a shop's: one per webhook) instead
+-- of counting a million entries of a partial index. A row counts here from
+-- its insert or its update into 'pending' until its update out of
+-- 'pending' (an attempt recorded, a cancellation) or its delete (a webhook
+-- deleted). A counter at 0 is deleted. Changes wait in
+-- pending_count_changes and are folded at commit with the other counters'
+-- (same mark, same fold, in key order): every publish and every recorded
+-- attempt changes its webhook's counter, and concurrent writers then hold
+-- it only while committing, and cannot deadlock on it (two commits that
+-- change one webhook's counter still take turns on its row).
+CREATE TABLE pending_counts (
+    shop_id    TEXT NOT NULL,
+    webhook_id TEXT NOT NULL,
+    pending    BIGINT NOT NULL,
+    PRIMARY KEY (shop_id, webhook_id)
+);
+CREATE UNLOGGED TABLE pending_count_changes (
+    shop_id    TEXT NOT NULL,
+    webhook_id TEXT NOT NULL,
+    pending    BIGINT NOT NULL
+);
+-- Inserts and deletes count per statement, from its transition table (a
+-- publish inserts up to 50 rows a statement; a webhook's delete may take
+-- a million): one call, one change row per webhook. Updates count per row,
+-- and only rows entering or leaving 'pending' (a transition table cannot
+-- go with UPDATE OF, and without it every claim would pay for one).
+CREATE FUNCTION pending_counts_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO pending_count_changes (shop_id, webhook_id, pending)
+    SELECT shop_id, webhook_id, COUNT(*) FROM inserted WHERE status = 'pending' GROUP BY shop_id, webhook_id;
+    IF FOUND AND current_setting('pancake.delivery_counts_marked', true) IS DISTINCT FROM 'on' THEN
+        PERFORM set_config('pancake.delivery_counts_marked', 'on', true);
+        INSERT INTO delivery_count_folds DEFAULT VALUES;
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE FUNCTION pending_counts_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO pending_count_changes (shop_id, webhook_id, pending)
+    SELECT shop_id, webhook_id, -COUNT(*) FROM deleted WHERE status = 'pending' GROUP BY shop_id, webhook_id;
+    IF FOUND AND current_setting('pancake.delivery_counts_marked', true) IS DISTINCT FROM 'on' THEN
+        PERFORM set_config('pancake.delivery_counts_marked', 'on', true);
+        INSERT INTO delivery_count_folds DEFAULT VALUES;
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE FUNCTION pending_counts_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF OLD.status = 'pending' THEN
+        INSERT INTO pending_count_changes (shop_id, webhook_id, pending) VALUES (OLD.shop_id, OLD.webhook_id, -1);
+    END IF;
+    IF NEW.status = 'pending' THEN
+        INSERT INTO pending_count_changes (shop_id, webhook_id, pending) VALUES (NEW.shop_id, NEW.webhook_id, 1);
+    END IF;
+    IF current_setting('pancake.delivery_counts_marked', true) IS DISTINCT FROM 'on' THEN
+        PERFORM set_config('pancake.delivery_counts_marked', 'on', true);
+        INSERT INTO delivery_count_folds DEFAULT VALUES;
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER pending_counts_insert AFTER INSERT ON deliveries
+    REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION pending_counts_inserted();
+CREATE TRIGGER pending_counts_update AFTER UPDATE OF shop_id, webhook_id, status ON deliveries
+    FOR EACH ROW WHEN ((OLD.status = 'pending' OR NEW.status = 'pending')
+        AND (OLD.shop_id, OLD.webhook_id, OLD.status) IS DISTINCT FROM (NEW.shop_id, NEW.webhook_id, NEW.status))
+    EXECUTE FUNCTION pending_counts_changed();
+CREATE TRIGGER pending_counts_delete AFTER DELETE ON deliveries
+    REFERENCING OLD TABLE AS deleted FOR EACH STATEMENT EXECUTE FUNCTION pending_counts_deleted();
+
+-- The fold, at commit: finished counts first, then queued counts, each in
+-- key order, so that every transaction locks counters in one order.
 CREATE FUNCTION delivery_counts_fold() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     k RECORD;
+    p RECORD;
 BEGIN
     PERFORM set_config('pancake.delivery_counts_marked', '', true);
     DELETE FROM delivery_count_folds;
@@ -187,6 +263,17 @@ BEGIN
     LOOP
         DELETE FROM delivery_counts WHERE shop_id = k.shop_id AND webhook_id = k.webhook_id AND event = k.event
             AND day = k.day AND success = 0 AND failed = 0;
+    END LOOP;
+    FOR p IN
+        WITH c AS (DELETE FROM pending_count_changes RETURNING *),
+        s AS (SELECT shop_id, webhook_id, SUM(pending) AS pending FROM c GROUP BY shop_id, webhook_id),
+        u AS (INSERT INTO pending_counts AS d (shop_id, webhook_id, pending)
+            SELECT * FROM s WHERE pending <> 0 ORDER BY shop_id, webhook_id
+            ON CONFLICT (shop_id, webhook_id) DO UPDATE SET pending = d.pending + excluded.pending
+            RETURNING d.shop_id, d.webhook_id, d.pending)
+        SELECT * FROM u WHERE u.pending = 0
+    LOOP
+        DELETE FROM pending_counts WHERE shop_id = p.shop_id AND webhook_id = p.webhook_id AND pending = 0;
     END LOOP;
     RETURN NULL;
 END

@@ -73,8 +73,7 @@ CREATE TABLE deliveries (
 );
 -- The queue: due pending rows, oldest due first.
 CREATE INDEX deliveries_due ON deliveries (scheduled_at) WHERE status = 'pending';
--- Pending lists, next due first; their totals count these entries (the
--- shop is in the webhook's, so that count reads no rows).
+-- Pending lists, next due first (their totals come from pending_counts).
 CREATE INDEX deliveries_pending_shop ON deliveries (shop_id, scheduled_at) WHERE status = 'pending';
 CREATE INDEX deliveries_pending_webhook ON deliveries (webhook_id, scheduled_at, shop_id) WHERE status = 'pending';
 -- History lists, newest first. The filter columns follow, so a filtered
@@ -102,8 +101,8 @@ CREATE TABLE webhook_stats (
 -- on deliveries, so a list's exact total sums a few thousand counters
 -- instead of counting millions of rows, and stays right whatever writes
 -- the rows (attempts, cancellations, retention, deletes, copies). Queued
--- rows are not counted here (their lists count their partial indexes):
--- queuing or claiming one touches no counter.
+-- rows are counted in pending_counts instead: queuing or claiming one
+-- touches no counter here.
 CREATE TABLE delivery_counts (
     shop_id    TEXT NOT NULL,
     webhook_id TEXT NOT NULL,
@@ -140,4 +139,38 @@ CREATE TRIGGER delivery_counts_delete AFTER DELETE ON deliveries WHEN OLD.status
     ON CONFLICT (shop_id, webhook_id, event, day) DO UPDATE SET success = success + excluded.success, failed = failed + excluded.failed;
     DELETE FROM delivery_counts WHERE shop_id = OLD.shop_id AND webhook_id = OLD.webhook_id AND event = OLD.event
         AND day = OLD.created_at - OLD.created_at % 86400000 AND success = 0 AND failed = 0;
+END;
+
+-- Queued deliveries (status 'pending') per shop and webhook, kept by
+-- triggers on deliveries, so a pending list's exact total reads one
+-- counter (a shop's: one per webhook) instead of counting a million
+-- entries of a partial index. A row counts here from its insert or its
+-- update into 'pending' until its update out of 'pending' (an attempt
+-- recorded, a cancellation) or its delete (a webhook deleted). A counter
+-- at 0 is deleted. Claiming a row (leased_until only) fires nothing: the
+-- update triggers watch shop_id, webhook_id and status alone.
+CREATE TABLE pending_counts (
+    shop_id    TEXT NOT NULL,
+    webhook_id TEXT NOT NULL,
+    pending    INTEGER NOT NULL,
+    PRIMARY KEY (shop_id, webhook_id)
+) WITHOUT ROWID;
+CREATE TRIGGER pending_counts_insert AFTER INSERT ON deliveries WHEN NEW.status = 'pending' BEGIN
+    INSERT INTO pending_counts (shop_id, webhook_id, pending) VALUES (NEW.shop_id, NEW.webhook_id, 1)
+    ON CONFLICT (shop_id, webhook_id) DO UPDATE SET pending = pending + 1;
+END;
+CREATE TRIGGER pending_counts_update AFTER UPDATE OF shop_id, webhook_id, status ON deliveries
+WHEN (OLD.status = 'pending' OR NEW.status = 'pending')
+    AND (OLD.shop_id <> NEW.shop_id OR OLD.webhook_id <> NEW.webhook_id OR OLD.status <> NEW.status) BEGIN
+    UPDATE pending_counts SET pending = pending - 1
+        WHERE OLD.status = 'pending' AND shop_id = OLD.shop_id AND webhook_id = OLD.webhook_id;
+    DELETE FROM pending_counts WHERE OLD.status = 'pending' AND shop_id = OLD.shop_id AND webhook_id = OLD.webhook_id
+        AND pending = 0;
+    INSERT INTO pending_counts (shop_id, webhook_id, pending) SELECT NEW.shop_id, NEW.webhook_id, 1
+    WHERE NEW.status = 'pending'
+    ON CONFLICT (shop_id, webhook_id) DO UPDATE SET pending = pending + 1;
+END;
+CREATE TRIGGER pending_counts_delete AFTER DELETE ON deliveries WHEN OLD.status = 'pending' BEGIN
+    UPDATE pending_counts SET pending = pending - 1 WHERE shop_id = OLD.shop_id AND webhook_id = OLD.webhook_id;
+    DELETE FROM pending_counts WHERE shop_id = OLD.shop_id AND webhook_id = OLD.webhook_id AND pending = 0;
 END;
