@@ -11,6 +11,43 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
+// SQLite's page caches, sized to bound the server's memory.
+//
+// cache_size is per connection, and in a long-running server every
+// connection's cache ends up full (a read that walks more pages than it
+// holds evicts and allocates again). The driver (modernc.org/sqlite)
+// allocates each cached page (4 KiB and a few hundred bytes of headers)
+// from modernc.org/memory's power-of-two slots, an 8 KiB slot each, so a
+// full cache costs about twice its nominal size in RSS: 1.95 MiB per
+// nominal MiB, measured with 8 readers at -4000, -8000 and -32000.
+//
+// Readers: one budget for the pool (readCacheKiB) split over its
+// connections, at least minReadCacheKiB each, so more readers do not mean
+// more memory: 8 (DefaultReadConns) × 2,000 KiB, ~31 MiB of RSS when all
+// are full. They were 8 × 32,000 KiB (~490 MiB of RSS when full; a server
+// with 1M queued deliveries reached ~600 MiB). An API read (a page of a
+// list, a few counters) touches tens to a few thousand pages; those a
+// reader misses come from the OS page cache.
+// Writer: 16,000 KiB, ~31 MiB of RSS, room for the hot pages of the queue
+// and history indexes it appends to and the claim's window.
+//
+// Measured with BenchmarkPendingReads/SQLite/Concurrent8 (8 goroutines
+// walking a 1M-row queue, writer idle): RSS 111–113 MiB with these sizes,
+// 145 MiB with readers at 4,000 KiB, 601 MiB at 32,000 KiB; ~19 MiB of it
+// before the reads, ~7 MiB Go. Besides the caches the reads add 60–80 MiB
+// at any cache size tried (the driver's other allocations, and regions its
+// allocator keeps for reuse). A server adds its writer's cache (≤ ~31 MiB)
+// and a larger Go heap: ~150–180 MiB, under a 256 MB target.
+//
+// No mmap_size: mapped pages count in the RSS of every connection that
+// maps them (each maps the file itself); 8 readers with mmap_size(256 MiB)
+// measured 1.9 GiB of RSS (1.7 GiB of it file pages) on the same reads.
+const (
+	readCacheKiB    = 16_000 // for the whole read pool
+	minReadCacheKiB = 500    // per reader
+	writerCacheKiB  = 16_000
+)
+
 // openSQLite opens one writer connection (immediate transactions, WAL,
 // synchronous=FULL so a commit is durable) and a pool of read-only ones.
 func (db *DB) openSQLite(ctx context.Context, file string, readConns int) error {
@@ -24,7 +61,8 @@ func (db *DB) openSQLite(ctx context.Context, file string, readConns int) error 
 	}
 	db.dialect = sqliteDialect
 	pragmas := url.Values{}
-	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)", "cache_size(-32000)", "temp_store(MEMORY)"} {
+	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)",
+		fmt.Sprintf("cache_size(-%d)", writerCacheKiB), "temp_store(MEMORY)"} {
 		pragmas.Add("_pragma", p)
 	}
 	w := pragmas
@@ -43,7 +81,8 @@ func (db *DB) openSQLite(ctx context.Context, file string, readConns int) error 
 		return fmt.Errorf("sqlite: open %s: %w", file, err)
 	}
 	r := url.Values{}
-	for _, p := range []string{"busy_timeout(10000)", "query_only(1)", "cache_size(-32000)"} {
+	readerKiB := max(readCacheKiB/max(readConns, 1), minReadCacheKiB)
+	for _, p := range []string{"busy_timeout(10000)", "query_only(1)", fmt.Sprintf("cache_size(-%d)", readerKiB)} {
 		r.Add("_pragma", p)
 	}
 	read, err := sql.Open("sqlite", "file:"+file+"?"+r.Encode())
