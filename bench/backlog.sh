@@ -29,6 +29,8 @@
 #   -s SIZE     events per batch (default 500; the contract's maximum)
 #   -c N        concurrent publishing clients (default 4)
 #   -r N        requests per read measurement (default 200)
+#   -R N        concurrent readers of the pending list, pages 1 to 10, each -r requests
+#               (default 8; the peak RSS includes them)
 #   -e BYTES    approximate size of each event's data (default 1024)
 #   -H SECONDS  how long to hold the backlog before the second measurement (default 30)
 #   -a ARGS     extra arguments for serve (e.g. "--workers 64")
@@ -45,12 +47,13 @@ N=1000000
 BATCH=500
 CLIENTS=4
 READS=200
+READERS=8
 EBYTES=1024
 HOLD=30
 EXTRA=""
 OUT=backlog-out
 KEEP=0
-while getopts "b:d:n:s:c:r:e:H:a:o:k" opt; do
+while getopts "b:d:n:s:c:r:R:e:H:a:o:k" opt; do
 	case $opt in
 	b) BIN=$OPTARG ;;
 	d) DB=$OPTARG ;;
@@ -58,6 +61,7 @@ while getopts "b:d:n:s:c:r:e:H:a:o:k" opt; do
 	s) BATCH=$OPTARG ;;
 	c) CLIENTS=$OPTARG ;;
 	r) READS=$OPTARG ;;
+	R) READERS=$OPTARG ;;
 	e) EBYTES=$OPTARG ;;
 	H) HOLD=$OPTARG ;;
 	a) EXTRA=$OPTARG ;;
@@ -67,11 +71,11 @@ while getopts "b:d:n:s:c:r:e:H:a:o:k" opt; do
 	esac
 done
 [[ -n $BIN && -x $BIN ]] || { echo "backlog.sh: no server binary: give -b (go build -o /tmp/pw ./cmd/pancake-webhooks)" >&2; exit 2; }
-for v in N BATCH CLIENTS READS EBYTES HOLD; do
+for v in N BATCH CLIENTS READS READERS EBYTES HOLD; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || { echo "backlog.sh: -$v must be a number" >&2; exit 2; }
 done
-((BATCH >= 1 && BATCH <= 500 && CLIENTS >= 1 && CLIENTS <= 64 && READS >= 1 && READS <= 100000 && N >= BATCH && N <= 10000000 && HOLD <= 86400)) ||
-	{ echo "backlog.sh: out of range (batch 1..500, clients 1..64, reads 1..100000, N batch..10000000, hold ≤ 86400)" >&2; exit 2; }
+((BATCH >= 1 && BATCH <= 500 && CLIENTS >= 1 && CLIENTS <= 64 && READS >= 1 && READS <= 100000 && READERS >= 1 && READERS <= 64 && N >= BATCH && N <= 10000000 && HOLD <= 86400)) ||
+	{ echo "backlog.sh: out of range (batch 1..500, clients 1..64, reads 1..100000, readers 1..64, N batch..10000000, hold ≤ 86400)" >&2; exit 2; }
 command -v curl >/dev/null && command -v jq >/dev/null || { echo "backlog.sh: needs curl and jq" >&2; exit 2; }
 
 mkdir -p "$OUT"
@@ -172,12 +176,35 @@ measure() {
 	echo "$name $n $(pct 50 <<<"$sorted") $(pct 99 <<<"$sorted") $(pct 100 <<<"$sorted") $bad"
 }
 
+# concurrent_pending: READERS clients at once, each READS keep-alive
+# requests of the pending list, pages 1 to 10 in turn; one line as measure.
+concurrent_pending() {
+	local c i cfg pids=() name="pending_x$READERS"
+	for ((c = 0; c < READERS; c++)); do
+		cfg="$OUT/curl-pending-$c.cfg"
+		: >"$cfg"
+		for ((i = 0; i < READS; i++)); do
+			printf 'url = "%s"\noutput = "/dev/null"\n' "$API/webhook-deliveries/pending?page_size=20&page_number=$((i % 10 + 1))" >>"$cfg"
+		done
+		curl -s -m 600 -K "$cfg" -H "Authorization: Bearer $KEY" -w '%{http_code} %{time_total}\n' >"$OUT/times-pending-$c.txt" 2>/dev/null &
+		pids+=($!)
+	done
+	wait "${pids[@]}" || true
+	local all n bad sorted
+	all=$(cat "$OUT"/times-pending-*.txt)
+	n=$(wc -l <<<"$all")
+	bad=$(awk '$1 != 200 { b++ } END { print b + 0 }' <<<"$all")
+	sorted=$(awk '{ printf "%.3f\n", $2 * 1000 }' <<<"$all" | sort -n)
+	echo "$name $n $(pct 50 <<<"$sorted") $(pct 99 <<<"$sorted") $(pct 100 <<<"$sorted") $bad"
+}
+
 reads() { # label
 	local label=$1
 	{
 		measure list GET "$API/webhook-deliveries?page_size=20"
 		measure list_filtered GET "$API/webhook-deliveries?webhook_id=$HOOK&status=failed&page_size=20"
 		measure pending GET "$API/webhook-deliveries/pending?page_size=20"
+		concurrent_pending
 		measure stats GET "$API/webhooks/$HOOK/stats"
 		measure webhook GET "$API/webhooks/$HOOK"
 		measure publish POST "$API/events" "$OUT/event.json"
