@@ -35,6 +35,15 @@ func (db *DB) openPostgres(ctx context.Context, dsn string, maxConns int) error 
 		pool.Close()
 		return fmt.Errorf("postgres: connect %s: %w", redactDSN(dsn), err)
 	}
+	// The deliveries table is a queue: rows are finished at its head all
+	// day, and without autovacuum the dead ones pile up in its indexes and
+	// the planner never gets statistics (seen: a pending page read through
+	// a bitmap scan of the whole queue, 60 ms at 100k queued, 1 ms after
+	// one ANALYZE). Say so once, loudly; the service still runs.
+	var autovacuum string
+	if err := pool.QueryRow(ctx, "SELECT current_setting('autovacuum')").Scan(&autovacuum); err == nil && autovacuum != "on" {
+		db.logger.Warn("postgres: autovacuum is off; the delivery queue will bloat and reads slow down: turn it on (autovacuum = on in postgresql.conf)")
+	}
 	db.dialect = postgresDialect
 	db.pool = pool
 	sdb := stdlib.OpenDBFromPool(pool)

@@ -1,8 +1,12 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
+	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,4 +102,30 @@ func TestPostgresReplicas(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A PostgreSQL without autovacuum bloats the queue and leaves the planner
+// without statistics: the store says so when it opens, and only then.
+func TestPostgresWarnsWithoutAutovacuum(t *testing.T) {
+	t.Parallel()
+	dsn := storetest.PostgresDSN(t)
+	var logs bytes.Buffer
+	db, err := store.Open(context.Background(), dsn, store.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	raw, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	var setting string
+	if err := raw.QueryRow("SELECT current_setting('autovacuum')").Scan(&setting); err != nil {
+		t.Fatal(err)
+	}
+	warned := strings.Contains(logs.String(), "autovacuum is off")
+	if warned != (setting != "on") {
+		t.Fatalf("autovacuum = %s, warned = %v; log:\n%s", setting, warned, logs.String())
+	}
 }
