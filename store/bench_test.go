@@ -965,8 +965,8 @@ func fillBenchPendingCounts(db *sql.DB) error {
 	if _, err := db.Exec(`DELETE FROM pending_counts`); err != nil {
 		return err
 	}
-	_, err := db.Exec(`INSERT INTO pending_counts (shop_id, webhook_id, pending)
-		SELECT shop_id, webhook_id, COUNT(*) FROM deliveries WHERE status = 'pending' GROUP BY shop_id, webhook_id`)
+	_, err := db.Exec(`INSERT INTO pending_counts (shop_id, webhook_id, event, pending)
+		SELECT shop_id, webhook_id, event, COUNT(*) FROM deliveries WHERE status = 'pending' GROUP BY shop_id, webhook_id, event`)
 	return err
 }
 

@@ -299,18 +299,18 @@ func checkPendingCounters(t *testing.T, raw *sql.DB, what string) {
 		defer rows.Close()
 		var out []string
 		for rows.Next() {
-			var s, w string
+			var s, w, e string
 			var n int64
-			if err := rows.Scan(&s, &w, &n); err != nil {
+			if err := rows.Scan(&s, &w, &e, &n); err != nil {
 				t.Fatal(err)
 			}
-			out = append(out, fmt.Sprintf("%s %s: %d", s, w, n))
+			out = append(out, fmt.Sprintf("%s %s %s: %d", s, w, e, n))
 		}
 		slices.Sort(out)
 		return out
 	}
-	have := read(`SELECT shop_id, webhook_id, pending FROM pending_counts`)
-	want := read(`SELECT shop_id, webhook_id, COUNT(*) FROM deliveries WHERE status = 'pending' GROUP BY shop_id, webhook_id`)
+	have := read(`SELECT shop_id, webhook_id, event, pending FROM pending_counts`)
+	want := read(`SELECT shop_id, webhook_id, event, COUNT(*) FROM deliveries WHERE status = 'pending' GROUP BY shop_id, webhook_id, event`)
 	if !slices.Equal(have, want) {
 		t.Fatalf("%s: pending_counts\n%s\nwant\n%s", what, strings.Join(have, "\n"), strings.Join(want, "\n"))
 	}
@@ -320,11 +320,11 @@ func checkPendingCounters(t *testing.T, raw *sql.DB, what string) {
 // and with each webhook (its own and the others'), with COUNT(*).
 func checkPendingTotals(t *testing.T, db *store.DB, raw *sql.DB, what string) {
 	t.Helper()
-	var shops, hooks []string
+	var shops, hooks, events []string
 	for _, q := range []struct {
 		dst *[]string
 		sql string
-	}{{&shops, `SELECT id FROM shops`}, {&hooks, `SELECT id FROM webhooks`}} {
+	}{{&shops, `SELECT id FROM shops`}, {&hooks, `SELECT id FROM webhooks`}, {&events, `SELECT DISTINCT event FROM deliveries`}} {
 		rows, err := raw.Query(q.sql)
 		if err != nil {
 			t.Fatal(err)
@@ -340,13 +340,15 @@ func checkPendingTotals(t *testing.T, db *store.DB, raw *sql.DB, what string) {
 	}
 	for _, shop := range shops {
 		for _, wh := range append([]string{""}, hooks...) {
-			f := webhooks.DeliveryFilter{ShopID: shop, WebhookID: wh, Status: webhooks.StatusPending, Limit: 2}
-			page, n, err := db.FindDeliveries(context.Background(), f)
-			if err != nil {
-				t.Fatalf("%s: %+v: %v", what, f, err)
-			}
-			if want := countRows(t, raw, f); n != want || len(page) != min(want, 2) {
-				t.Fatalf("%s: pending list %+v: total %d, %d on the page; COUNT(*) = %d", what, f, n, len(page), want)
+			for _, ev := range append([]string{""}, events...) {
+				f := webhooks.DeliveryFilter{ShopID: shop, WebhookID: wh, Event: ev, Status: webhooks.StatusPending, Limit: 2}
+				page, n, err := db.FindDeliveries(context.Background(), f)
+				if err != nil {
+					t.Fatalf("%s: %+v: %v", what, f, err)
+				}
+				if want := countRows(t, raw, f); n != want || len(page) != min(want, 2) {
+					t.Fatalf("%s: pending list %+v: total %d, %d on the page; COUNT(*) = %d", what, f, n, len(page), want)
+				}
 			}
 		}
 	}

@@ -182,12 +182,14 @@ CREATE TRIGGER delivery_counts_delete AFTER DELETE ON deliveries
 CREATE TABLE pending_counts (
     shop_id    TEXT NOT NULL,
     webhook_id TEXT NOT NULL,
+    event      TEXT NOT NULL,
     pending    BIGINT NOT NULL,
-    PRIMARY KEY (shop_id, webhook_id)
+    PRIMARY KEY (shop_id, webhook_id, event)
 );
 CREATE UNLOGGED TABLE pending_count_changes (
     shop_id    TEXT NOT NULL,
     webhook_id TEXT NOT NULL,
+    event      TEXT NOT NULL,
     pending    BIGINT NOT NULL
 );
 -- Inserts and deletes count per statement, from its transition table (a
@@ -197,8 +199,8 @@ CREATE UNLOGGED TABLE pending_count_changes (
 -- go with UPDATE OF, and without it every claim would pay for one).
 CREATE FUNCTION pending_counts_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO pending_count_changes (shop_id, webhook_id, pending)
-    SELECT shop_id, webhook_id, COUNT(*) FROM inserted WHERE status = 'pending' GROUP BY shop_id, webhook_id;
+    INSERT INTO pending_count_changes (shop_id, webhook_id, event, pending)
+    SELECT shop_id, webhook_id, event, COUNT(*) FROM inserted WHERE status = 'pending' GROUP BY shop_id, webhook_id, event;
     IF FOUND AND current_setting('pancake.delivery_counts_marked', true) IS DISTINCT FROM 'on' THEN
         PERFORM set_config('pancake.delivery_counts_marked', 'on', true);
         INSERT INTO delivery_count_folds DEFAULT VALUES;
@@ -208,8 +210,8 @@ END
 $$;
 CREATE FUNCTION pending_counts_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO pending_count_changes (shop_id, webhook_id, pending)
-    SELECT shop_id, webhook_id, -COUNT(*) FROM deleted WHERE status = 'pending' GROUP BY shop_id, webhook_id;
+    INSERT INTO pending_count_changes (shop_id, webhook_id, event, pending)
+    SELECT shop_id, webhook_id, event, -COUNT(*) FROM deleted WHERE status = 'pending' GROUP BY shop_id, webhook_id, event;
     IF FOUND AND current_setting('pancake.delivery_counts_marked', true) IS DISTINCT FROM 'on' THEN
         PERFORM set_config('pancake.delivery_counts_marked', 'on', true);
         INSERT INTO delivery_count_folds DEFAULT VALUES;
@@ -220,10 +222,10 @@ $$;
 CREATE FUNCTION pending_counts_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF OLD.status = 'pending' THEN
-        INSERT INTO pending_count_changes (shop_id, webhook_id, pending) VALUES (OLD.shop_id, OLD.webhook_id, -1);
+        INSERT INTO pending_count_changes (shop_id, webhook_id, event, pending) VALUES (OLD.shop_id, OLD.webhook_id, OLD.event, -1);
     END IF;
     IF NEW.status = 'pending' THEN
-        INSERT INTO pending_count_changes (shop_id, webhook_id, pending) VALUES (NEW.shop_id, NEW.webhook_id, 1);
+        INSERT INTO pending_count_changes (shop_id, webhook_id, event, pending) VALUES (NEW.shop_id, NEW.webhook_id, NEW.event, 1);
     END IF;
     IF current_setting('pancake.delivery_counts_marked', true) IS DISTINCT FROM 'on' THEN
         PERFORM set_config('pancake.delivery_counts_marked', 'on', true);
@@ -234,9 +236,9 @@ END
 $$;
 CREATE TRIGGER pending_counts_insert AFTER INSERT ON deliveries
     REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION pending_counts_inserted();
-CREATE TRIGGER pending_counts_update AFTER UPDATE OF shop_id, webhook_id, status ON deliveries
+CREATE TRIGGER pending_counts_update AFTER UPDATE OF shop_id, webhook_id, event, status ON deliveries
     FOR EACH ROW WHEN ((OLD.status = 'pending' OR NEW.status = 'pending')
-        AND (OLD.shop_id, OLD.webhook_id, OLD.status) IS DISTINCT FROM (NEW.shop_id, NEW.webhook_id, NEW.status))
+        AND (OLD.shop_id, OLD.webhook_id, OLD.event, OLD.status) IS DISTINCT FROM (NEW.shop_id, NEW.webhook_id, NEW.event, NEW.status))
     EXECUTE FUNCTION pending_counts_changed();
 CREATE TRIGGER pending_counts_delete AFTER DELETE ON deliveries
     REFERENCING OLD TABLE AS deleted FOR EACH STATEMENT EXECUTE FUNCTION pending_counts_deleted();
@@ -266,14 +268,14 @@ BEGIN
     END LOOP;
     FOR p IN
         WITH c AS (DELETE FROM pending_count_changes RETURNING *),
-        s AS (SELECT shop_id, webhook_id, SUM(pending) AS pending FROM c GROUP BY shop_id, webhook_id),
-        u AS (INSERT INTO pending_counts AS d (shop_id, webhook_id, pending)
-            SELECT * FROM s WHERE pending <> 0 ORDER BY shop_id, webhook_id
-            ON CONFLICT (shop_id, webhook_id) DO UPDATE SET pending = d.pending + excluded.pending
-            RETURNING d.shop_id, d.webhook_id, d.pending)
+        s AS (SELECT shop_id, webhook_id, event, SUM(pending) AS pending FROM c GROUP BY shop_id, webhook_id, event),
+        u AS (INSERT INTO pending_counts AS d (shop_id, webhook_id, event, pending)
+            SELECT * FROM s WHERE pending <> 0 ORDER BY shop_id, webhook_id, event
+            ON CONFLICT (shop_id, webhook_id, event) DO UPDATE SET pending = d.pending + excluded.pending
+            RETURNING d.shop_id, d.webhook_id, d.event, d.pending)
         SELECT * FROM u WHERE u.pending = 0
     LOOP
-        DELETE FROM pending_counts WHERE shop_id = p.shop_id AND webhook_id = p.webhook_id AND pending = 0;
+        DELETE FROM pending_counts WHERE shop_id = p.shop_id AND webhook_id = p.webhook_id AND event = p.event AND pending = 0;
     END LOOP;
     RETURN NULL;
 END

@@ -152,25 +152,26 @@ END;
 CREATE TABLE pending_counts (
     shop_id    TEXT NOT NULL,
     webhook_id TEXT NOT NULL,
+    event      TEXT NOT NULL,
     pending    INTEGER NOT NULL,
-    PRIMARY KEY (shop_id, webhook_id)
+    PRIMARY KEY (shop_id, webhook_id, event)
 ) WITHOUT ROWID;
 CREATE TRIGGER pending_counts_insert AFTER INSERT ON deliveries WHEN NEW.status = 'pending' BEGIN
-    INSERT INTO pending_counts (shop_id, webhook_id, pending) VALUES (NEW.shop_id, NEW.webhook_id, 1)
-    ON CONFLICT (shop_id, webhook_id) DO UPDATE SET pending = pending + 1;
+    INSERT INTO pending_counts (shop_id, webhook_id, event, pending) VALUES (NEW.shop_id, NEW.webhook_id, NEW.event, 1)
+    ON CONFLICT (shop_id, webhook_id, event) DO UPDATE SET pending = pending + 1;
 END;
-CREATE TRIGGER pending_counts_update AFTER UPDATE OF shop_id, webhook_id, status ON deliveries
+CREATE TRIGGER pending_counts_update AFTER UPDATE OF shop_id, webhook_id, event, status ON deliveries
 WHEN (OLD.status = 'pending' OR NEW.status = 'pending')
-    AND (OLD.shop_id <> NEW.shop_id OR OLD.webhook_id <> NEW.webhook_id OR OLD.status <> NEW.status) BEGIN
+    AND (OLD.shop_id <> NEW.shop_id OR OLD.webhook_id <> NEW.webhook_id OR OLD.event <> NEW.event OR OLD.status <> NEW.status) BEGIN
     UPDATE pending_counts SET pending = pending - 1
-        WHERE OLD.status = 'pending' AND shop_id = OLD.shop_id AND webhook_id = OLD.webhook_id;
+        WHERE OLD.status = 'pending' AND shop_id = OLD.shop_id AND webhook_id = OLD.webhook_id AND event = OLD.event;
     DELETE FROM pending_counts WHERE OLD.status = 'pending' AND shop_id = OLD.shop_id AND webhook_id = OLD.webhook_id
-        AND pending = 0;
-    INSERT INTO pending_counts (shop_id, webhook_id, pending) SELECT NEW.shop_id, NEW.webhook_id, 1
+        AND event = OLD.event AND pending = 0;
+    INSERT INTO pending_counts (shop_id, webhook_id, event, pending) SELECT NEW.shop_id, NEW.webhook_id, NEW.event, 1
     WHERE NEW.status = 'pending'
-    ON CONFLICT (shop_id, webhook_id) DO UPDATE SET pending = pending + 1;
+    ON CONFLICT (shop_id, webhook_id, event) DO UPDATE SET pending = pending + 1;
 END;
 CREATE TRIGGER pending_counts_delete AFTER DELETE ON deliveries WHEN OLD.status = 'pending' BEGIN
-    UPDATE pending_counts SET pending = pending - 1 WHERE shop_id = OLD.shop_id AND webhook_id = OLD.webhook_id;
-    DELETE FROM pending_counts WHERE shop_id = OLD.shop_id AND webhook_id = OLD.webhook_id AND pending = 0;
+    UPDATE pending_counts SET pending = pending - 1 WHERE shop_id = OLD.shop_id AND webhook_id = OLD.webhook_id AND event = OLD.event;
+    DELETE FROM pending_counts WHERE shop_id = OLD.shop_id AND webhook_id = OLD.webhook_id AND event = OLD.event AND pending = 0;
 END;
