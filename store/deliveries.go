@@ -200,13 +200,7 @@ func (db *DB) countDeliveries(ctx context.Context, f webhooks.DeliveryFilter, co
 	var total int
 	if f.Status == webhooks.StatusPending && lo == math.MinInt64 && hi == math.MaxInt64 {
 		var q sqlArgs
-		where := "c.shop_id = " + q.add(f.ShopID)
-		if f.WebhookID != "" {
-			where += " AND c.webhook_id = " + q.add(f.WebhookID)
-		}
-		if f.Event != "" {
-			where += " AND c.event = " + q.add(f.Event)
-		}
+		where := counterCond(&q, f)
 		err := db.rdb.QueryRowContext(ctx, `SELECT CAST(COALESCE(SUM(c.pending), 0) AS BIGINT) FROM pending_counts c WHERE `+where,
 			q.args...).Scan(&total)
 		return total, err
@@ -218,13 +212,7 @@ func (db *DB) countDeliveries(ctx context.Context, f webhooks.DeliveryFilter, co
 		return total, err
 	}
 	var q sqlArgs
-	where := "c.shop_id = " + q.add(f.ShopID)
-	if f.WebhookID != "" {
-		where += " AND c.webhook_id = " + q.add(f.WebhookID)
-	}
-	if f.Event != "" {
-		where += " AND c.event = " + q.add(f.Event)
-	}
+	where := counterCond(&q, f)
 	if dLo != math.MinInt64 {
 		where += " AND c.day >= " + q.add(dLo)
 	}
@@ -241,6 +229,19 @@ func (db *DB) countDeliveries(ctx context.Context, f webhooks.DeliveryFilter, co
 	}
 	err := db.rdb.QueryRowContext(ctx, `SELECT `+strings.Join(append([]string{sum}, ends...), " + "), q.args...).Scan(&total)
 	return total, err
+}
+
+// counterCond is the condition on a counter table c (delivery_counts,
+// pending_counts) for f's shop, webhook and event.
+func counterCond(q *sqlArgs, f webhooks.DeliveryFilter) string {
+	where := "c.shop_id = " + q.add(f.ShopID)
+	if f.WebhookID != "" {
+		where += " AND c.webhook_id = " + q.add(f.WebhookID)
+	}
+	if f.Event != "" {
+		where += " AND c.event = " + q.add(f.Event)
+	}
+	return where
 }
 
 // floorTo rounds v down to a multiple of unit; the open bounds stay.

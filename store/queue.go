@@ -78,12 +78,16 @@ func (db *DB) claimHead(ctx context.Context, c webhooks.Claim) (jobs []*webhooks
 	return jobs, full, nil
 }
 
-const dueRows = `status = 'pending' AND scheduled_at <= $2 AND (leased_until IS NULL OR leased_until <= $2)`
+// dueRows is the condition of a pending row that is due and not leased at
+// now (a placeholder such as "$2").
+func dueRows(now string) string {
+	return `status = 'pending' AND scheduled_at <= ` + now + ` AND (leased_until IS NULL OR leased_until <= ` + now + `)`
+}
 
 // claimHeadSQLite reads the window and leases what it picks, in the
 // writer's transaction (nothing else writes meanwhile).
 func claimHeadSQLite(ctx context.Context, tx *Tx, c webhooks.Claim, window int, until, now int64) ([]string, int, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT id, webhook_id FROM deliveries WHERE `+strings.ReplaceAll(dueRows, "$2", "$1")+`
+	rows, err := tx.QueryContext(ctx, `SELECT id, webhook_id FROM deliveries WHERE `+dueRows("$1")+`
 		ORDER BY scheduled_at LIMIT $2`, now, window)
 	if err != nil {
 		return nil, 0, err
@@ -104,7 +108,7 @@ func claimHeadSQLite(ctx context.Context, tx *Tx, c webhooks.Claim, window int, 
 	if err := rows.Err(); err != nil {
 		return nil, 0, err
 	}
-	rows.Close()
+	rows.Close() // before the UPDATE on the same connection
 	if len(ids) == 0 {
 		return nil, seen, nil
 	}
@@ -124,7 +128,7 @@ func claimHeadPostgres(ctx context.Context, tx *Tx, c webhooks.Claim, window int
 		args = append(args, anySlice(c.Exclude)...)
 	}
 	rows, err := tx.QueryContext(ctx, `WITH win AS MATERIALIZED (
-			SELECT id, webhook_id, scheduled_at FROM deliveries WHERE `+dueRows+`
+			SELECT id, webhook_id, scheduled_at FROM deliveries WHERE `+dueRows("$2")+`
 			ORDER BY scheduled_at LIMIT $4 FOR UPDATE SKIP LOCKED),
 		upd AS (UPDATE deliveries d SET leased_until = $1
 			FROM (SELECT id FROM win `+skip+` ORDER BY scheduled_at LIMIT $3) p WHERE d.id = p.id RETURNING d.id)
@@ -197,8 +201,8 @@ visit:
 			if take <= 0 {
 				continue
 			}
-			more, err := queryIDs(ctx, db.rdb, `SELECT id FROM deliveries WHERE status = 'pending' AND webhook_id = $1
-				AND scheduled_at <= $2 AND (leased_until IS NULL OR leased_until <= $2) ORDER BY scheduled_at LIMIT $3`,
+			more, err := queryIDs(ctx, db.rdb, `SELECT id FROM deliveries WHERE webhook_id = $1 AND `+dueRows("$2")+`
+				ORDER BY scheduled_at LIMIT $3`,
 				h.webhookID, now, take)
 			if err != nil {
 				return nil, fmt.Errorf("claim deliveries: %w", err)
@@ -445,6 +449,23 @@ func webhookActivity(ctx context.Context, tx *Tx, ids []string) (map[string]bool
 	return out, rows.Err()
 }
 
+// attemptValues are the columns an attempt writes onto its row, in the
+// order status, created_at, response_status, response_headers,
+// response_body, response_truncated, request_headers, failure_reason,
+// duration_ms, next_retry_at.
+func attemptValues(r *webhooks.AttemptResult, next *time.Time) ([]any, error) {
+	status := webhooks.StatusFailed
+	if r.Success {
+		status = webhooks.StatusSuccess
+	}
+	respHeaders, reqHeaders, err := encodeHeaders(r.Response.Headers, r.RequestHeaders)
+	if err != nil {
+		return nil, err
+	}
+	return []any{string(status), ms(r.AttemptedAt), r.Response.StatusCode, respHeaders, r.Response.Body,
+		r.Response.BodyTruncated, reqHeaders, r.FailureReason, r.Duration.Milliseconds(), nullMS(next)}, nil
+}
+
 // finishDeliveries is finishDelivery for a batch, in one statement
 // (PostgreSQL): it returns the rows it finished by id. When a batch holds
 // two results for one delivery, the first is written.
@@ -461,11 +482,7 @@ func finishDeliveries(ctx context.Context, tx *Tx, results []webhooks.AttemptRes
 			continue
 		}
 		seen[r.DeliveryID] = true
-		status := webhooks.StatusFailed
-		if r.Success {
-			status = webhooks.StatusSuccess
-		}
-		respHeaders, reqHeaders, err := encodeHeaders(r.Response.Headers, r.RequestHeaders)
+		vals, err := attemptValues(r, nexts[i])
 		if err != nil {
 			return nil, err
 		}
@@ -473,18 +490,17 @@ func finishDeliveries(ctx context.Context, tx *Tx, results []webhooks.AttemptRes
 			b.WriteString(", ")
 		}
 		n := len(args)
-		fmt.Fprintf(&b, "($%d::text, $%d::text, $%d::bigint, $%d::bigint, $%d::text, $%d::text, $%d::boolean, $%d::text, $%d::text, $%d::bigint, $%d::bigint)",
+		fmt.Fprintf(&b, "($%d::text, $%d::bigint, $%d::bigint, $%d::text, $%d::text, $%d::boolean, $%d::text, $%d::text, $%d::bigint, $%d::bigint, $%d::text)",
 			n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10, n+11)
-		args = append(args, r.DeliveryID, string(status), ms(r.AttemptedAt), r.Response.StatusCode, respHeaders, r.Response.Body,
-			r.Response.BodyTruncated, reqHeaders, r.FailureReason, r.Duration.Milliseconds(), nullMS(nexts[i]))
+		args = append(append(args, vals...), r.DeliveryID)
 	}
 	args = append(args, webhooks.FailureWebhookDisabled)
 	rows, err := tx.QueryContext(ctx, `UPDATE deliveries d SET status = v.status, created_at = v.created_at, scheduled_at = NULL,
 		leased_until = NULL, response_status = v.response_status, response_headers = v.response_headers,
 		response_body = v.response_body, response_truncated = v.response_truncated, request_headers = v.request_headers,
 		failure_reason = v.failure_reason, duration_ms = v.duration_ms, next_retry_at = v.next_retry_at
-		FROM (VALUES `+b.String()+`) AS v (id, status, created_at, response_status, response_headers, response_body,
-			response_truncated, request_headers, failure_reason, duration_ms, next_retry_at)
+		FROM (VALUES `+b.String()+`) AS v (status, created_at, response_status, response_headers, response_body,
+			response_truncated, request_headers, failure_reason, duration_ms, next_retry_at, id)
 		WHERE d.id = v.id AND (d.status = 'pending' OR d.failure_reason = $`+strconv.Itoa(len(args))+`)
 		RETURNING d.id, d.shop_id, d.event_id, d.event, d.attempt`, args...)
 	if err != nil {
@@ -508,11 +524,7 @@ func finishDeliveries(ctx context.Context, tx *Tx, results []webhooks.AttemptRes
 // finishDelivery writes the outcome onto the claimed row. ok is false when
 // the row is gone or was already finished by an attempt.
 func finishDelivery(ctx context.Context, tx *Tx, r *webhooks.AttemptResult, next *time.Time) (*webhooks.Delivery, bool, error) {
-	status := webhooks.StatusFailed
-	if r.Success {
-		status = webhooks.StatusSuccess
-	}
-	respHeaders, reqHeaders, err := encodeHeaders(r.Response.Headers, r.RequestHeaders)
+	vals, err := attemptValues(r, next)
 	if err != nil {
 		return nil, false, err
 	}
@@ -522,8 +534,7 @@ func finishDelivery(ctx context.Context, tx *Tx, r *webhooks.AttemptResult, next
 		failure_reason = $8, duration_ms = $9, next_retry_at = $10
 		WHERE id = $11 AND (status = 'pending' OR failure_reason = $12)
 		RETURNING shop_id, event_id, event, attempt`,
-		string(status), ms(r.AttemptedAt), r.Response.StatusCode, respHeaders, r.Response.Body, r.Response.BodyTruncated,
-		reqHeaders, r.FailureReason, r.Duration.Milliseconds(), nullMS(next), r.DeliveryID, webhooks.FailureWebhookDisabled,
+		append(vals, r.DeliveryID, webhooks.FailureWebhookDisabled)...,
 	).Scan(&d.ShopID, &d.EventID, &d.Event, &d.Attempt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, false, nil
