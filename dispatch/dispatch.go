@@ -47,7 +47,9 @@ type Config struct {
 	// MaxInFlightPerWebhook bounds the attempts in flight to one webhook,
 	// so a slow endpoint can't take every worker; default 10.
 	MaxInFlightPerWebhook int
-	// ClaimBatch is the most deliveries one claim takes; default 64.
+	// ClaimBatch is the most deliveries one claim takes for free workers;
+	// default 64. A claim also takes what webhooks at their bound need
+	// claimed ahead, up to 4 × ClaimBatch in all.
 	ClaimBatch int
 	// LeaseFor is how long a claimed delivery stays taken before another
 	// worker may take it again; default: long enough for the claimed batch
@@ -93,7 +95,10 @@ func (c *Config) withDefaults() Config {
 	out.RecordBatch = cmp.Or(c.RecordBatch, DefaultRecordBatch)
 	if out.LeaseFor == 0 {
 		// A claimed delivery may wait behind a webhook's backlog (up to one
-		// claim batch plus the bound) before it is sent.
+		// claim batch plus the bound) before it is sent. A fast webhook
+		// keeps more claimed ahead (see ahead), sized to be sent within a
+		// few claims; if it turns slow, what is not sent before the lease
+		// ends is left to be claimed again.
 		rounds := (out.ClaimBatch+out.MaxInFlightPerWebhook)/out.MaxInFlightPerWebhook + 1
 		out.LeaseFor = time.Duration(rounds)*out.AttemptTimeout + 30*time.Second
 	}
@@ -153,6 +158,9 @@ type Dispatcher struct {
 	inFlight map[string]int // per webhook: claimed and not yet sent
 	total    int
 	backlog  map[string][]*webhooks.Job // claimed beyond a webhook's bound
+	queued   int                        // jobs in backlog, all webhooks
+	pace     map[string]pace            // per recently busy webhook
+	claimDur time.Duration              // claim time, writer wait included, recent peak
 	freed    chan struct{}
 	stopping bool
 	unsent   []*webhooks.Job // claimed, not sent because of Stop
@@ -192,6 +200,7 @@ func NewDispatcher(logger *slog.Logger, now func() time.Time, store Store, clien
 		results:  make(chan webhooks.AttemptResult, c.Workers*2),
 		inFlight: map[string]int{},
 		backlog:  map[string][]*webhooks.Job{},
+		pace:     map[string]pace{},
 		freed:    make(chan struct{}, 1),
 	}, nil
 }
@@ -330,59 +339,135 @@ func (d *Dispatcher) claimLoop(ctx context.Context) {
 	}
 }
 
-// claimOnce claims as many due deliveries as there are free workers and
-// hands them out; a webhook at its bound is skipped.
+// claimOnce claims as many due deliveries as there are free workers, plus
+// what busy webhooks need claimed ahead, and hands them out; a webhook at
+// its bound with enough claimed ahead is skipped.
 func (d *Dispatcher) claimOnce(ctx context.Context) (int, bool, error) {
 	d.mu.Lock()
+	d.dispatchWaiting()
 	free := d.cfg.Workers - d.total
 	var exclude []string
 	for id, n := range d.inFlight {
-		// Claim ahead: a webhook keeps up to its bound waiting, so its
-		// slots never run dry while the next claim commits.
-		if n >= d.cfg.MaxInFlightPerWebhook && len(d.backlog[id]) >= d.cfg.MaxInFlightPerWebhook {
+		// Claim ahead: a webhook at its bound keeps waiting what it will
+		// send while the next claim commits, so its slots never run dry.
+		if n >= d.cfg.MaxInFlightPerWebhook && len(d.backlog[id]) >= d.ahead(id) {
 			exclude = append(exclude, id)
 		}
 	}
+	// Room for the webhooks whose attempts completed lately: their bound
+	// and what they keep ahead, less what they hold.
+	room := 0
+	for id, p := range d.pace {
+		if d.inFlight[id] == 0 && time.Since(p.at) > paceTTL {
+			delete(d.pace, id)
+			continue
+		}
+		want := d.cfg.MaxInFlightPerWebhook + d.ahead(id)
+		room += max(want-d.inFlight[id]-len(d.backlog[id]), 0)
+	}
+	limit := min(max(free, 0), d.cfg.ClaimBatch) + room
+	limit = min(limit, d.maxAhead(), d.maxQueued()-d.queued)
 	d.mu.Unlock()
-	if free <= 0 {
+	if limit <= 0 {
 		return 0, true, nil
 	}
+	start := time.Now()
 	jobs, err := d.store.ClaimDeliveries(ctx, webhooks.Claim{
-		Limit: min(free, d.cfg.ClaimBatch), LeaseFor: d.cfg.LeaseFor, Exclude: exclude, PerWebhook: d.cfg.MaxInFlightPerWebhook,
+		Limit: limit, LeaseFor: d.cfg.LeaseFor, Exclude: exclude, PerWebhook: d.cfg.MaxInFlightPerWebhook,
 	})
+	took := time.Since(start)
 	if err != nil {
 		return 0, len(exclude) > 0, err
 	}
 	d.mu.Lock()
-	var ready []*webhooks.Job
+	// The slowest recent claim, decaying: a fast webhook must not run dry
+	// during the claims that wait longest behind the writer.
+	d.claimDur = max(took, movingAverage(d.claimDur, took, 8))
 	for _, j := range jobs {
-		if d.inFlight[j.WebhookID] >= d.cfg.MaxInFlightPerWebhook {
-			d.backlog[j.WebhookID] = append(d.backlog[j.WebhookID], j)
-			continue
-		}
-		d.inFlight[j.WebhookID]++
-		d.total++
-		ready = append(ready, j)
+		d.backlog[j.WebhookID] = append(d.backlog[j.WebhookID], j)
+		d.queued++
 	}
-	for _, j := range ready {
-		d.jobs <- j // never blocks: at most Workers jobs are in flight
-	}
+	d.dispatchWaiting()
 	d.mu.Unlock()
 	return len(jobs), len(exclude) > 0, nil
 }
 
-// release frees a webhook's slot after a send, or hands it to the next job
-// of that webhook's backlog.
-func (d *Dispatcher) release(webhookID string) {
+// dispatchWaiting hands claimed jobs to the workers while a worker is free
+// and their webhook is under its bound. Called with d.mu held.
+func (d *Dispatcher) dispatchWaiting() {
+	for id, q := range d.backlog {
+		for len(q) > 0 && d.total < d.cfg.Workers && d.inFlight[id] < d.cfg.MaxInFlightPerWebhook {
+			d.inFlight[id]++
+			d.total++
+			d.queued--
+			d.jobs <- q[0] // never blocks: at most Workers jobs are in flight
+			q = q[1:]
+		}
+		if len(q) == 0 {
+			delete(d.backlog, id)
+		} else {
+			d.backlog[id] = q
+		}
+	}
+}
+
+// ahead is how many deliveries a webhook at its bound keeps claimed beyond
+// it: what its attempts at their recent pace send during four of the
+// slowest recent claims (a refill is asked for one claim before it
+// arrives; the rest is margin), at least the bound, at most maxAhead. A
+// claim that waits behind a flood of publishes in the writer takes tens of
+// milliseconds, and a fast endpoint would otherwise sit idle meanwhile; a
+// slow one keeps its bound. Called with d.mu held.
+func (d *Dispatcher) ahead(webhookID string) int {
+	bound := d.cfg.MaxInFlightPerWebhook
+	p := d.pace[webhookID].attempt
+	if p <= 0 || d.claimDur <= 0 {
+		return bound
+	}
+	n := float64(bound) * float64(4*d.claimDur) / float64(p)
+	return int(min(max(n, float64(bound)), float64(d.maxAhead())))
+}
+
+// pace is how long a webhook's attempts took lately.
+type pace struct {
+	attempt time.Duration // moving average
+	at      time.Time     // of the last attempt
+}
+
+// paceTTL is how long a webhook's pace is kept after its last attempt.
+const paceTTL = 10 * time.Second
+
+// maxAhead bounds one claim, and what one webhook keeps claimed ahead.
+func (d *Dispatcher) maxAhead() int { return 4 * d.cfg.ClaimBatch }
+
+// maxQueued bounds the jobs claimed and waiting, all webhooks together.
+func (d *Dispatcher) maxQueued() int { return max(4*d.cfg.Workers, d.maxAhead()) }
+
+// movingAverage folds sample into avg with weight 1/n; the first sample
+// is taken as it is.
+func movingAverage(avg, sample time.Duration, n int64) time.Duration {
+	if avg <= 0 {
+		return sample
+	}
+	return avg + (sample-avg)/time.Duration(n)
+}
+
+// release frees a webhook's slot after an attempt that took took (0: not
+// sent), or hands it to the next job of that webhook's backlog.
+func (d *Dispatcher) release(webhookID string, took time.Duration) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if took > 0 {
+		d.pace[webhookID] = pace{movingAverage(d.pace[webhookID].attempt, took, 8), time.Now()}
+	}
 	if q := d.backlog[webhookID]; len(q) > 0 && !d.stopping {
 		d.backlog[webhookID] = q[1:]
 		if len(q) == 1 {
 			delete(d.backlog, webhookID)
 		}
+		d.queued--
 		d.jobs <- q[0] // never blocks: the job takes over the slot just freed
-		if len(q)-1 < d.cfg.MaxInFlightPerWebhook {
+		if len(q)-1 < d.ahead(webhookID) {
 			d.signalFreed() // room to claim ahead for this webhook again
 		}
 		return
@@ -390,6 +475,9 @@ func (d *Dispatcher) release(webhookID string) {
 	d.total--
 	if d.inFlight[webhookID]--; d.inFlight[webhookID] <= 0 {
 		delete(d.inFlight, webhookID)
+	}
+	if d.queued > 0 && !d.stopping {
+		d.dispatchWaiting() // a job waiting for a free worker takes this one
 	}
 	d.signalFreed()
 }
@@ -416,16 +504,18 @@ func (d *Dispatcher) worker(ctx context.Context) {
 		if left <= 0 {
 			// It waited too long behind its webhook's backlog: leave it
 			// to be claimed again when the lease runs out.
-			d.release(j.WebhookID)
+			d.release(j.WebhookID, 0)
 			continue
 		}
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), left)
 		d.metrics.track(1)
+		start := time.Now()
 		res := d.attempt(actx, j)
+		took := time.Since(start)
 		d.metrics.track(-1)
 		cancel()
 		d.results <- res
-		d.release(j.WebhookID)
+		d.release(j.WebhookID, took)
 	}
 }
 

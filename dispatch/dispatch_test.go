@@ -78,6 +78,12 @@ type testBundle struct {
 
 func setup(t *testing.T, cfg dispatch.Config) *testBundle {
 	t.Helper()
+	return setupWith(t, cfg, nil)
+}
+
+// setupWith is setup with the dispatcher's store wrapped by wrap.
+func setupWith(t *testing.T, cfg dispatch.Config, wrap func(*store.DB) dispatch.Store) *testBundle {
+	t.Helper()
 	ctx := context.Background()
 	db, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "d.db"), store.Options{})
 	if err != nil {
@@ -101,7 +107,11 @@ func setup(t *testing.T, cfg dispatch.Config) *testBundle {
 	if cfg.Jitter == 0 {
 		cfg.Jitter = -1
 	}
-	b.disp, err = dispatch.NewDispatcher(nil, nil, db, client, nil, &cfg)
+	var st dispatch.Store = db
+	if wrap != nil {
+		st = wrap(db)
+	}
+	b.disp, err = dispatch.NewDispatcher(nil, nil, st, client, nil, &cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,6 +135,35 @@ func (b *testBundle) waitRecorded(t *testing.T, n int) []webhooks.AttemptResult 
 		}
 	}
 	return out
+}
+
+func (b *testBundle) waitRecordedWithin(t *testing.T, n int, d time.Duration) []webhooks.AttemptResult {
+	t.Helper()
+	var out []webhooks.AttemptResult
+	deadline := time.After(d)
+	for len(out) < n {
+		select {
+		case r := <-b.recorded:
+			out = append(out, r)
+		case <-deadline:
+			t.Fatalf("%d of %d attempts recorded within %s", len(out), n, d)
+		}
+	}
+	return out
+}
+
+// slowClaims makes every claim wait, and remembers the largest asked for.
+type slowClaims struct {
+	*store.DB
+	delay    time.Duration
+	maxLimit atomic.Int32
+}
+
+func (s *slowClaims) ClaimDeliveries(ctx context.Context, c webhooks.Claim) ([]*webhooks.Job, error) {
+	for m := s.maxLimit.Load(); int32(c.Limit) > m && !s.maxLimit.CompareAndSwap(m, int32(c.Limit)); m = s.maxLimit.Load() {
+	}
+	time.Sleep(s.delay)
+	return s.DB.ClaimDeliveries(ctx, c)
 }
 
 func (b *testBundle) publish(t *testing.T, n int) []webhooks.PublishResult {
@@ -356,6 +395,46 @@ func TestDispatcher(t *testing.T) {
 		_, queued, err := b.db.FindDeliveries(b.ctx, webhooks.DeliveryFilter{ShopID: testShop, Status: webhooks.StatusPending})
 		if err != nil || queued < 500-3-3-8 {
 			t.Fatalf("%d queued, %v; the hanging webhook's backlog should still be there", queued, err)
+		}
+	})
+
+	t.Run("FastEndpointClaimedFurtherAheadWhenClaimsAreSlow", func(t *testing.T) {
+		t.Parallel()
+		// Each claim waits 40 ms, as it does behind a flood of publishes
+		// in the writer. A fast endpoint at its bound sends far more than
+		// one claim batch meanwhile: the dispatcher must claim further
+		// ahead for it, never above 4 claim batches, and never send more
+		// than the bound at once.
+		const bound, batch, n = 4, 16, 800
+		slow := &slowClaims{delay: 40 * time.Millisecond}
+		b := setupWith(t, dispatch.Config{Workers: 32, MaxInFlightPerWebhook: bound, ClaimBatch: batch},
+			func(db *store.DB) dispatch.Store { slow.DB = db; return slow })
+		var now, most atomic.Int32
+		seen := sync.Map{}
+		var dups atomic.Int32
+		rc := newReceiver(t, func(w http.ResponseWriter, r *recorded) {
+			c := now.Add(1)
+			defer now.Add(-1)
+			for m := most.Load(); c > m && !most.CompareAndSwap(m, c); m = most.Load() {
+			}
+			if _, loaded := seen.LoadOrStore(r.header.Get("X-Pancake-Delivery"), true); loaded {
+				dups.Add(1)
+			}
+			time.Sleep(time.Millisecond)
+		})
+		storetest.MustCreateWebhook(t, b.db, testShop, rc.srv.URL, time.Now(), "order.created")
+		b.publish(t, n)
+		if got := len(b.waitRecordedWithin(t, n, time.Minute)); got != n {
+			t.Fatalf("%d attempts recorded; want %d", got, n)
+		}
+		if d := dups.Load(); d > 0 {
+			t.Errorf("%d deliveries sent twice", d)
+		}
+		if m := most.Load(); m > bound {
+			t.Errorf("%d attempts in flight at once; the bound is %d", m, bound)
+		}
+		if l := slow.maxLimit.Load(); l <= batch+bound || l > 4*batch {
+			t.Errorf("largest claim asked for %d deliveries; want more than %d (one batch and the bound) and at most %d", l, batch+bound, 4*batch)
 		}
 	})
 
