@@ -354,16 +354,18 @@ func (d *Dispatcher) claimOnce(ctx context.Context) (int, bool, error) {
 			exclude = append(exclude, id)
 		}
 	}
-	// Room for the webhooks whose attempts completed lately: their bound
-	// and what they keep ahead, less what they hold.
+	// Room for the webhooks that keep more than their bound ahead (fast
+	// ones, lately): what they lack of it. The rest of a claim is sized by
+	// the free workers, as before.
 	room := 0
 	for id, p := range d.pace {
 		if d.inFlight[id] == 0 && time.Since(p.at) > paceTTL {
 			delete(d.pace, id)
 			continue
 		}
-		want := d.cfg.MaxInFlightPerWebhook + d.ahead(id)
-		room += max(want-d.inFlight[id]-len(d.backlog[id]), 0)
+		if ahead := d.ahead(id); ahead > d.cfg.MaxInFlightPerWebhook {
+			room += max(ahead-len(d.backlog[id]), 0)
+		}
 	}
 	limit := min(max(free, 0), d.cfg.ClaimBatch) + room
 	limit = min(limit, d.maxAhead(), d.maxQueued()-d.queued)
@@ -414,17 +416,21 @@ func (d *Dispatcher) dispatchWaiting() {
 // ahead is how many deliveries a webhook at its bound keeps claimed beyond
 // it: what its attempts at their recent pace send during four of the
 // slowest recent claims (a refill is asked for one claim before it
-// arrives; the rest is margin), at least the bound, at most maxAhead. A
+// arrives; the rest is margin), at least the bound, at most maxAhead, and
+// no more than can start before their lease runs short. A
 // claim that waits behind a flood of publishes in the writer takes tens of
 // milliseconds, and a fast endpoint would otherwise sit idle meanwhile; a
 // slow one keeps its bound. Called with d.mu held.
 func (d *Dispatcher) ahead(webhookID string) int {
 	bound := d.cfg.MaxInFlightPerWebhook
 	p := d.pace[webhookID].attempt
-	if p <= 0 || d.claimDur <= 0 {
+	// The last one claimed ahead must still have a whole attempt's time
+	// left on its lease when its turn comes; half that budget is used.
+	budget := d.cfg.LeaseFor - leaseMargin - d.cfg.AttemptTimeout
+	if p <= 0 || d.claimDur <= 0 || budget <= 0 {
 		return bound
 	}
-	n := float64(bound) * float64(4*d.claimDur) / float64(p)
+	n := float64(bound) * float64(min(4*d.claimDur, budget/2)) / float64(p)
 	return int(min(max(n, float64(bound)), float64(d.maxAhead())))
 }
 
