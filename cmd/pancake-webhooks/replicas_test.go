@@ -253,6 +253,20 @@ func TestReplicasShareTheQueueAndSurviveSIGKILL(t *testing.T) {
 		statuses = append(statuses, fmt.Sprintf("%s=%d", s, n))
 	}
 	rows.Close()
+	// Why attempts failed, though the receiver never fails: what a kill
+	// interrupted, and nothing else.
+	var reasons []string
+	if rows, err := pg.Query(`SELECT failure_reason, count(*) FROM deliveries WHERE status = 'failed'
+		GROUP BY failure_reason ORDER BY count(*) DESC LIMIT 5`); err == nil {
+		for rows.Next() {
+			var r string
+			var n int
+			if rows.Scan(&r, &n) == nil {
+				reasons = append(reasons, fmt.Sprintf("%q=%d", r, n))
+			}
+		}
+		rows.Close()
+	}
 
 	// Duplicates: only attempts the victim had sent but not recorded, each
 	// sent again by exactly one survivor once its lease ran out.
@@ -279,6 +293,7 @@ func TestReplicasShareTheQueueAndSurviveSIGKILL(t *testing.T) {
 	}
 	t.Logf("%d events accepted (%d before the kill, %d publishes failed), %d webhooks, %d arrivals (%d for events not acknowledged), deliveries in the database: %s",
 		len(ids), acceptedAtKill, nFailed.Load(), len(hooks), st.arrivals, st.unacknowledged(ids), strings.Join(statuses, " "))
+	t.Logf("failed attempts by reason: %s", strings.Join(reasons, " "))
 	t.Logf("arrivals by sender: %s; receiver requests in progress at the kill: %d", st.bySender(victimPID), inFlightAtKill)
 	t.Logf("%d duplicate arrivals (bound %d, --workers %d); problems: %d", st.duplicates, bound, replicaWorkers, len(st.problems))
 	t.Logf("published in %v, all arrived %v after the start (%v after the kill); %v in all",
