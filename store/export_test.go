@@ -1,0 +1,12 @@
+package store
+
+import "context"
+
+// WriteForTest runs fn in the group-commit writer, as the store's own
+// writes do.
+func (db *DB) WriteForTest(ctx context.Context, fn func(tx *Tx) error) error {
+	return db.write(ctx, fn)
+}
+
+// WaitingWritesForTest is how many writes wait for the writer.
+func (db *DB) WaitingWritesForTest() int { return len(db.ops) }
