@@ -344,7 +344,6 @@ func (d *Dispatcher) claimLoop(ctx context.Context) {
 // its bound with enough claimed ahead is skipped.
 func (d *Dispatcher) claimOnce(ctx context.Context) (int, bool, error) {
 	d.mu.Lock()
-	d.dispatchWaiting()
 	free := d.cfg.Workers - d.total
 	var exclude []string
 	for id, n := range d.inFlight {
