@@ -64,9 +64,15 @@ func (c *child) logs() string {
 
 func startServer(t *testing.T, bin string, args ...string) *child {
 	t.Helper()
+	return startServerEnv(t, bin, os.Environ(), args...)
+}
+
+// startServerEnv is startServer with the environment env.
+func startServerEnv(t *testing.T, bin string, env []string, args ...string) *child {
+	t.Helper()
 	cmd := exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0", "--admin-token", adminToken,
 		"--allow-private-networks", "--allow-http", "--log-level", "info"}, args...)...)
-	cmd.Env = os.Environ()
+	cmd.Env = env
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -78,6 +81,44 @@ func TestMetricsExposeTheEngineWithoutSecrets(t *testing.T) {
 	for _, secret := range []string{key, shop, hook.ID, "secret-path", rcv.URL} {
 		if strings.Contains(text, secret) {
 			t.Errorf("/metrics shows %q", secret)
+		}
+	}
+}
+
+// TestServeRunsTheCollectorAtGOGC300 checks, on /metrics of the real binary,
+// that serve sets Go's GOGC to 300 when the environment sets none, and
+// leaves an operator's GOGC alone.
+func TestServeRunsTheCollectorAtGOGC300(t *testing.T) {
+	t.Parallel()
+	bin := buildBinary(t)
+	var base []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GOGC=") {
+			base = append(base, kv)
+		}
+	}
+	for _, c := range []struct {
+		gogc, want string
+	}{
+		{"", "go_gc_gogc_percent 300\n"},
+		{"GOGC=150", "go_gc_gogc_percent 150\n"},
+	} {
+		env := slices.Clone(base)
+		if c.gogc != "" {
+			env = append(env, c.gogc)
+		}
+		srv := startServerEnv(t, bin, env, "--db", "sqlite:"+filepath.Join(t.TempDir(), "gc.db"))
+		resp, err := http.Get(srv.url("/metrics"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /metrics: %d %v", resp.StatusCode, err)
+		}
+		if !strings.Contains(string(b), c.want) {
+			t.Errorf("environment %q: /metrics lacks %q", c.gogc, strings.TrimSpace(c.want))
 		}
 	}
 }
