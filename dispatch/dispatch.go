@@ -419,14 +419,17 @@ func (d *Dispatcher) dispatchWaiting() {
 // no more than can start before their lease runs short. A
 // claim that waits behind a flood of publishes in the writer takes tens of
 // milliseconds, and a fast endpoint would otherwise sit idle meanwhile; a
-// slow one keeps its bound. Called with d.mu held.
+// slow one keeps its bound, and so does one whose last attempt failed: its
+// deliveries only go back to the queue for a retry, and refusing them
+// faster would take the writer from the publishes. Called with d.mu held.
 func (d *Dispatcher) ahead(webhookID string) int {
 	bound := d.cfg.MaxInFlightPerWebhook
-	p := d.pace[webhookID].attempt
+	pc := d.pace[webhookID]
+	p := pc.attempt
 	// The last one claimed ahead must still have a whole attempt's time
 	// left on its lease when its turn comes; half that budget is used.
 	budget := d.cfg.LeaseFor - leaseMargin - d.cfg.AttemptTimeout
-	if p <= 0 || d.claimDur <= 0 || budget <= 0 {
+	if p <= 0 || pc.failed || d.claimDur <= 0 || budget <= 0 {
 		return bound
 	}
 	n := float64(bound) * float64(min(4*d.claimDur, budget/2)) / float64(p)
@@ -437,6 +440,7 @@ func (d *Dispatcher) ahead(webhookID string) int {
 type pace struct {
 	attempt time.Duration // moving average
 	at      time.Time     // of the last attempt
+	failed  bool          // the last attempt failed
 }
 
 // paceTTL is how long a webhook's pace is kept after its last attempt.
@@ -458,12 +462,13 @@ func movingAverage(avg, sample time.Duration, n int64) time.Duration {
 }
 
 // release frees a webhook's slot after an attempt that took took (0: not
-// sent), or hands it to the next job of that webhook's backlog.
-func (d *Dispatcher) release(webhookID string, took time.Duration) {
+// sent) and succeeded or not, or hands it to the next job of that
+// webhook's backlog.
+func (d *Dispatcher) release(webhookID string, took time.Duration, ok bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if took > 0 {
-		d.pace[webhookID] = pace{movingAverage(d.pace[webhookID].attempt, took, 8), time.Now()}
+		d.pace[webhookID] = pace{movingAverage(d.pace[webhookID].attempt, took, 8), time.Now(), !ok}
 	}
 	if q := d.backlog[webhookID]; len(q) > 0 && !d.stopping {
 		d.backlog[webhookID] = q[1:]
@@ -509,7 +514,7 @@ func (d *Dispatcher) worker(ctx context.Context) {
 		if left <= 0 {
 			// It waited too long behind its webhook's backlog: leave it
 			// to be claimed again when the lease runs out.
-			d.release(j.WebhookID, 0)
+			d.release(j.WebhookID, 0, false)
 			continue
 		}
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), left)
@@ -520,7 +525,7 @@ func (d *Dispatcher) worker(ctx context.Context) {
 		d.metrics.track(-1)
 		cancel()
 		d.results <- res
-		d.release(j.WebhookID, took)
+		d.release(j.WebhookID, took, res.Success)
 	}
 }
 

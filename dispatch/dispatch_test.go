@@ -438,6 +438,29 @@ func TestDispatcher(t *testing.T) {
 		}
 	})
 
+	t.Run("FailingEndpointKeepsOnlyItsBoundClaimed", func(t *testing.T) {
+		t.Parallel()
+		// The same slow claims, but the endpoint fails every attempt at
+		// once (as one that is down does): its deliveries only go back to
+		// the queue, so the dispatcher must not claim further ahead for it
+		// and take the writer from the publishes.
+		const bound, batch, n = 4, 16, 400
+		slow := &slowClaims{delay: 40 * time.Millisecond}
+		b := setupWith(t, dispatch.Config{Workers: 32, MaxInFlightPerWebhook: bound, ClaimBatch: batch},
+			func(db *store.DB) dispatch.Store { slow.DB = db; return slow })
+		rc := newReceiver(t, func(w http.ResponseWriter, _ *recorded) {
+			w.WriteHeader(http.StatusInternalServerError)
+		})
+		storetest.MustCreateWebhook(t, b.db, testShop, rc.srv.URL, time.Now(), "order.created")
+		b.publish(t, n)
+		if got := len(b.waitRecordedWithin(t, n, time.Minute)); got < n {
+			t.Fatalf("%d attempts recorded; want %d", got, n)
+		}
+		if l := slow.maxLimit.Load(); l > batch {
+			t.Errorf("largest claim asked for %d deliveries; want at most one batch (%d) for a failing endpoint", l, batch)
+		}
+	})
+
 	t.Run("TestSendAndManualRetry", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, dispatch.Config{})
