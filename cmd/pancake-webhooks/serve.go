@@ -60,8 +60,9 @@ type ServeConfig struct {
 
 // serveGCPercent is serve's GOGC when the environment sets none. The
 // collector ran at ~8% of the server's CPU samples at the default 100; at
-// 300, single publishes went from 0.13 to 0.15–0.16 × raw and batch ingest
-// from 0.65 to 0.89 × raw, for 7–16 MB more peak RSS (BENCHMARKS.md).
+// 300, single publishes went from 0.12–0.13 to 0.14–0.16 × raw (alternating
+// runs) and batch ingest from 0.65 to 0.89 × raw (one run each), for 7–16 MB
+// more peak RSS (BENCHMARKS.md).
 const serveGCPercent = 300
 
 func newServeCmd() *cobra.Command {
