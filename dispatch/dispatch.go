@@ -165,6 +165,18 @@ type Dispatcher struct {
 	stopping bool
 	unsent   []*webhooks.Job // claimed, not sent because of Stop
 
+	// Hand-over from publishes (Reserve, Take, Cancel): direct is set
+	// while the queue holds no due work the claims could take, so a
+	// delivery published now may skip it; behind counts the deliveries
+	// queued since (a claim that began before one of them can't tell
+	// that the queue is empty).
+	direct   bool
+	behind   uint64
+	held     map[string]int // per webhook: reserved, not yet taken
+	heldAll  int
+	closing  bool // Stop has begun: no more reservations
+	released *sync.Cond
+
 	cancel   context.CancelFunc
 	stopOnce sync.Once
 	claimWG  sync.WaitGroup
@@ -188,7 +200,7 @@ func NewDispatcher(logger *slog.Logger, now func() time.Time, store Store, clien
 	if now == nil {
 		now = time.Now
 	}
-	return &Dispatcher{
+	d := &Dispatcher{
 		logger:   cmp.Or(logger, slog.New(slog.DiscardHandler)),
 		now:      now,
 		store:    store,
@@ -202,11 +214,18 @@ func NewDispatcher(logger *slog.Logger, now func() time.Time, store Store, clien
 		backlog:  map[string][]*webhooks.Job{},
 		pace:     map[string]pace{},
 		freed:    make(chan struct{}, 1),
-	}, nil
+		held:     map[string]int{},
+	}
+	d.released = sync.NewCond(&d.mu)
+	return d, nil
 }
 
-// Wake tells the dispatcher that deliveries were queued. It never blocks.
+// Wake tells the dispatcher that deliveries were queued for a claim to
+// find (not handed over). It never blocks.
 func (d *Dispatcher) Wake() {
+	d.mu.Lock()
+	d.queuedBehind()
+	d.mu.Unlock()
 	select {
 	case d.wake <- struct{}{}:
 	default:
@@ -239,9 +258,17 @@ func (d *Dispatcher) Stop() {
 		if !d.started {
 			return
 		}
+		d.mu.Lock()
+		d.closing = true
+		d.mu.Unlock()
 		d.cancel()
 		d.claimWG.Wait()
 		d.mu.Lock()
+		// Reservations end with their commit: taken, they are sent or
+		// given back with the rest below.
+		for d.heldAll > 0 {
+			d.released.Wait()
+		}
 		d.stopping = true
 		close(d.jobs)
 		d.mu.Unlock()
@@ -322,6 +349,11 @@ func (d *Dispatcher) claimLoop(ctx context.Context) {
 			woken = d.wake
 			goto sleep
 		case <-d.freed:
+			if d.queueEmpty() {
+				// Nothing is due that a claim could take: the slot waits
+				// for a publish to hand it work.
+				goto sleep
+			}
 		case <-timer.C:
 		}
 		if !hold.Stop() {
@@ -367,7 +399,8 @@ func (d *Dispatcher) claimOnce(ctx context.Context) (int, bool, error) {
 		}
 	}
 	limit := min(max(free, 0), d.cfg.ClaimBatch) + room
-	limit = min(limit, d.maxAhead(), d.maxQueued()-d.queued)
+	limit = min(limit, d.maxAhead(), d.maxQueued()-d.queued-d.heldAll)
+	behind := d.behind
 	d.mu.Unlock()
 	if limit <= 0 {
 		return 0, true, nil
@@ -381,6 +414,9 @@ func (d *Dispatcher) claimOnce(ctx context.Context) (int, bool, error) {
 		return 0, len(exclude) > 0, err
 	}
 	d.mu.Lock()
+	// Fewer than asked, none skipped, nothing queued meanwhile: the queue
+	// holds no due work, and publishes may hand theirs over.
+	d.direct = len(jobs) < limit && len(exclude) == 0 && d.behind == behind
 	// The slowest recent claim, decaying: a fast webhook must not run dry
 	// during the claims that wait longest behind the writer.
 	d.claimDur = max(took, movingAverage(d.claimDur, took, 8))
@@ -490,6 +526,80 @@ func (d *Dispatcher) release(webhookID string, took time.Duration, ok bool) {
 		d.dispatchWaiting() // a job waiting for a free worker takes this one
 	}
 	d.signalFreed()
+}
+
+// queueEmpty says whether the last claim found the queue without due work
+// it could take, and nothing was queued since (retries come due on the
+// claim loop's timer, expired leases on its poll).
+func (d *Dispatcher) queueEmpty() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.direct
+}
+
+// Reserve holds a place for one delivery to webhookID that a publish is
+// about to store, leased until the time it returns: the store's Handoff.
+// There is a place while the queue holds no due work (the last claim found
+// less than it asked for, and nothing was queued since) and the webhook
+// has less in flight and waiting than a claim would give it. When there
+// is none, the delivery waits in the queue, and so do the ones published
+// after it until a claim has taken it.
+func (d *Dispatcher) Reserve(webhookID string) (time.Time, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.direct || d.closing {
+		d.queuedBehind()
+		return time.Time{}, false
+	}
+	n := d.inFlight[webhookID] + len(d.backlog[webhookID]) + d.held[webhookID]
+	if n >= d.cfg.MaxInFlightPerWebhook+d.ahead(webhookID) || d.queued+d.heldAll >= d.maxQueued() {
+		d.queuedBehind()
+		return time.Time{}, false
+	}
+	d.held[webhookID]++
+	d.heldAll++
+	return d.now().Add(d.cfg.LeaseFor), true
+}
+
+// Take hands over deliveries reserved with Reserve, now stored leased: they
+// wait with the claimed ones for a worker and their webhook's bound.
+func (d *Dispatcher) Take(jobs []*webhooks.Job) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, j := range jobs {
+		d.unhold(j.WebhookID)
+		d.backlog[j.WebhookID] = append(d.backlog[j.WebhookID], j)
+		d.queued++
+	}
+	d.dispatchWaiting()
+}
+
+// Cancel gives back places reserved for deliveries that were not stored.
+func (d *Dispatcher) Cancel(jobs []*webhooks.Job) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, j := range jobs {
+		d.unhold(j.WebhookID)
+	}
+	d.signalFreed()
+}
+
+// unhold ends one reservation. Called with d.mu held.
+func (d *Dispatcher) unhold(webhookID string) {
+	if d.held[webhookID]--; d.held[webhookID] <= 0 {
+		delete(d.held, webhookID)
+	}
+	if d.heldAll--; d.heldAll == 0 {
+		d.released.Broadcast()
+	}
+}
+
+// queuedBehind notes that a delivery waits in the queue unclaimed: publishes
+// stop handing theirs over until a claim has found the queue empty again.
+// Called with d.mu held.
+func (d *Dispatcher) queuedBehind() {
+	d.direct = false
+	d.behind++
 }
 
 // signalFreed wakes the claim loop without blocking.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -116,6 +117,7 @@ func setupWith(t *testing.T, cfg dispatch.Config, wrap func(*store.DB) dispatch.
 		t.Fatal(err)
 	}
 	db.OnQueued(b.disp.Wake)
+	db.SetHandoff(b.disp)
 	if err := b.disp.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -167,18 +169,64 @@ func sendWithSlowClaims(t *testing.T, bound, batch, n int, handle func(http.Resp
 	return slow
 }
 
-// slowClaims makes every claim wait, and remembers the largest asked for.
+// slowClaims makes every claim wait, remembers the largest asked for, and
+// counts the claims made and the deliveries they took.
 type slowClaims struct {
 	*store.DB
 	delay    time.Duration
 	maxLimit atomic.Int32
+	calls    atomic.Int32 // claims that returned
+	claimed  atomic.Int32
 }
 
 func (s *slowClaims) ClaimDeliveries(ctx context.Context, c webhooks.Claim) ([]*webhooks.Job, error) {
 	for m := s.maxLimit.Load(); int32(c.Limit) > m && !s.maxLimit.CompareAndSwap(m, int32(c.Limit)); m = s.maxLimit.Load() {
 	}
 	time.Sleep(s.delay)
-	return s.DB.ClaimDeliveries(ctx, c)
+	jobs, err := s.DB.ClaimDeliveries(ctx, c)
+	s.claimed.Add(int32(len(jobs)))
+	s.calls.Add(1)
+	return jobs, err
+}
+
+// waitFirstClaim returns once the dispatcher's first claim (on start, of
+// an empty queue) has returned.
+func (s *slowClaims) waitFirstClaim(t *testing.T) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); s.calls.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no claim within 10s of the start")
+		}
+	}
+}
+
+// sendCheck is a receiver's handler (answering 200 after 1 ms) that
+// notes deliveries sent twice and the most attempts in flight at once.
+type sendCheck struct {
+	seen           sync.Map
+	dups, now, top atomic.Int32
+}
+
+func (c *sendCheck) handle(_ http.ResponseWriter, r *recorded) {
+	n := c.now.Add(1)
+	defer c.now.Add(-1)
+	for m := c.top.Load(); n > m && !c.top.CompareAndSwap(m, n); m = c.top.Load() {
+	}
+	if _, loaded := c.seen.LoadOrStore(r.header.Get("X-Pancake-Delivery"), true); loaded {
+		c.dups.Add(1)
+	}
+	time.Sleep(time.Millisecond)
+}
+
+// check fails t if a delivery was sent twice or more than bound at once.
+func (c *sendCheck) check(t *testing.T, bound int) {
+	t.Helper()
+	if d := c.dups.Load(); d > 0 {
+		t.Errorf("%d deliveries sent twice", d)
+	}
+	if m := c.top.Load(); m > int32(bound) {
+		t.Errorf("%d attempts in flight at once; the bound is %d", m, bound)
+	}
 }
 
 func (b *testBundle) publish(t *testing.T, n int) []webhooks.PublishResult {
@@ -421,25 +469,9 @@ func TestDispatcher(t *testing.T) {
 		// ahead for it, never above 4 claim batches, and never send more
 		// than the bound at once.
 		const bound, batch, n = 4, 16, 800
-		var now, most atomic.Int32
-		seen := sync.Map{}
-		var dups atomic.Int32
-		slow := sendWithSlowClaims(t, bound, batch, n, func(w http.ResponseWriter, r *recorded) {
-			c := now.Add(1)
-			defer now.Add(-1)
-			for m := most.Load(); c > m && !most.CompareAndSwap(m, c); m = most.Load() {
-			}
-			if _, loaded := seen.LoadOrStore(r.header.Get("X-Pancake-Delivery"), true); loaded {
-				dups.Add(1)
-			}
-			time.Sleep(time.Millisecond)
-		})
-		if d := dups.Load(); d > 0 {
-			t.Errorf("%d deliveries sent twice", d)
-		}
-		if m := most.Load(); m > bound {
-			t.Errorf("%d attempts in flight at once; the bound is %d", m, bound)
-		}
+		var sends sendCheck
+		slow := sendWithSlowClaims(t, bound, batch, n, sends.handle)
+		sends.check(t, bound)
 		if l := slow.maxLimit.Load(); l <= batch+bound || l > 4*batch {
 			t.Errorf("largest claim asked for %d deliveries; want more than %d (one batch and the bound) and at most %d", l, batch+bound, 4*batch)
 		}
@@ -457,6 +489,108 @@ func TestDispatcher(t *testing.T) {
 		})
 		if l := slow.maxLimit.Load(); l > batch {
 			t.Errorf("largest claim asked for %d deliveries; want at most one batch (%d) for a failing endpoint", l, batch)
+		}
+	})
+
+	t.Run("PublishedDeliveriesSkipTheClaim", func(t *testing.T) {
+		t.Parallel()
+		// A dispatcher with room takes what a publish queues straight from
+		// its commit: no claim needs to find it.
+		counting := &slowClaims{}
+		b := setupWith(t, dispatch.Config{}, func(db *store.DB) dispatch.Store { counting.DB = db; return counting })
+		rc := newReceiver(t, nil)
+		storetest.MustCreateWebhook(t, b.db, testShop, rc.srv.URL, time.Now(), "order.created")
+		counting.waitFirstClaim(t)
+		start, first := time.Now(), counting.calls.Load()
+		for range 20 {
+			res := b.publish(t, 1)
+			if got := rc.next(t).header.Get("webhook-id"); got != res[0].EventID {
+				t.Fatalf("delivered event %s; want %s", got, res[0].EventID)
+			}
+			if r := b.waitRecorded(t, 1); !r[0].Success {
+				t.Fatalf("attempt recorded as failed: %+v", r[0])
+			}
+		}
+		if n := counting.claimed.Load(); n != 0 {
+			t.Errorf("claims took %d of the 20 deliveries; want 0: each was handed over by its publish", n)
+		}
+		// Nor does a finished attempt make the engine look at the queue it
+		// knows is empty: only the poll (every second) does.
+		if n, polls := counting.calls.Load()-first, int32(time.Since(start)/time.Second)+1; n > polls {
+			t.Errorf("%d claims during 20 attempts in %s; want at most %d (the polls)", n, time.Since(start).Round(time.Millisecond), polls)
+		}
+	})
+
+	t.Run("HandOverAndClaimsSendEachDeliveryOnce", func(t *testing.T) {
+		t.Parallel()
+		// 8 publishers at once to an endpoint with a bound of 2: some
+		// deliveries are handed over, the rest wait for claims; each is
+		// sent once, within the bound, and recorded.
+		const bound, publishers, each = 2, 8, 40
+		counting := &slowClaims{}
+		b := setupWith(t, dispatch.Config{Workers: 16, MaxInFlightPerWebhook: bound, ClaimBatch: 8},
+			func(db *store.DB) dispatch.Store { counting.DB = db; return counting })
+		var sends sendCheck
+		rc := newReceiver(t, sends.handle)
+		storetest.MustCreateWebhook(t, b.db, testShop, rc.srv.URL, time.Now(), "order.created")
+		counting.waitFirstClaim(t)
+		var wg sync.WaitGroup
+		for range publishers {
+			wg.Go(func() {
+				for range each {
+					b.publish(t, 1)
+				}
+			})
+		}
+		wg.Wait()
+		const n = publishers * each
+		for _, r := range b.waitRecordedWithin(t, n, time.Minute) {
+			if !r.Success {
+				t.Fatalf("attempt recorded as failed: %+v", r)
+			}
+		}
+		sends.check(t, bound)
+		if c := counting.claimed.Load(); c == 0 || c == n {
+			t.Errorf("claims took %d of %d deliveries; want some (the endpoint is at its bound) but not all", c, n)
+		}
+		if _, q, err := b.db.FindDeliveries(b.ctx, webhooks.DeliveryFilter{ShopID: testShop, Status: webhooks.StatusPending}); err != nil || q != 0 {
+			t.Errorf("%d deliveries still queued (%v); want 0", q, err)
+		}
+	})
+
+	t.Run("PublishedDeliveriesDoNotPassQueuedOnes", func(t *testing.T) {
+		t.Parallel()
+		// Bound 1, claims slowed. e1 is in flight, e2 handed over behind
+		// it, e3 finds no room and is queued. When e1 is answered, e2 goes
+		// out and a claim for e3 begins; e4, published meanwhile, must
+		// wait behind e3 even though there is room again.
+		slow := &slowClaims{delay: 40 * time.Millisecond}
+		b := setupWith(t, dispatch.Config{Workers: 4, MaxInFlightPerWebhook: 1, ClaimBatch: 4},
+			func(db *store.DB) dispatch.Store { slow.DB = db; return slow })
+		gate := make(chan struct{})
+		rc := newReceiver(t, func(w http.ResponseWriter, _ *recorded) { <-gate })
+		storetest.MustCreateWebhook(t, b.db, testShop, rc.srv.URL, time.Now(), "order.created")
+		slow.waitFirstClaim(t)
+		var ids []string
+		publish := func() { ids = append(ids, b.publish(t, 1)[0].EventID) }
+		publish() // e1
+		rc.next(t)
+		publish()                          // e2
+		publish()                          // e3
+		time.Sleep(300 * time.Millisecond) // e1's attempt is slow: the webhook keeps its bound ahead, no more
+		gate <- struct{}{}                 // e1 answered
+		rc.next(t)                         // e2 sent
+		publish()                          // e4
+		close(gate)
+		b.waitRecordedWithin(t, 4, 30*time.Second)
+		rc.mu.Lock()
+		var got []string
+		for _, r := range rc.requests {
+			got = append(got, r.header.Get("webhook-id"))
+		}
+		rc.mu.Unlock()
+		if !slices.Equal(got, ids) {
+			t.Errorf("events arrived in the order %v; want %v (published order)", got, ids)
 		}
 	})
 

@@ -32,12 +32,12 @@ func (db *DB) Publish(ctx context.Context, shopID string, in []webhooks.PublishI
 		op.pub = &publishReq{shopID: shopID, events: events, out: out, now: now}
 	}
 	_, err := db.submit(ctx, op, func(tx *Tx, queued *bool) error {
-		subs, err := activeWebhooks(ctx, tx, shopID)
+		subs, err := activeWebhooks(ctx, tx, shopID, now)
 		if err != nil {
 			return err
 		}
 		for i, e := range events {
-			res, q, err := publishOne(ctx, tx, e, subs, now)
+			res, q, err := db.publishOne(ctx, tx, op, e, subs, now)
 			if err != nil {
 				return err
 			}
@@ -81,6 +81,9 @@ func (db *DB) mergePublishes(ctx context.Context, tx *Tx, ops []*writeOp) error 
 	}
 	err := db.publishMerged(ctx, tx, reqs)
 	if err != nil {
+		for _, op := range reqs {
+			db.dropHandoff(op)
+		}
 		db.logger.Warn("merged publish failed; publishing one by one", "error", err)
 		if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT merged"); err != nil {
 			return fmt.Errorf("rollback to savepoint: %w", err)
@@ -100,48 +103,72 @@ func (db *DB) mergePublishes(ctx context.Context, tx *Tx, ops []*writeOp) error 
 func (db *DB) publishMerged(ctx context.Context, tx *Tx, reqs []*writeOp) error {
 	subs := map[string][]subscriber{}
 	var events []*webhooks.Event
-	var deliveries []*webhooks.Delivery
+	var rows queuedRows
 	for _, op := range reqs {
 		p := op.pub
 		ss, ok := subs[p.shopID]
 		if !ok {
 			var err error
-			if ss, err = activeWebhooks(ctx, tx, p.shopID); err != nil {
+			if ss, err = activeWebhooks(ctx, tx, p.shopID, p.now); err != nil {
 				return err
 			}
 			subs[p.shopID] = ss
 		}
 		op.queued = false
 		for i, e := range p.events {
-			ds := pendingFor(e, ss, p.now)
-			e.Deliveries = len(ds)
-			p.out[i] = webhooks.PublishResult{EventID: e.ID, Deliveries: len(ds)}
-			op.queued = op.queued || len(ds) > 0
+			n := len(rows.ds)
+			op.queued = db.queueFor(op, &rows, e, ss, p.now) || op.queued
+			e.Deliveries = len(rows.ds) - n
+			p.out[i] = webhooks.PublishResult{EventID: e.ID, Deliveries: e.Deliveries}
 			events = append(events, e)
-			deliveries = append(deliveries, ds...)
 		}
 	}
 	if err := insertEvents(ctx, tx, events); err != nil {
 		return err
 	}
-	return insertPending(ctx, tx, deliveries)
+	return insertQueued(ctx, tx, rows)
 }
 
-// pendingFor returns the queued deliveries of e: one per subscriber.
-func pendingFor(e *webhooks.Event, subs []subscriber, now time.Time) []*webhooks.Delivery {
-	var out []*webhooks.Delivery
-	for _, s := range subs {
+// queuedRows are deliveries to insert as pending, each leased until the
+// Unix millisecond in leased (0: not leased).
+type queuedRows struct {
+	ds     []*webhooks.Delivery
+	leased []int64
+}
+
+// queueFor adds to rows the queued deliveries of e, one per subscriber.
+// Those the local dispatcher has room for (see Handoff) are leased to it
+// and kept on op, to be handed over once op commits. It reports whether
+// any is left for a claim to find.
+func (db *DB) queueFor(op *writeOp, rows *queuedRows, e *webhooks.Event, subs []subscriber, now time.Time) (queued bool) {
+	h := db.handoffTo()
+	for i := range subs {
+		s := &subs[i]
 		if !slices.Contains(s.events, e.Type) {
 			continue
 		}
 		due := now
-		out = append(out, &webhooks.Delivery{
+		d := &webhooks.Delivery{
 			ID: webhooks.NewID(webhooks.PrefixDelivery, now), ShopID: e.ShopID, WebhookID: s.id, EventID: e.ID,
 			Event: e.Type, Status: webhooks.StatusPending, Trigger: webhooks.TriggerEvent, Attempt: 1,
 			CreatedAt: now, ScheduledAt: &due,
-		})
+		}
+		var leased int64
+		if h != nil {
+			if until, ok := h.Reserve(s.id); ok {
+				leased = ms(until)
+				op.handoff = append(op.handoff, &webhooks.Job{
+					DeliveryID: d.ID, ShopID: d.ShopID, WebhookID: d.WebhookID, EventID: d.EventID, Event: d.Event,
+					Attempt: d.Attempt, Trigger: d.Trigger, Payload: e.Envelope, URL: s.url, Secrets: s.secrets,
+					CreatedAt: now, LeasedUntil: fromMS(leased),
+				})
+			}
+		}
+		queued = queued || leased == 0
+		rows.ds = append(rows.ds, d)
+		rows.leased = append(rows.leased, leased)
 	}
-	return out
+	return queued
 }
 
 // insertEvents inserts events without idempotency keys, many per statement.
@@ -168,26 +195,37 @@ func insertEvents(ctx context.Context, tx *Tx, es []*webhooks.Event) error {
 	return nil
 }
 
-// subscriber is what publishing needs of an active webhook.
+// subscriber is what publishing needs of an active webhook: what it
+// subscribes to, and what sending to it takes, for a delivery handed
+// straight to the dispatcher.
 type subscriber struct {
-	id     string
-	events []string
+	id      string
+	events  []string
+	url     string
+	secrets []string // signing secrets at the publish's time
 }
 
-func activeWebhooks(ctx context.Context, tx *Tx, shopID string) ([]subscriber, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT id, events FROM webhooks WHERE shop_id = $1 AND is_active = TRUE ORDER BY id`, shopID)
+func activeWebhooks(ctx context.Context, tx *Tx, shopID string, now time.Time) ([]subscriber, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id, events, url, secret, prev_secret, prev_secret_expires_at
+		FROM webhooks WHERE shop_id = $1 AND is_active = TRUE ORDER BY id`, shopID)
 	if err != nil {
 		return nil, fmt.Errorf("find subscribers: %w", err)
 	}
 	defer rows.Close()
 	var subs []subscriber
 	for rows.Next() {
-		var s subscriber
-		var events string
-		if err := rows.Scan(&s.id, &events); err != nil {
+		var (
+			s       subscriber
+			w       webhooks.Webhook
+			events  string
+			prevExp int64
+		)
+		if err := rows.Scan(&s.id, &events, &s.url, &w.Secret, &w.PreviousSecret, &prevExp); err != nil {
 			return nil, fmt.Errorf("scan subscriber: %w", err)
 		}
 		s.events = decodeEvents(events)
+		w.PreviousSecretExpiresAt = fromMS(prevExp)
+		s.secrets = w.SigningSecrets(now)
 		subs = append(subs, s)
 	}
 	return subs, rows.Err()
@@ -209,7 +247,7 @@ func decodeEvents(s string) []string {
 	return parts
 }
 
-func publishOne(ctx context.Context, tx *Tx, e *webhooks.Event, subs []subscriber, now time.Time) (webhooks.PublishResult, bool, error) {
+func (db *DB) publishOne(ctx context.Context, tx *Tx, op *writeOp, e *webhooks.Event, subs []subscriber, now time.Time) (webhooks.PublishResult, bool, error) {
 	var key any
 	if e.IdempotencyKey != "" {
 		key = e.IdempotencyKey
@@ -232,15 +270,16 @@ func publishOne(ctx context.Context, tx *Tx, e *webhooks.Event, subs []subscribe
 			return webhooks.PublishResult{}, false, fmt.Errorf("find idempotent event: %w", err)
 		}
 	}
-	rows := pendingFor(e, subs, now)
-	e.Deliveries = len(rows)
+	var rows queuedRows
+	queued := db.queueFor(op, &rows, e, subs, now)
+	e.Deliveries = len(rows.ds)
 	if err := insertEvent(ctx, tx, e, key); err != nil {
 		return webhooks.PublishResult{}, false, err
 	}
-	if err := insertPending(ctx, tx, rows); err != nil {
+	if err := insertQueued(ctx, tx, rows); err != nil {
 		return webhooks.PublishResult{}, false, err
 	}
-	return webhooks.PublishResult{EventID: e.ID, Deliveries: len(rows)}, len(rows) > 0, nil
+	return webhooks.PublishResult{EventID: e.ID, Deliveries: e.Deliveries}, queued, nil
 }
 
 func insertEvent(ctx context.Context, tx *Tx, e *webhooks.Event, key any) error {
@@ -254,21 +293,30 @@ func insertEvent(ctx context.Context, tx *Tx, e *webhooks.Event, key any) error 
 
 // insertPending inserts queued deliveries, many rows per statement.
 func insertPending(ctx context.Context, tx *Tx, ds []*webhooks.Delivery) error {
-	const cols = 10
+	return insertQueued(ctx, tx, queuedRows{ds: ds})
+}
+
+// insertQueued inserts queued deliveries, leased where rows.leased says.
+func insertQueued(ctx context.Context, tx *Tx, rows queuedRows) error {
+	const cols = 11
 	const maxRows = 50
-	for len(ds) > 0 {
-		chunk := ds[:min(len(ds), maxRows)]
-		ds = ds[len(chunk):]
+	ds := rows.ds
+	for off := 0; off < len(ds); off += maxRows {
+		chunk := ds[off:min(len(ds), off+maxRows)]
 		var b strings.Builder
-		b.WriteString(`INSERT INTO deliveries (id, shop_id, webhook_id, event_id, event, status, trigger, attempt, retry_of, created_at, scheduled_at) VALUES `)
+		b.WriteString(`INSERT INTO deliveries (id, shop_id, webhook_id, event_id, event, status, trigger, attempt, retry_of, created_at, scheduled_at, leased_until) VALUES `)
 		args := make([]any, 0, len(chunk)*cols)
 		for i, d := range chunk {
 			if i > 0 {
 				b.WriteString(", ")
 			}
+			var leased sql.NullInt64
+			if rows.leased != nil && rows.leased[off+i] != 0 {
+				leased = sql.NullInt64{Int64: rows.leased[off+i], Valid: true}
+			}
 			n := len(args)
-			fmt.Fprintf(&b, "($%d, $%d, $%d, $%d, $%d, 'pending', $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10)
-			args = append(args, d.ID, d.ShopID, d.WebhookID, d.EventID, d.Event, string(d.Trigger), d.Attempt, d.RetryOf, ms(d.CreatedAt), ms(*d.ScheduledAt))
+			fmt.Fprintf(&b, "($%d, $%d, $%d, $%d, $%d, 'pending', $%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10, n+11)
+			args = append(args, d.ID, d.ShopID, d.WebhookID, d.EventID, d.Event, string(d.Trigger), d.Attempt, d.RetryOf, ms(d.CreatedAt), ms(*d.ScheduledAt), leased)
 		}
 		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
 			return fmt.Errorf("queue deliveries: %w", err)

@@ -15,9 +15,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	webhooks "github.com/pancake-pos/pancake-webhooks"
 )
 
 // Defaults of Options.
@@ -72,6 +75,51 @@ type DB struct {
 
 	claimMu     sync.Mutex
 	claimCursor string // the webhook a claim's visit in turn stopped at
+
+	handoff atomic.Pointer[Handoff] // the local dispatcher, if any
+}
+
+// Handoff is the local dispatcher as a publish sees it. A queued delivery
+// it has room for is inserted already leased to it and handed over when
+// the publish commits, so it is sent without waiting for a claim (a
+// commit, and on PostgreSQL a round trip); the rest wait in the queue as
+// usual. *dispatch.Dispatcher implements it.
+type Handoff interface {
+	// Reserve holds a place for one delivery to webhookID and says until
+	// when to lease it; ok is false when the dispatcher has no room, or
+	// when older work waits in the queue that this one must not pass.
+	Reserve(webhookID string) (leasedUntil time.Time, ok bool)
+	// Take hands over reserved deliveries once their commit succeeded.
+	Take(jobs []*webhooks.Job)
+	// Cancel gives back the places of reserved deliveries whose commit
+	// failed or was retried: they were never stored.
+	Cancel(jobs []*webhooks.Job)
+}
+
+// SetHandoff makes publishes hand the deliveries h has room for straight
+// to h (see Handoff); nil stops it.
+func (db *DB) SetHandoff(h Handoff) {
+	if h == nil {
+		db.handoff.Store(nil)
+		return
+	}
+	db.handoff.Store(&h)
+}
+
+func (db *DB) handoffTo() Handoff {
+	if h := db.handoff.Load(); h != nil {
+		return *h
+	}
+	return nil
+}
+
+// dropHandoff gives back what op reserved for a hand-over: op is run again
+// or failed.
+func (db *DB) dropHandoff(op *writeOp) {
+	if len(op.handoff) > 0 {
+		db.handoffTo().Cancel(op.handoff)
+		op.handoff = nil
+	}
 }
 
 // Open opens the database named by dsn ("sqlite:FILE" or a postgres:// URL),
@@ -181,6 +229,9 @@ type writeOp struct {
 	// its batch into a few multi-row statements; fn is the fallback.
 	pub     *publishReq
 	handled bool
+	// handoff holds the jobs of deliveries the op inserted leased to the
+	// local dispatcher: handed over if the op commits, given back if not.
+	handoff []*webhooks.Job
 	// weight is how many rows the op writes, roughly; a batch stops taking
 	// ops at maxBatchWeight so one commit stays short.
 	weight int
@@ -319,6 +370,14 @@ func (db *DB) commit(ops []*writeOp) {
 		if e == nil && op.queued {
 			queued = true
 		}
+		if len(op.handoff) > 0 {
+			if e == nil {
+				db.handoffTo().Take(op.handoff)
+				op.handoff = nil
+			} else {
+				db.dropHandoff(op)
+			}
+		}
 		op.done <- e
 	}
 	if queued {
@@ -353,6 +412,9 @@ func (db *DB) runBatch(ops []*writeOp, errs []error) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	tx := &Tx{tx: stx, db: db}
+	for _, op := range ops {
+		db.dropHandoff(op) // left by a try that was rolled back
+	}
 	if err := db.mergePublishes(ctx, tx, ops); err != nil {
 		_ = tx.tx.Rollback()
 		return err

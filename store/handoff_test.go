@@ -1,0 +1,237 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	webhooks "github.com/pancake-pos/pancake-webhooks"
+	"github.com/pancake-pos/pancake-webhooks/store"
+	"github.com/pancake-pos/pancake-webhooks/store/storetest"
+)
+
+// handoff is a dispatcher that has room for the webhooks in room.
+type handoff struct {
+	mu        sync.Mutex
+	room      map[string]bool
+	lease     time.Duration
+	held      int
+	taken     []*webhooks.Job
+	cancelled []*webhooks.Job
+}
+
+func (h *handoff) Reserve(webhookID string) (time.Time, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.room[webhookID] {
+		return time.Time{}, false
+	}
+	h.held++
+	return time.Now().Add(h.lease), true
+}
+
+func (h *handoff) Take(jobs []*webhooks.Job) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.held -= len(jobs)
+	h.taken = append(h.taken, jobs...)
+}
+
+func (h *handoff) Cancel(jobs []*webhooks.Job) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.held -= len(jobs)
+	h.cancelled = append(h.cancelled, jobs...)
+}
+
+func (h *handoff) state() (held int, taken, cancelled []*webhooks.Job) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.held, slices.Clone(h.taken), slices.Clone(h.cancelled)
+}
+
+func eachDB(t *testing.T, test func(t *testing.T, dsn string)) {
+	for name, dsn := range map[string]func(t *testing.T) string{
+		"SQLite":   func(t *testing.T) string { return "sqlite:" + filepath.Join(t.TempDir(), "h.db") },
+		"Postgres": func(t *testing.T) string { return storetest.PostgresDSN(t) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			test(t, dsn(t))
+		})
+	}
+}
+
+// openWithHandoff opens a store with the shop shopID that hands over to
+// h (room for no webhook yet; leases of a minute); wakes counts the
+// wake-ups of the claim loop, or returns -1 on PostgreSQL, where every
+// replica (and every test sharing the database) wakes it too.
+func openWithHandoff(t *testing.T, dsn, shopID string) (db *store.DB, h *handoff, wakes func() int) {
+	t.Helper()
+	db, err := store.Open(context.Background(), dsn, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	storetest.MustCreateShop(t, db, shopID, time.Now())
+	h = &handoff{room: map[string]bool{}, lease: time.Minute}
+	var mu sync.Mutex
+	n := 0
+	db.OnQueued(func() { mu.Lock(); n++; mu.Unlock() })
+	db.SetHandoff(h)
+	return db, h, func() int {
+		if db.Dialect() == "postgres" {
+			return -1
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return n
+	}
+}
+
+// A publish inserts the deliveries the dispatcher has room for leased to
+// it and hands them over with what sending takes; the others wait in the
+// queue for a claim, and only they wake the claim loop.
+func TestPublishHandsOverWhatTheDispatcherHasRoomFor(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		now := time.Now()
+		db, h, wakes := openWithHandoff(t, dsn, "shop_h")
+		fast := storetest.MustCreateWebhook(t, db, "shop_h", "http://127.0.0.1:1/fast", now, "order.created")
+		slow := storetest.MustCreateWebhook(t, db, "shop_h", "http://127.0.0.1:1/slow", now, "order.created")
+		rotated, err := db.RotateSecret(ctx, "shop_h", fast.ID, webhooks.NewSecret(), time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.room[fast.ID] = true
+
+		res, err := db.Publish(ctx, "shop_h", []webhooks.PublishInput{
+			{Event: "order.created", Data: json.RawMessage(`{"n":1}`)},
+			{Event: "order.created", Data: json.RawMessage(`{"n":2}`), IdempotencyKey: "k2"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		held, taken, cancelled := h.state()
+		if held != 0 || len(cancelled) != 0 || len(taken) != 2 {
+			t.Fatalf("after the publish: %d held, %d taken, %d cancelled; want 0, 2, 0", held, len(taken), len(cancelled))
+		}
+		// The claim finds the slow webhook's deliveries only: the others
+		// are leased to the dispatcher that took them.
+		jobs, err := db.ClaimDeliveries(ctx, webhooks.Claim{Limit: 100, LeaseFor: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(jobs) != 2 || jobs[0].WebhookID != slow.ID || jobs[1].WebhookID != slow.ID {
+			t.Fatalf("claimed %d jobs; want the slow webhook's 2", len(jobs))
+		}
+		stored := map[string]string{} // event id: envelope, as a claim reads it
+		for _, j := range jobs {
+			stored[j.EventID] = string(j.Payload)
+		}
+		for i, j := range taken {
+			if j.EventID != res[i].EventID || j.WebhookID != fast.ID || j.URL != fast.URL || j.Attempt != 1 ||
+				j.Trigger != webhooks.TriggerEvent || string(j.Payload) != stored[j.EventID] ||
+				!slices.Equal(j.Secrets, []string{rotated.Secret, fast.Secret}) || time.Until(j.LeasedUntil) < 50*time.Second {
+				t.Errorf("job %d = %+v; want event %s to %s (%s), attempt 1, the stored envelope, both secrets, leased ~1m",
+					i, j, res[i].EventID, fast.ID, fast.URL)
+			}
+		}
+		if n := wakes(); n != 1 && n != -1 {
+			t.Errorf("%d wake-ups; want 1 (the slow webhook's deliveries wait for a claim)", n)
+		}
+
+		// A handed-over delivery is recorded like a claimed one.
+		if err := db.RecordAttempts(ctx, []webhooks.AttemptResult{{
+			DeliveryID: taken[0].DeliveryID, WebhookID: fast.ID, Success: true, AttemptedAt: time.Now(),
+			Response: webhooks.Response{StatusCode: 200},
+		}}); err != nil {
+			t.Fatal(err)
+		}
+		d, err := db.FindDelivery(ctx, "shop_h", taken[0].DeliveryID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Status != webhooks.StatusSuccess || d.Response == nil || d.Response.StatusCode != 200 {
+			t.Errorf("handed-over delivery recorded as %s (%+v); want success, 200", d.Status, d.Response)
+		}
+
+		// All handed over: nothing wakes the claim loop.
+		h.room[slow.ID] = true
+		if _, err := db.Publish(ctx, "shop_h", []webhooks.PublishInput{{Event: "order.created", Data: json.RawMessage(`{"n":3}`)}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, taken, _ = h.state(); len(taken) != 4 {
+			t.Errorf("%d taken; want 4", len(taken))
+		}
+		if n := wakes(); n != 1 && n != -1 {
+			t.Errorf("%d wake-ups; want still 1", n)
+		}
+	})
+}
+
+// A publish that fails after its deliveries were reserved gives the
+// places back; nothing of it is handed over or stored.
+func TestFailedPublishGivesBackItsReservations(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		now := time.Now()
+		db, h, wakes := openWithHandoff(t, dsn, "shop_f")
+		w := storetest.MustCreateWebhook(t, db, "shop_f", "http://127.0.0.1:1/a", now, "order.created")
+		h.room[w.ID] = true
+		// An event whose data says "boom" can't be stored.
+		if err := db.WriteForTest(ctx, func(tx *store.Tx) error {
+			stmts := []string{`CREATE TRIGGER boom BEFORE INSERT ON events WHEN CAST(NEW.envelope AS TEXT) LIKE '%boom%'
+				BEGIN SELECT RAISE(ABORT, 'boom'); END`}
+			if db.Dialect() == "postgres" {
+				stmts = []string{
+					`CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+						IF convert_from(NEW.envelope, 'UTF8') LIKE '%boom%' THEN RAISE EXCEPTION 'boom'; END IF;
+						RETURN NEW; END $$`,
+					`CREATE TRIGGER boom BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION boom()`,
+				}
+			}
+			for _, s := range stmts {
+				if _, err := tx.ExecContext(ctx, s); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+
+		if _, err := db.Publish(ctx, "shop_f", []webhooks.PublishInput{
+			{Event: "order.created", Data: json.RawMessage(`{"ok":1}`)},
+			{Event: "order.created", Data: json.RawMessage(`{"boom":1}`)},
+		}); err == nil {
+			t.Fatal("publish of an event the database refuses: no error")
+		}
+		held, taken, cancelled := h.state()
+		if held != 0 || len(taken) != 0 || len(cancelled) != 2 {
+			t.Fatalf("after the failed publish: %d held, %d taken, %d cancelled; want 0, 0, 2", held, len(taken), len(cancelled))
+		}
+		if n := wakes(); n != 0 && n != -1 {
+			t.Errorf("%d wake-ups after a failed publish; want 0", n)
+		}
+		for _, j := range cancelled {
+			if _, err := db.FindDelivery(ctx, "shop_f", j.DeliveryID); webhooks.ErrorCode(err) != webhooks.ENOTFOUND {
+				t.Errorf("delivery %s of the failed publish: %v; want not found", j.DeliveryID, err)
+			}
+		}
+
+		// The next publish is handed over as usual.
+		if _, err := db.Publish(ctx, "shop_f", []webhooks.PublishInput{{Event: "order.created", Data: json.RawMessage(`{"ok":2}`)}}); err != nil {
+			t.Fatal(err)
+		}
+		if held, taken, _ := h.state(); held != 0 || len(taken) != 1 {
+			t.Errorf("after the next publish: %d held, %d taken; want 0, 1", held, len(taken))
+		}
+	})
+}
