@@ -141,7 +141,10 @@ type queuedRows struct {
 // and kept on op, to be handed over once op commits. It reports whether
 // any is left for a claim to find.
 func (db *DB) queueFor(op *writeOp, rows *queuedRows, e *webhooks.Event, subs []subscriber, now time.Time) (queued bool) {
-	h := db.handoffTo()
+	h := op.handoffTo // one op hands over to one dispatcher
+	if h == nil {
+		h = db.handoffTo()
+	}
 	for i := range subs {
 		s := &subs[i]
 		if !slices.Contains(s.events, e.Type) {
@@ -157,6 +160,7 @@ func (db *DB) queueFor(op *writeOp, rows *queuedRows, e *webhooks.Event, subs []
 		if h != nil {
 			if until, ok := h.Reserve(s.id); ok {
 				leased = ms(until)
+				op.handoffTo = h
 				op.handoff = append(op.handoff, &webhooks.Job{
 					DeliveryID: d.ID, ShopID: d.ShopID, WebhookID: d.WebhookID, EventID: d.EventID, Event: d.Event,
 					Attempt: d.Attempt, Trigger: d.Trigger, Payload: e.Envelope, URL: s.url, Secrets: s.secrets,

@@ -17,6 +17,7 @@ import (
 // handoff is a dispatcher that has room for the webhooks in room.
 type handoff struct {
 	mu        sync.Mutex
+	onReserve func() // called (outside mu) by each Reserve, if set
 	room      map[string]bool
 	lease     time.Duration
 	held      int
@@ -25,6 +26,9 @@ type handoff struct {
 }
 
 func (h *handoff) Reserve(webhookID string) (time.Time, bool) {
+	if h.onReserve != nil {
+		h.onReserve()
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if !h.room[webhookID] {
@@ -232,6 +236,38 @@ func TestFailedPublishGivesBackItsReservations(t *testing.T) {
 		}
 		if held, taken, _ := h.state(); held != 0 || len(taken) != 1 {
 			t.Errorf("after the next publish: %d held, %d taken; want 0, 1", held, len(taken))
+		}
+	})
+}
+
+// A dispatcher unset while a publish holds places it reserved still gets
+// those deliveries; the next publish queues its own.
+func TestHandoffUnsetDuringAPublish(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		db, h, _ := openWithHandoff(t, dsn, "shop_u")
+		w := storetest.MustCreateWebhook(t, db, "shop_u", "http://127.0.0.1:1/u", time.Now(), "order.created")
+		h.room[w.ID] = true
+		h.onReserve = func() { db.SetHandoff(nil) }
+		if _, err := db.Publish(ctx, "shop_u", []webhooks.PublishInput{
+			{Event: "order.created", Data: json.RawMessage(`{"n":1}`)},
+			{Event: "order.created", Data: json.RawMessage(`{"n":2}`)},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if held, taken, _ := h.state(); held != 0 || len(taken) != 2 {
+			t.Fatalf("%d held, %d taken; want 0 and both deliveries of the publish that reserved them", held, len(taken))
+		}
+		if _, err := db.Publish(ctx, "shop_u", []webhooks.PublishInput{{Event: "order.created", Data: json.RawMessage(`{"n":3}`)}}); err != nil {
+			t.Fatal(err)
+		}
+		jobs, err := db.ClaimDeliveries(ctx, webhooks.Claim{Limit: 10, LeaseFor: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, taken, _ := h.state(); len(taken) != 2 || len(jobs) != 1 {
+			t.Errorf("%d taken, %d claimed; want 2 (the first publish) and 1 (the next, queued)", len(taken), len(jobs))
 		}
 	})
 }

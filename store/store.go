@@ -117,9 +117,9 @@ func (db *DB) handoffTo() Handoff {
 // or failed.
 func (db *DB) dropHandoff(op *writeOp) {
 	if len(op.handoff) > 0 {
-		db.handoffTo().Cancel(op.handoff)
-		op.handoff = nil
+		op.handoffTo.Cancel(op.handoff)
 	}
+	op.handoff, op.handoffTo = nil, nil
 }
 
 // Open opens the database named by dsn ("sqlite:FILE" or a postgres:// URL),
@@ -229,9 +229,11 @@ type writeOp struct {
 	// its batch into a few multi-row statements; fn is the fallback.
 	pub     *publishReq
 	handled bool
-	// handoff holds the jobs of deliveries the op inserted leased to the
-	// local dispatcher: handed over if the op commits, given back if not.
-	handoff []*webhooks.Job
+	// handoff holds the jobs of deliveries the op inserted leased to
+	// handoffTo (the local dispatcher): handed over if the op commits,
+	// given back if not.
+	handoff   []*webhooks.Job
+	handoffTo Handoff
 	// weight is how many rows the op writes, roughly; a batch stops taking
 	// ops at maxBatchWeight so one commit stays short.
 	weight int
@@ -372,8 +374,8 @@ func (db *DB) commit(ops []*writeOp) {
 		}
 		if len(op.handoff) > 0 {
 			if e == nil {
-				db.handoffTo().Take(op.handoff)
-				op.handoff = nil
+				op.handoffTo.Take(op.handoff)
+				op.handoff, op.handoffTo = nil, nil
 			} else {
 				db.dropHandoff(op)
 			}
