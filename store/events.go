@@ -62,10 +62,13 @@ type publishReq struct {
 
 // mergePublishes runs the mergeable publishes of a batch (those without
 // idempotency keys) together: one subscriber query per shop, one multi-row
-// insert for the events and one for their deliveries, instead of a
-// savepoint and several statements for each. If that fails, the ops are
-// left to run one by one, each in its own savepoint.
-func (db *DB) mergePublishes(ctx context.Context, tx *Tx, ops []*writeOp) error {
+// insert for the events and one for their deliveries, instead of several
+// statements for each. It must run first in its transaction, without a
+// savepoint (SQLite copies every page a savepoint's statements change into
+// its journal, most of a large merged insert's cost): when it fails it
+// says so, and the caller starts the transaction again and runs the ops
+// one by one, each in its own savepoint.
+func (db *DB) mergePublishes(ctx context.Context, tx *Tx, ops []*writeOp) (ok bool) {
 	var reqs []*writeOp
 	for _, op := range ops {
 		op.handled = false
@@ -74,30 +77,19 @@ func (db *DB) mergePublishes(ctx context.Context, tx *Tx, ops []*writeOp) error 
 		}
 	}
 	if len(reqs) < 2 {
-		return nil
+		return true
 	}
-	if _, err := tx.ExecContext(ctx, "SAVEPOINT merged"); err != nil {
-		return fmt.Errorf("savepoint: %w", err)
-	}
-	err := db.publishMerged(ctx, tx, reqs)
-	if err != nil {
+	if err := db.publishMerged(ctx, tx, reqs); err != nil {
 		for _, op := range reqs {
 			db.dropHandoff(op)
 		}
 		db.logger.Warn("merged publish failed; publishing one by one", "error", err)
-		if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT merged"); err != nil {
-			return fmt.Errorf("rollback to savepoint: %w", err)
-		}
+		return false
 	}
-	if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT merged"); err != nil {
-		return fmt.Errorf("release savepoint: %w", err)
+	for _, op := range reqs {
+		op.handled = true
 	}
-	if err == nil {
-		for _, op := range reqs {
-			op.handled = true
-		}
-	}
-	return nil
+	return true
 }
 
 func (db *DB) publishMerged(ctx context.Context, tx *Tx, reqs []*writeOp) error {

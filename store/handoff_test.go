@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -76,7 +77,8 @@ func eachDB(t *testing.T, test func(t *testing.T, dsn string)) {
 // replica (and every test sharing the database) wakes it too.
 func openWithHandoff(t *testing.T, dsn, shopID string) (db *store.DB, h *handoff, wakes func() int) {
 	t.Helper()
-	db, err := store.Open(context.Background(), dsn, store.Options{})
+	// One writer, so that writes held behind it share a batch.
+	db, err := store.Open(context.Background(), dsn, store.Options{Writers: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,6 +181,36 @@ func TestPublishHandsOverWhatTheDispatcherHasRoomFor(t *testing.T) {
 	})
 }
 
+// refuseBoom makes the database refuse to store a delivery of an event
+// whose data says "boom" (the event's own insert, before it, succeeds).
+func refuseBoom(t *testing.T, db *store.DB) {
+	t.Helper()
+	ctx := context.Background()
+	if err := db.WriteForTest(ctx, func(tx *store.Tx) error {
+		stmts := []string{`CREATE TRIGGER boom BEFORE INSERT ON deliveries
+			WHEN (SELECT CAST(envelope AS TEXT) FROM events WHERE id = NEW.event_id) LIKE '%boom%'
+			BEGIN SELECT RAISE(ABORT, 'boom'); END`}
+		if db.Dialect() == "postgres" {
+			stmts = []string{
+				`CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+					IF (SELECT convert_from(envelope, 'UTF8') FROM events WHERE id = NEW.event_id) LIKE '%boom%' THEN
+						RAISE EXCEPTION 'boom';
+					END IF;
+					RETURN NEW; END $$`,
+				`CREATE TRIGGER boom BEFORE INSERT ON deliveries FOR EACH ROW EXECUTE FUNCTION boom()`,
+			}
+		}
+		for _, s := range stmts {
+			if _, err := tx.ExecContext(ctx, s); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A publish that fails after its deliveries were reserved gives the
 // places back; nothing of it is handed over or stored.
 func TestFailedPublishGivesBackItsReservations(t *testing.T) {
@@ -189,27 +221,7 @@ func TestFailedPublishGivesBackItsReservations(t *testing.T) {
 		db, h, wakes := openWithHandoff(t, dsn, "shop_f")
 		w := storetest.MustCreateWebhook(t, db, "shop_f", "http://127.0.0.1:1/a", now, "order.created")
 		h.room[w.ID] = true
-		// An event whose data says "boom" can't be stored.
-		if err := db.WriteForTest(ctx, func(tx *store.Tx) error {
-			stmts := []string{`CREATE TRIGGER boom BEFORE INSERT ON events WHEN CAST(NEW.envelope AS TEXT) LIKE '%boom%'
-				BEGIN SELECT RAISE(ABORT, 'boom'); END`}
-			if db.Dialect() == "postgres" {
-				stmts = []string{
-					`CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
-						IF convert_from(NEW.envelope, 'UTF8') LIKE '%boom%' THEN RAISE EXCEPTION 'boom'; END IF;
-						RETURN NEW; END $$`,
-					`CREATE TRIGGER boom BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION boom()`,
-				}
-			}
-			for _, s := range stmts {
-				if _, err := tx.ExecContext(ctx, s); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
+		refuseBoom(t, db)
 
 		if _, err := db.Publish(ctx, "shop_f", []webhooks.PublishInput{
 			{Event: "order.created", Data: json.RawMessage(`{"ok":1}`)},
@@ -268,6 +280,92 @@ func TestHandoffUnsetDuringAPublish(t *testing.T) {
 		}
 		if _, taken, _ := h.state(); len(taken) != 2 || len(jobs) != 1 {
 			t.Errorf("%d taken, %d claimed; want 2 (the first publish) and 1 (the next, queued)", len(taken), len(jobs))
+		}
+	})
+}
+
+// Publishes that wait together are inserted together. When that insert
+// fails, they are published again one by one: the one the database
+// refuses fails alone, the others are stored and handed over, and what
+// the failed tries reserved is given back.
+func TestMergedPublishThatFailsFallsBackToOneByOne(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		db, h, _ := openWithHandoff(t, dsn, "shop_m")
+		w := storetest.MustCreateWebhook(t, db, "shop_m", "http://127.0.0.1:1/m", time.Now(), "order.created")
+		h.room[w.ID] = true
+		refuseBoom(t, db)
+
+		hold, held := make(chan struct{}), make(chan struct{})
+		release := sync.OnceFunc(func() { close(hold) })
+		t.Cleanup(release)
+		go func() {
+			_ = db.WriteForTest(ctx, func(*store.Tx) error { close(held); <-hold; return nil })
+		}()
+		<-held
+		const n = 4
+		res := make([][]webhooks.PublishResult, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				data := fmt.Sprintf(`{"n":%d}`, i)
+				if i == 2 {
+					data = `{"boom":2}`
+				}
+				res[i], errs[i] = db.Publish(ctx, "shop_m", []webhooks.PublishInput{{Event: "order.created", Data: json.RawMessage(data)}})
+			})
+		}
+		for deadline := time.Now().Add(10 * time.Second); db.WaitingWritesForTest() < n; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d writes waiting; want %d", db.WaitingWritesForTest(), n)
+			}
+		}
+		release()
+		wg.Wait()
+
+		var stored []string
+		for i := range n {
+			if i == 2 {
+				if errs[i] == nil {
+					t.Errorf("publish %d (refused by the database): no error", i)
+				}
+				continue
+			}
+			if errs[i] != nil || len(res[i]) != 1 || res[i][0].Deliveries != 1 {
+				t.Fatalf("publish %d: %+v, %v; want one event with one delivery", i, res[i], errs[i])
+			}
+			stored = append(stored, res[i][0].EventID)
+		}
+		held2, taken, cancelled := h.state()
+		if held2 != 0 || len(taken) != n-1 {
+			t.Fatalf("%d held, %d taken; want 0 and %d", held2, len(taken), n-1)
+		}
+		var got []string
+		for _, j := range taken {
+			got = append(got, j.EventID)
+			if _, err := db.FindDelivery(ctx, "shop_m", j.DeliveryID); err != nil {
+				t.Errorf("handed-over delivery %s: %v", j.DeliveryID, err)
+			}
+		}
+		slices.Sort(got)
+		slices.Sort(stored)
+		if !slices.Equal(got, stored) {
+			t.Errorf("handed over the deliveries of events %v; want those of the stored events %v", got, stored)
+		}
+		// The merged try reserved one place per publish, the refused
+		// publish's own try one more.
+		if len(cancelled) != n+1 {
+			t.Errorf("%d reservations given back; want %d (the merged try's and the refused publish's)", len(cancelled), n+1)
+		}
+		for _, j := range cancelled {
+			if slices.ContainsFunc(taken, func(k *webhooks.Job) bool { return k.DeliveryID == j.DeliveryID }) {
+				t.Errorf("delivery %s both given back and handed over", j.DeliveryID)
+			}
+			if _, err := db.FindDelivery(ctx, "shop_m", j.DeliveryID); webhooks.ErrorCode(err) != webhooks.ENOTFOUND {
+				t.Errorf("given-back delivery %s: %v; want not found", j.DeliveryID, err)
+			}
 		}
 	})
 }

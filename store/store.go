@@ -405,22 +405,32 @@ func (db *DB) runBatch(ops []*writeOp, errs []error) error {
 			db.lazySync = lazy
 		}
 	}
-	if db.wconn != nil {
-		stx, err = db.wconn.BeginTx(ctx, nil)
-	} else {
-		stx, err = db.wdb.BeginTx(ctx, nil)
+	begin := func() error {
+		if db.wconn != nil {
+			stx, err = db.wconn.BeginTx(ctx, nil)
+		} else {
+			stx, err = db.wdb.BeginTx(ctx, nil)
+		}
+		if err != nil {
+			return fmt.Errorf("begin: %w", err)
+		}
+		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+	if err := begin(); err != nil {
+		return err
 	}
-	tx := &Tx{tx: stx, db: db}
 	for _, op := range ops {
 		db.dropHandoff(op) // left by a try that was rolled back
 	}
-	if err := db.mergePublishes(ctx, tx, ops); err != nil {
-		_ = tx.tx.Rollback()
-		return err
+	if !db.mergePublishes(ctx, &Tx{tx: stx, db: db}, ops) {
+		// Nothing but the merged publish ran in this transaction: start
+		// again without it.
+		_ = stx.Rollback()
+		if err := begin(); err != nil {
+			return err
+		}
 	}
+	tx := &Tx{tx: stx, db: db}
 	single := len(ops) == 1
 	for i, op := range ops {
 		if op.handled {
