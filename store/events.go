@@ -82,6 +82,7 @@ func (db *DB) mergePublishes(ctx context.Context, tx *Tx, ops []*writeOp) (ok bo
 	if err := db.publishMerged(ctx, tx, reqs); err != nil {
 		for _, op := range reqs {
 			db.dropHandoff(op)
+			op.pub = nil // if the batch runs again, not merged again
 		}
 		db.logger.Warn("merged publish failed; publishing one by one", "error", err)
 		return false

@@ -355,9 +355,9 @@ func TestMergedPublishThatFailsFallsBackToOneByOne(t *testing.T) {
 			t.Errorf("handed over the deliveries of events %v; want those of the stored events %v", got, stored)
 		}
 		// The merged try reserved one place per publish, the refused
-		// publish's own try one more.
-		if len(cancelled) != n+1 {
-			t.Errorf("%d reservations given back; want %d (the merged try's and the refused publish's)", len(cancelled), n+1)
+		// publish's own tries at least one more.
+		if len(cancelled) < n+1 {
+			t.Errorf("%d reservations given back; want at least %d (the merged try's and the refused publish's)", len(cancelled), n+1)
 		}
 		for _, j := range cancelled {
 			if slices.ContainsFunc(taken, func(k *webhooks.Job) bool { return k.DeliveryID == j.DeliveryID }) {

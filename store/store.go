@@ -353,15 +353,27 @@ func (db *DB) writer() {
 	}
 }
 
-// commit runs ops in one transaction, each in a savepoint, and answers each.
+// errOpFailed says that an op of a batch run without savepoints failed: the
+// batch must run again, each op in its savepoint.
+var errOpFailed = errors.New("an op failed: run the batch again with savepoints")
+
+// commit runs ops in one transaction and answers each. The ops run without
+// savepoints first: SQLite copies each page a savepoint's statements change
+// into its journal, which costs more than the statements themselves when
+// they change many pages. Only when one of them fails does the batch run
+// again, each op in a savepoint, so that it fails alone.
 func (db *DB) commit(ops []*writeOp) {
 	errs := make([]error, len(ops))
-	err := db.runBatch(ops, errs)
+	err := db.runBatch(ops, errs, false)
+	if errors.Is(err, errOpFailed) {
+		clear(errs)
+		err = db.runBatch(ops, errs, true)
+	}
 	if err != nil && db.dialect.retryable(err) {
 		// A deadlock or serialization failure (PostgreSQL) aborts the whole
 		// transaction: run it once more, then give up.
 		clear(errs)
-		err = db.runBatch(ops, errs)
+		err = db.runBatch(ops, errs, true)
 	}
 	queued := false
 	for i, op := range ops {
@@ -387,7 +399,10 @@ func (db *DB) commit(ops []*writeOp) {
 	}
 }
 
-func (db *DB) runBatch(ops []*writeOp, errs []error) error {
+// runBatch runs ops in one transaction, in savepoints if savepoints is set;
+// if not, the first op that fails rolls it back and errOpFailed is returned
+// (unless it is the only op: it then fails alone).
+func (db *DB) runBatch(ops []*writeOp, errs []error, savepoints bool) error {
 	ctx := context.Background()
 	var stx *sql.Tx
 	var err error
@@ -441,10 +456,13 @@ func (db *DB) runBatch(ops []*writeOp, errs []error) error {
 			errs[i] = e
 			continue
 		}
-		if single {
+		if single || !savepoints {
 			if e := op.fn(tx); e != nil {
-				errs[i] = e
 				_ = tx.tx.Rollback()
+				if !single {
+					return errOpFailed
+				}
+				errs[i] = e
 				return nil
 			}
 			continue
