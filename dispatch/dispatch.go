@@ -165,12 +165,12 @@ type Dispatcher struct {
 	stopping bool
 	unsent   []*webhooks.Job // claimed, not sent because of Stop
 
-	// Hand-over from publishes (Reserve, Take, Cancel): direct is set
+	// Hand-over from publishes (Reserve, Take, Cancel): empty is set
 	// while the queue holds no due work the claims could take, so a
 	// delivery published now may skip it; behind counts the deliveries
-	// queued since (a claim that began before one of them can't tell
-	// that the queue is empty).
-	direct   bool
+	// queued (a claim that began before one of them can't tell that the
+	// queue is empty).
+	empty    bool
 	behind   uint64
 	held     map[string]int // per webhook: reserved, not yet taken
 	heldAll  int
@@ -416,7 +416,7 @@ func (d *Dispatcher) claimOnce(ctx context.Context) (int, bool, error) {
 	d.mu.Lock()
 	// Fewer than asked, none skipped, nothing queued meanwhile: the queue
 	// holds no due work, and publishes may hand theirs over.
-	d.direct = len(jobs) < limit && len(exclude) == 0 && d.behind == behind
+	d.empty = len(jobs) < limit && len(exclude) == 0 && d.behind == behind
 	// The slowest recent claim, decaying: a fast webhook must not run dry
 	// during the claims that wait longest behind the writer.
 	d.claimDur = max(took, movingAverage(d.claimDur, took, 8))
@@ -534,7 +534,7 @@ func (d *Dispatcher) release(webhookID string, took time.Duration, ok bool) {
 func (d *Dispatcher) queueEmpty() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.direct
+	return d.empty
 }
 
 // Reserve holds a place for one delivery to webhookID that a publish is
@@ -547,7 +547,7 @@ func (d *Dispatcher) queueEmpty() bool {
 func (d *Dispatcher) Reserve(webhookID string) (time.Time, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if !d.direct || d.closing {
+	if !d.empty || d.closing {
 		d.queuedBehind()
 		return time.Time{}, false
 	}
@@ -598,7 +598,7 @@ func (d *Dispatcher) unhold(webhookID string) {
 // stop handing theirs over until a claim has found the queue empty again.
 // Called with d.mu held.
 func (d *Dispatcher) queuedBehind() {
-	d.direct = false
+	d.empty = false
 	d.behind++
 }
 

@@ -17,84 +17,100 @@ import (
 // fail alone: the others commit, and nothing of the failed one stays.
 func TestOneFailingWriteLeavesItsBatchCommitted(t *testing.T) {
 	t.Parallel()
+	eachDB(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		// One writer, so that the writes held behind it share a batch.
+		db, err := store.Open(ctx, dsn, store.Options{Writers: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		if err := db.WriteForTest(ctx, func(tx *store.Tx) error {
+			_, err := tx.ExecContext(ctx, `CREATE TABLE batch_probe (k INTEGER PRIMARY KEY)`)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+
+		// Five writes in one batch; the third fails.
+		bad := errors.New("write 3 refuses")
+		errs := make([]error, 6)
+		inOneBatch(t, db, 5, func(i int) {
+			k := i + 1
+			errs[k] = db.WriteForTest(ctx, func(tx *store.Tx) error {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO batch_probe (k) VALUES ($1)`, k); err != nil {
+					return err
+				}
+				if k == 3 {
+					return bad
+				}
+				return nil
+			})
+		})
+
+		for k := 1; k <= 5; k++ {
+			if want := map[bool]error{true: bad}[k == 3]; !errors.Is(errs[k], want) || (want == nil && errs[k] != nil) {
+				t.Errorf("write %d: %v; want %v", k, errs[k], want)
+			}
+		}
+		var got []int
+		if err := db.WriteForTest(ctx, func(tx *store.Tx) error {
+			rows, err := tx.QueryContext(ctx, `SELECT k FROM batch_probe ORDER BY k`)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var k int
+				if err := rows.Scan(&k); err != nil {
+					return err
+				}
+				got = append(got, k)
+			}
+			return rows.Err()
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if want := []int{1, 2, 4, 5}; !slices.Equal(got, want) {
+			t.Errorf("rows %v; want %v", got, want)
+		}
+	})
+}
+
+// eachDB runs test on a fresh SQLite file and on a fresh PostgreSQL schema.
+func eachDB(t *testing.T, test func(t *testing.T, dsn string)) {
 	for name, dsn := range map[string]func(t *testing.T) string{
-		"SQLite":   func(t *testing.T) string { return "sqlite:" + filepath.Join(t.TempDir(), "b.db") },
+		"SQLite":   func(t *testing.T) string { return "sqlite:" + filepath.Join(t.TempDir(), "t.db") },
 		"Postgres": func(t *testing.T) string { return storetest.PostgresDSN(t) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			ctx := context.Background()
-			// One writer, so that the writes held behind it share a batch.
-			db, err := store.Open(ctx, dsn(t), store.Options{Writers: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
-			if err := db.WriteForTest(ctx, func(tx *store.Tx) error {
-				_, err := tx.ExecContext(ctx, `CREATE TABLE batch_probe (k INTEGER PRIMARY KEY)`)
-				return err
-			}); err != nil {
-				t.Fatal(err)
-			}
-
-			// Hold the writer, queue five writes behind it, let them go.
-			hold, held := make(chan struct{}), make(chan struct{})
-			release := sync.OnceFunc(func() { close(hold) })
-			t.Cleanup(release) // before Close, if the test fails while holding
-			go func() {
-				_ = db.WriteForTest(ctx, func(*store.Tx) error { close(held); <-hold; return nil })
-			}()
-			<-held
-			bad := errors.New("write 3 refuses")
-			errs := make([]error, 6)
-			var wg sync.WaitGroup
-			for k := 1; k <= 5; k++ {
-				wg.Go(func() {
-					errs[k] = db.WriteForTest(ctx, func(tx *store.Tx) error {
-						if _, err := tx.ExecContext(ctx, `INSERT INTO batch_probe (k) VALUES ($1)`, k); err != nil {
-							return err
-						}
-						if k == 3 {
-							return bad
-						}
-						return nil
-					})
-				})
-			}
-			for deadline := time.Now().Add(10 * time.Second); db.WaitingWritesForTest() < 5; time.Sleep(time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatalf("%d writes waiting; want 5", db.WaitingWritesForTest())
-				}
-			}
-			release()
-			wg.Wait()
-
-			for k := 1; k <= 5; k++ {
-				if want := map[bool]error{true: bad}[k == 3]; !errors.Is(errs[k], want) || (want == nil && errs[k] != nil) {
-					t.Errorf("write %d: %v; want %v", k, errs[k], want)
-				}
-			}
-			var got []int
-			if err := db.WriteForTest(ctx, func(tx *store.Tx) error {
-				rows, err := tx.QueryContext(ctx, `SELECT k FROM batch_probe ORDER BY k`)
-				if err != nil {
-					return err
-				}
-				defer rows.Close()
-				for rows.Next() {
-					var k int
-					if err := rows.Scan(&k); err != nil {
-						return err
-					}
-					got = append(got, k)
-				}
-				return rows.Err()
-			}); err != nil {
-				t.Fatal(err)
-			}
-			if want := []int{1, 2, 4, 5}; !slices.Equal(got, want) {
-				t.Errorf("rows %v; want %v", got, want)
-			}
+			test(t, dsn(t))
 		})
 	}
+}
+
+// inOneBatch holds db's writer (it must have one), starts write(i) for
+// each i in [0, n) behind it, and lets them go once all n wait, so that
+// they share a batch; it returns when all have returned.
+func inOneBatch(t *testing.T, db *store.DB, n int, write func(i int)) {
+	t.Helper()
+	hold, held := make(chan struct{}), make(chan struct{})
+	release := sync.OnceFunc(func() { close(hold) })
+	t.Cleanup(release) // before Close, if the test fails while holding
+	go func() {
+		_ = db.WriteForTest(context.Background(), func(*store.Tx) error { close(held); <-hold; return nil })
+	}()
+	<-held
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { write(i) })
+	}
+	for deadline := time.Now().Add(10 * time.Second); db.WaitingWritesForTest() < n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d writes waiting; want %d", db.WaitingWritesForTest(), n)
+		}
+	}
+	release()
+	wg.Wait()
 }

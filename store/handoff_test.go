@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -57,18 +56,6 @@ func (h *handoff) state() (held int, taken, cancelled []*webhooks.Job) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.held, slices.Clone(h.taken), slices.Clone(h.cancelled)
-}
-
-func eachDB(t *testing.T, test func(t *testing.T, dsn string)) {
-	for name, dsn := range map[string]func(t *testing.T) string{
-		"SQLite":   func(t *testing.T) string { return "sqlite:" + filepath.Join(t.TempDir(), "h.db") },
-		"Postgres": func(t *testing.T) string { return storetest.PostgresDSN(t) },
-	} {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			test(t, dsn(t))
-		})
-	}
 }
 
 // openWithHandoff opens a store with the shop shopID that hands over to
@@ -297,33 +284,16 @@ func TestMergedPublishThatFailsFallsBackToOneByOne(t *testing.T) {
 		h.room[w.ID] = true
 		refuseBoom(t, db)
 
-		hold, held := make(chan struct{}), make(chan struct{})
-		release := sync.OnceFunc(func() { close(hold) })
-		t.Cleanup(release)
-		go func() {
-			_ = db.WriteForTest(ctx, func(*store.Tx) error { close(held); <-hold; return nil })
-		}()
-		<-held
 		const n = 4
 		res := make([][]webhooks.PublishResult, n)
 		errs := make([]error, n)
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() {
-				data := fmt.Sprintf(`{"n":%d}`, i)
-				if i == 2 {
-					data = `{"boom":2}`
-				}
-				res[i], errs[i] = db.Publish(ctx, "shop_m", []webhooks.PublishInput{{Event: "order.created", Data: json.RawMessage(data)}})
-			})
-		}
-		for deadline := time.Now().Add(10 * time.Second); db.WaitingWritesForTest() < n; time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d writes waiting; want %d", db.WaitingWritesForTest(), n)
+		inOneBatch(t, db, n, func(i int) {
+			data := fmt.Sprintf(`{"n":%d}`, i)
+			if i == 2 {
+				data = `{"boom":2}`
 			}
-		}
-		release()
-		wg.Wait()
+			res[i], errs[i] = db.Publish(ctx, "shop_m", []webhooks.PublishInput{{Event: "order.created", Data: json.RawMessage(data)}})
+		})
 
 		var stored []string
 		for i := range n {

@@ -384,14 +384,11 @@ func (db *DB) commit(ops []*writeOp) {
 		if e == nil && op.queued {
 			queued = true
 		}
-		if len(op.handoff) > 0 {
-			if e == nil {
-				op.handoffTo.Take(op.handoff)
-				op.handoff, op.handoffTo = nil, nil
-			} else {
-				db.dropHandoff(op)
-			}
+		if e == nil && len(op.handoff) > 0 {
+			op.handoffTo.Take(op.handoff)
+			op.handoff = nil
 		}
+		db.dropHandoff(op) // what a failed op reserved
 		op.done <- e
 	}
 	if queued {
@@ -404,8 +401,6 @@ func (db *DB) commit(ops []*writeOp) {
 // (unless it is the only op: it then fails alone).
 func (db *DB) runBatch(ops []*writeOp, errs []error, savepoints bool) error {
 	ctx := context.Background()
-	var stx *sql.Tx
-	var err error
 	if db.wconn != nil {
 		// In WAL mode, synchronous=NORMAL commits without an fsync: a
 		// crash may lose such a commit but never corrupts, and the next
@@ -420,32 +415,21 @@ func (db *DB) runBatch(ops []*writeOp, errs []error, savepoints bool) error {
 			db.lazySync = lazy
 		}
 	}
-	begin := func() error {
-		if db.wconn != nil {
-			stx, err = db.wconn.BeginTx(ctx, nil)
-		} else {
-			stx, err = db.wdb.BeginTx(ctx, nil)
-		}
-		if err != nil {
-			return fmt.Errorf("begin: %w", err)
-		}
-		return nil
-	}
-	if err := begin(); err != nil {
+	tx, err := db.begin(ctx)
+	if err != nil {
 		return err
 	}
 	for _, op := range ops {
 		db.dropHandoff(op) // left by a try that was rolled back
 	}
-	if !db.mergePublishes(ctx, &Tx{tx: stx, db: db}, ops) {
+	if !db.mergePublishes(ctx, tx, ops) {
 		// Nothing but the merged publish ran in this transaction: start
 		// again without it.
-		_ = stx.Rollback()
-		if err := begin(); err != nil {
+		_ = tx.tx.Rollback()
+		if tx, err = db.begin(ctx); err != nil {
 			return err
 		}
 	}
-	tx := &Tx{tx: stx, db: db}
 	single := len(ops) == 1
 	for i, op := range ops {
 		if op.handled {
@@ -494,6 +478,21 @@ func (db *DB) runBatch(ops []*writeOp, errs []error, savepoints bool) error {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+// begin starts the writer's transaction.
+func (db *DB) begin(ctx context.Context) (*Tx, error) {
+	var stx *sql.Tx
+	var err error
+	if db.wconn != nil {
+		stx, err = db.wconn.BeginTx(ctx, nil)
+	} else {
+		stx, err = db.wdb.BeginTx(ctx, nil)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	return &Tx{tx: stx, db: db}, nil
 }
 
 // ms converts a time to stored Unix milliseconds.
