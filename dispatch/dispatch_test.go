@@ -190,7 +190,9 @@ func (s *slowClaims) ClaimDeliveries(ctx context.Context, c webhooks.Claim) ([]*
 }
 
 // waitFirstClaim returns once the dispatcher's first claim (on start, of
-// an empty queue) has returned.
+// an empty queue) has returned from the store. The dispatcher may not yet
+// have noted that the queue is empty: a publish right after may still be
+// queued and claimed rather than handed over.
 func (s *slowClaims) waitFirstClaim(t *testing.T) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); s.calls.Load() == 0; time.Sleep(time.Millisecond) {
@@ -500,9 +502,8 @@ func TestDispatcher(t *testing.T) {
 		b := setupWith(t, dispatch.Config{}, func(db *store.DB) dispatch.Store { counting.DB = db; return counting })
 		rc := newReceiver(t, nil)
 		storetest.MustCreateWebhook(t, b.db, testShop, rc.srv.URL, time.Now(), "order.created")
-		counting.waitFirstClaim(t)
-		start, first := time.Now(), counting.calls.Load()
-		for range 20 {
+		sendOne := func() {
+			t.Helper()
 			res := b.publish(t, 1)
 			if got := rc.next(t).header.Get("webhook-id"); got != res[0].EventID {
 				t.Fatalf("delivered event %s; want %s", got, res[0].EventID)
@@ -511,13 +512,22 @@ func TestDispatcher(t *testing.T) {
 				t.Fatalf("attempt recorded as failed: %+v", r[0])
 			}
 		}
-		if n := counting.claimed.Load(); n != 0 {
+		// A first delivery, published perhaps before the start's claim
+		// has told the dispatcher that the queue is empty: by the time it
+		// is recorded, a claim has (the start's, or the one that took it).
+		sendOne()
+		start, calls, claimed := time.Now(), counting.calls.Load(), counting.claimed.Load()
+		for range 20 {
+			sendOne()
+		}
+		if n := counting.claimed.Load() - claimed; n != 0 {
 			t.Errorf("claims took %d of the 20 deliveries; want 0: each was handed over by its publish", n)
 		}
 		// Nor does a finished attempt make the engine look at the queue it
-		// knows is empty: only the poll (every second) does.
-		if n, polls := counting.calls.Load()-first, int32(time.Since(start)/time.Second)+1; n > polls {
-			t.Errorf("%d claims during 20 attempts in %s; want at most %d (the polls)", n, time.Since(start).Round(time.Millisecond), polls)
+		// knows is empty: only the poll (every second) does, and the claim
+		// that follows one that took the first delivery, if one did.
+		if n, most := counting.calls.Load()-calls, int32(time.Since(start)/time.Second)+2; n > most {
+			t.Errorf("%d claims during 20 attempts in %s; want at most %d (the polls, and one more)", n, time.Since(start).Round(time.Millisecond), most)
 		}
 	})
 
