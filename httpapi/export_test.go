@@ -46,3 +46,7 @@ func ParseDeliveryQuery(rawQuery string, pending bool) (webhooks.DeliveryFilter,
 func ParseStatsQuery(rawQuery string, now time.Time) (time.Time, time.Time, error) {
 	return parseStatsQuery(rawQuery, now)
 }
+
+func DecodePublish(body []byte) (webhooks.PublishInput, error) {
+	return decodePublish(body)
+}
