@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // EventType is the name of a thing that happened in a shop, e.g. "order.created".
@@ -96,43 +98,66 @@ func NewEvent(shopID string, typ EventType, data json.RawMessage, idemKey string
 	}
 	// Envelope's fields in its order, written directly: json.Marshal would
 	// reflect over the struct and scan data twice (validate, then compact
-	// with HTML escaping); Compact validates and compacts it in one pass
-	// and keeps the publisher's characters as they were.
-	buf := bytes.NewBuffer(make([]byte, 0, len(data)+192))
-	buf.WriteString(`{"id":`)
-	writeJSONString(buf, e.ID)
-	buf.WriteString(`,"event":`)
-	writeJSONString(buf, typ)
-	buf.WriteString(`,"shop_id":`)
-	writeJSONString(buf, shopID)
-	buf.WriteString(`,"created_at":`)
-	writeJSONString(buf, FormatTime(e.CreatedAt))
-	buf.WriteString(`,"data":`)
-	if err := json.Compact(buf, data); err != nil {
+	// with HTML escaping). jsontext validates and compacts data in one
+	// pass and, with these options, keeps the publisher's characters as
+	// they were, as json.Compact does (a fuzz test holds them equal) but
+	// several times faster.
+	buf := make([]byte, 0, len(data)+192)
+	buf = append(buf, `{"id":`...)
+	buf = appendJSONString(buf, e.ID)
+	buf = append(buf, `,"event":`...)
+	buf = appendJSONString(buf, typ)
+	buf = append(buf, `,"shop_id":`...)
+	buf = appendJSONString(buf, shopID)
+	buf = append(buf, `,"created_at":`...)
+	buf = appendJSONString(buf, FormatTime(e.CreatedAt))
+	buf = append(buf, `,"data":`...)
+	var err error
+	if buf, err = appendCompact(buf, data); err != nil {
 		return nil, fmt.Errorf("event data: %w", err)
 	}
 	if test {
-		buf.WriteString(`,"test":true`)
+		buf = append(buf, `,"test":true`...)
 	}
-	buf.WriteByte('}')
-	e.Envelope = buf.Bytes()
+	buf = append(buf, '}')
+	e.Envelope = buf
 	return e, nil
 }
 
-// writeJSONString writes s as a JSON string. Ids, event types and times
+// appendJSONString appends s as a JSON string. Ids, event types and times
 // are plain ASCII and written as they are; anything else goes through
 // encoding/json.
-func writeJSONString(buf *bytes.Buffer, s string) {
+func appendJSONString(buf []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
 			b, _ := json.Marshal(s) // a string always encodes
-			buf.Write(b)
-			return
+			return append(buf, b...)
 		}
 	}
-	buf.WriteByte('"')
-	buf.WriteString(s)
-	buf.WriteByte('"')
+	buf = append(buf, '"')
+	buf = append(buf, s...)
+	return append(buf, '"')
+}
+
+// compactOptions make jsontext accept what json.Compact accepts and keep
+// strings and numbers byte for byte.
+var compactOptions = []jsontext.Options{
+	jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true), jsontext.PreserveRawStrings(true),
+}
+
+// appendCompact appends data without its insignificant whitespace, as
+// json.Compact does. Where jsontext refuses data, json.Compact has the
+// last word (and its error is the one returned).
+func appendCompact(dst, data []byte) ([]byte, error) {
+	out, err := jsontext.AppendFormat(dst, data, compactOptions...)
+	if err == nil {
+		return out, nil
+	}
+	b := bytes.NewBuffer(dst[:len(dst):len(dst)])
+	if err := json.Compact(b, data); err != nil {
+		return dst, err
+	}
+	return b.Bytes(), nil
 }
 
 // PublishInput is one event a publisher sends.

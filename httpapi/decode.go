@@ -9,6 +9,10 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	webhooks "github.com/pancake-pos/pancake-webhooks"
 )
@@ -45,6 +49,9 @@ func parseObject(body []byte) (map[string]json.RawMessage, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return map[string]json.RawMessage{}, nil
 	}
+	if m, ok := members(body); ok {
+		return m, nil
+	}
 	// Unmarshal checks the whole body is valid JSON before it decodes, so
 	// a syntax error anywhere comes back as one, with its offset.
 	var m map[string]json.RawMessage
@@ -63,6 +70,117 @@ func parseObject(body []byte) (map[string]json.RawMessage, error) {
 		return nil, fieldError("body", "must be a JSON object")
 	}
 	return m, nil
+}
+
+// The fast path of decoding: members and items split a JSON object or
+// array in one pass with jsontext, where encoding/json would check the
+// whole text, then scan it again to decode, at each level of nesting (a
+// batch of publishes was scanned seven times). They accept what
+// encoding/json accepts (duplicate names, the last one winning, and
+// invalid UTF-8, mangled to U+FFFD in names) and give the same result;
+// when they fail, the caller takes encoding/json's path, which says what
+// is wrong as before.
+
+var decoders = sync.Pool{New: func() any { return new(jsontext.Decoder) }}
+
+func newDecoder(raw []byte) *jsontext.Decoder {
+	d := decoders.Get().(*jsontext.Decoder)
+	d.Reset(bytes.NewBuffer(raw), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	return d
+}
+
+func putDecoder(d *jsontext.Decoder) {
+	d.Reset(bytes.NewBuffer(nil)) // drop raw
+	decoders.Put(d)
+}
+
+// members returns the members of raw, one JSON object and nothing after it
+// but whitespace, with their values as slices of raw; ok is false when raw
+// is not that.
+func members(raw []byte) (m map[string]json.RawMessage, ok bool) {
+	d := newDecoder(raw)
+	defer putDecoder(d)
+	if tok, err := d.ReadToken(); err != nil || tok.Kind() != '{' {
+		return nil, false
+	}
+	m = make(map[string]json.RawMessage, 4)
+	for d.PeekKind() != '}' {
+		name, err := d.ReadToken()
+		if err != nil {
+			return nil, false
+		}
+		k := name.String() // before the next read voids name
+		v, ok := nextValue(d, raw)
+		if !ok {
+			return nil, false
+		}
+		m[k] = v
+	}
+	if !closeValue(d) {
+		return nil, false
+	}
+	return m, true
+}
+
+// items returns the elements of raw, one JSON array, as slices of raw; ok
+// is false when raw is not that.
+func items(raw []byte) (out []json.RawMessage, ok bool) {
+	d := newDecoder(raw)
+	defer putDecoder(d)
+	if tok, err := d.ReadToken(); err != nil || tok.Kind() != '[' {
+		return nil, false
+	}
+	out = []json.RawMessage{}
+	for d.PeekKind() != ']' {
+		v, ok := nextValue(d, raw)
+		if !ok {
+			return nil, false
+		}
+		out = append(out, v)
+	}
+	if !closeValue(d) {
+		return nil, false
+	}
+	return out, true
+}
+
+// nextValue reads the next value of d, which decodes raw, and returns it
+// as a slice of raw (capacity capped, so an append copies); v is only
+// valid until d reads on.
+func nextValue(d *jsontext.Decoder, raw []byte) (json.RawMessage, bool) {
+	v, err := d.ReadValue()
+	if err != nil {
+		return nil, false
+	}
+	end := d.InputOffset()
+	start := end - int64(len(v))
+	if start < 0 || end > int64(len(raw)) || !bytes.Equal(raw[start:end], v) {
+		return nil, false // can't happen; if it did, the slow path decides
+	}
+	return raw[start:end:end], true
+}
+
+// closeValue reads the end of the object or array and makes sure nothing
+// but whitespace follows it.
+func closeValue(d *jsontext.Decoder) bool {
+	if _, err := d.ReadToken(); err != nil {
+		return false
+	}
+	_, err := d.ReadToken()
+	return err == io.EOF
+}
+
+// plainString returns raw, a valid JSON string, as a Go string when it has
+// no escapes and is valid UTF-8: what encoding/json would return.
+func plainString(raw json.RawMessage) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	s := raw[1 : len(raw)-1]
+	if bytes.IndexByte(s, '\\') >= 0 || !utf8.Valid(s) {
+		return "", false
+	}
+	return string(s), true
 }
 
 func fieldError(field, reason string) error {
@@ -157,6 +275,9 @@ func (o *jsonObject) str(name string, required, nullable bool) *string {
 	}
 	switch jsonKind(raw) {
 	case kindString:
+		if s, ok := plainString(raw); ok {
+			return &s
+		}
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
 			o.bad(name, "must be a string")
@@ -203,13 +324,17 @@ func (o *jsonObject) strs(name string, required bool) []string {
 		o.bad(name, "must be an array of strings")
 		return nil
 	}
-	var items []json.RawMessage
-	if err := json.Unmarshal(raw, &items); err != nil {
+	elems, ok := items(raw)
+	if !ok && json.Unmarshal(raw, &elems) != nil {
 		o.bad(name, "must be an array of strings")
 		return nil
 	}
-	out := make([]string, 0, len(items))
-	for _, it := range items {
+	out := make([]string, 0, len(elems))
+	for _, it := range elems {
+		if s, ok := plainString(it); ok {
+			out = append(out, s)
+			continue
+		}
 		var s string
 		if jsonKind(it) != kindString || json.Unmarshal(it, &s) != nil {
 			o.bad(name, "must be an array of strings")
@@ -252,10 +377,14 @@ func (o *jsonObject) array(name string, required bool) ([]json.RawMessage, bool)
 	if !ok {
 		return nil, false
 	}
-	var items []json.RawMessage
-	if jsonKind(raw) != kindArray || json.Unmarshal(raw, &items) != nil {
+	if jsonKind(raw) != kindArray {
 		o.bad(name, "must be an array")
 		return nil, false
 	}
-	return items, true
+	elems, ok := items(raw)
+	if !ok && json.Unmarshal(raw, &elems) != nil {
+		o.bad(name, "must be an array")
+		return nil, false
+	}
+	return elems, true
 }

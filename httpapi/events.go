@@ -90,8 +90,8 @@ func decodePublishBatch(body []byte) ([]webhooks.PublishInput, error) {
 	ins := make([]webhooks.PublishInput, 0, len(items))
 	for i, raw := range items {
 		prefix := "events[" + strconv.Itoa(i) + "]"
-		var im map[string]json.RawMessage
-		if jsonKind(raw) != kindObject || json.Unmarshal(raw, &im) != nil {
+		im, ok := members(raw)
+		if !ok && (jsonKind(raw) != kindObject || json.Unmarshal(raw, &im) != nil) {
 			errs.Add(prefix, "must be a JSON object")
 			continue
 		}
