@@ -68,6 +68,8 @@ type DB struct {
 
 	stmts    stmtCache
 	wconn    *sql.Conn     // SQLite: the writer's one connection, held for good
+	ckpt     *sql.DB       // SQLite: the checkpointer's connection
+	walKick  chan struct{} // SQLite: a commit added to the WAL
 	lazySync bool          // SQLite: wconn runs with synchronous=NORMAL (writer goroutine only)
 	pool     *pgxpool.Pool // PostgreSQL only
 	leadMu   sync.Mutex
@@ -170,6 +172,11 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	if db.pool != nil {
 		db.wg.Add(1)
 		go db.listen()
+	}
+	if db.ckpt != nil {
+		db.walKick = make(chan struct{}, 1)
+		db.wg.Add(1)
+		go db.checkpointer()
 	}
 	return db, nil
 }
@@ -476,6 +483,9 @@ func (db *DB) runBatch(ops []*writeOp, errs []error, savepoints bool) error {
 	}
 	if err := tx.tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	if db.walKick != nil {
+		db.kickCheckpointer()
 	}
 	return nil
 }
