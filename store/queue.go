@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	webhooks "github.com/pancake-pos/pancake-webhooks"
@@ -382,27 +383,15 @@ func (db *DB) RecordAttempts(ctx context.Context, results []webhooks.AttemptResu
 				nexts[i] = r.NextAttemptAt
 			}
 		}
-		var finished map[string]*webhooks.Delivery
-		if db.dialect.name == "postgres" {
-			// One statement for the batch: a round trip per row was most
-			// of the time a batch took.
-			if finished, err = finishDeliveries(ctx, tx, results, nexts); err != nil {
-				return err
-			}
+		finished, err := finishDeliveries(ctx, tx, results, nexts)
+		if err != nil {
+			return err
 		}
 		for i := range results {
 			r := &results[i]
 			next := nexts[i]
-			var (
-				d  *webhooks.Delivery
-				ok bool
-			)
-			if finished != nil {
-				d, ok = finished[r.DeliveryID]
-				delete(finished, r.DeliveryID) // a second result for the same row finds it done
-			} else if d, ok, err = finishDelivery(ctx, tx, r, next); err != nil {
-				return err
-			}
+			d, ok := finished[r.DeliveryID]
+			delete(finished, r.DeliveryID) // a second result for the same row finds it done
 			if !ok {
 				// Already recorded (a lease ran out and another worker took
 				// it) or deleted with its webhook: nothing more to do.
@@ -466,82 +455,142 @@ func attemptValues(r *webhooks.AttemptResult, next *time.Time) ([]any, error) {
 		r.Response.BodyTruncated, reqHeaders, r.FailureReason, r.Duration.Milliseconds(), nullMS(next)}, nil
 }
 
-// finishDeliveries is finishDelivery for a batch, in one statement
-// (PostgreSQL): it returns the rows it finished by id. When a batch holds
-// two results for one delivery, the first is written.
+// finishDeliveries writes each result onto its claimed row and returns
+// the rows it finished, by id; a row already finished by an attempt, or
+// gone with its webhook, is not among them. When results hold two for one
+// delivery, the first is written. A statement per row was most of the
+// time a batch took (a round trip each on PostgreSQL; on SQLite binding,
+// stepping and resetting a statement cost as much as its update), so
+// PostgreSQL takes the batch in one statement, and SQLite in a few of
+// finishChunks' sizes, so that few shapes of statement are prepared.
 func finishDeliveries(ctx context.Context, tx *Tx, results []webhooks.AttemptResult, nexts []*time.Time) (map[string]*webhooks.Delivery, error) {
-	const cols = 11
-	var (
-		b    strings.Builder
-		args = make([]any, 0, len(results)*cols+1)
-		seen = make(map[string]bool, len(results))
-	)
+	seen := make(map[string]bool, len(results))
+	idx := make([]int, 0, len(results))
 	for i := range results {
-		r := &results[i]
-		if seen[r.DeliveryID] {
-			continue
+		if id := results[i].DeliveryID; !seen[id] {
+			seen[id] = true
+			idx = append(idx, i)
 		}
-		seen[r.DeliveryID] = true
-		vals, err := attemptValues(r, nexts[i])
-		if err != nil {
+	}
+	out := make(map[string]*webhooks.Delivery, len(idx))
+	pg := tx.db.dialect.name == "postgres"
+	for len(idx) > 0 {
+		n := len(idx)
+		if !pg {
+			for _, size := range finishChunks {
+				if size <= n {
+					n = size
+					break
+				}
+			}
+		}
+		if err := finishChunk(ctx, tx, pg, results, nexts, idx[:n], out); err != nil {
 			return nil, err
 		}
-		if len(args) > 0 {
-			b.WriteString(", ")
-		}
-		n := len(args)
-		fmt.Fprintf(&b, "($%d::text, $%d::bigint, $%d::bigint, $%d::text, $%d::text, $%d::boolean, $%d::text, $%d::text, $%d::bigint, $%d::bigint, $%d::text)",
-			n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10, n+11)
-		args = append(append(args, vals...), r.DeliveryID)
-	}
-	args = append(args, webhooks.FailureWebhookDisabled)
-	rows, err := tx.QueryContext(ctx, `UPDATE deliveries d SET status = v.status, created_at = v.created_at, scheduled_at = NULL,
-		leased_until = NULL, response_status = v.response_status, response_headers = v.response_headers,
-		response_body = v.response_body, response_truncated = v.response_truncated, request_headers = v.request_headers,
-		failure_reason = v.failure_reason, duration_ms = v.duration_ms, next_retry_at = v.next_retry_at
-		FROM (VALUES `+b.String()+`) AS v (status, created_at, response_status, response_headers, response_body,
-			response_truncated, request_headers, failure_reason, duration_ms, next_retry_at, id)
-		WHERE d.id = v.id AND (d.status = 'pending' OR d.failure_reason = $`+strconv.Itoa(len(args))+`)
-		RETURNING d.id, d.shop_id, d.event_id, d.event, d.attempt`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("record attempts: %w", err)
-	}
-	defer rows.Close()
-	out := make(map[string]*webhooks.Delivery, len(seen))
-	for rows.Next() {
-		var d webhooks.Delivery
-		if err := rows.Scan(&d.ID, &d.ShopID, &d.EventID, &d.Event, &d.Attempt); err != nil {
-			return nil, fmt.Errorf("record attempts: %w", err)
-		}
-		out[d.ID] = &d
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("record attempts: %w", err)
+		idx = idx[n:]
 	}
 	return out, nil
 }
 
-// finishDelivery writes the outcome onto the claimed row. ok is false when
-// the row is gone or was already finished by an attempt.
-func finishDelivery(ctx context.Context, tx *Tx, r *webhooks.AttemptResult, next *time.Time) (*webhooks.Delivery, bool, error) {
-	vals, err := attemptValues(r, next)
+// finishChunks are the sizes of SQLite's statements of finishDeliveries,
+// largest first.
+var finishChunks = []int{64, 16, 4, 1}
+
+// finishChunk runs one statement of finishDeliveries for results[idx...].
+func finishChunk(ctx context.Context, tx *Tx, pg bool, results []webhooks.AttemptResult, nexts []*time.Time, idx []int, out map[string]*webhooks.Delivery) error {
+	args := make([]any, 0, len(idx)*finishColumns+1)
+	for _, i := range idx {
+		vals, err := attemptValues(&results[i], nexts[i])
+		if err != nil {
+			return err
+		}
+		args = append(append(args, vals...), results[i].DeliveryID)
+	}
+	if pg {
+		args = append(args, webhooks.FailureWebhookDisabled)
+	}
+	rows, err := tx.QueryContext(ctx, finishSQL(pg, len(idx)), args...)
 	if err != nil {
-		return nil, false, err
+		return fmt.Errorf("record attempts: %w", err)
 	}
-	var d webhooks.Delivery
-	err = tx.QueryRowContext(ctx, `UPDATE deliveries SET status = $1, created_at = $2, scheduled_at = NULL, leased_until = NULL,
-		response_status = $3, response_headers = $4, response_body = $5, response_truncated = $6, request_headers = $7,
-		failure_reason = $8, duration_ms = $9, next_retry_at = $10
-		WHERE id = $11 AND (status = 'pending' OR failure_reason = $12)
-		RETURNING shop_id, event_id, event, attempt`,
-		append(vals, r.DeliveryID, webhooks.FailureWebhookDisabled)...,
-	).Scan(&d.ShopID, &d.EventID, &d.Event, &d.Attempt)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, false, nil
-	} else if err != nil {
-		return nil, false, fmt.Errorf("record attempt: %w", err)
+	defer rows.Close()
+	for rows.Next() {
+		var d webhooks.Delivery
+		if err := rows.Scan(&d.ID, &d.ShopID, &d.EventID, &d.Event, &d.Attempt); err != nil {
+			return fmt.Errorf("record attempts: %w", err)
+		}
+		out[d.ID] = &d
 	}
-	return &d, true, nil
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("record attempts: %w", err)
+	}
+	return nil
+}
+
+// finishColumns is how many values a row of finishSQL takes: attemptValues
+// and the delivery's id.
+const finishColumns = 11
+
+// finishSQLs memoizes finishSQL's texts by dialect and row count.
+var finishSQLs sync.Map
+
+// finishSQL is the statement of finishChunk for n rows: the rows' values
+// ($1 … $11n, see attemptValues, then the id), then (PostgreSQL only) the
+// failure reason of a delivery cancelled by disabling its webhook, which
+// an attempt still in flight may finish.
+func finishSQL(pg bool, n int) string {
+	type key struct {
+		pg bool
+		n  int
+	}
+	if q, ok := finishSQLs.Load(key{pg, n}); ok {
+		return q.(string)
+	}
+	var b strings.Builder
+	for r := range n {
+		if r > 0 {
+			b.WriteString(", ")
+		}
+		p := r * finishColumns
+		if pg {
+			fmt.Fprintf(&b, "($%d::text, $%d::bigint, $%d::bigint, $%d::text, $%d::text, $%d::boolean, $%d::text, $%d::text, $%d::bigint, $%d::bigint, $%d::text)",
+				p+1, p+2, p+3, p+4, p+5, p+6, p+7, p+8, p+9, p+10, p+11)
+		} else {
+			fmt.Fprintf(&b, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)",
+				p+1, p+2, p+3, p+4, p+5, p+6, p+7, p+8, p+9, p+10, p+11)
+		}
+	}
+	const cols = `(status, created_at, response_status, response_headers, response_body,
+		response_truncated, request_headers, failure_reason, duration_ms, next_retry_at, id)`
+	const set = `status = v.status, created_at = v.created_at, scheduled_at = NULL,
+		leased_until = NULL, response_status = v.response_status, response_headers = v.response_headers,
+		response_body = v.response_body, response_truncated = v.response_truncated, request_headers = v.request_headers,
+		failure_reason = v.failure_reason, duration_ms = v.duration_ms, next_retry_at = v.next_retry_at`
+	reason := "$" + strconv.Itoa(n*finishColumns+1)
+	if !pg {
+		// A literal, not a parameter: SQLite marks a parameter compared
+		// in WHERE as one whose value may change the plan, and every
+		// parameter from the 32nd on shares that mark, so binding the
+		// rows' values (a duration of 0 or 1 ms, say) made it prepare
+		// the whole statement again, most of the times it ran.
+		reason = "'" + strings.ReplaceAll(webhooks.FailureWebhookDisabled, "'", "''") + "'"
+	}
+	var q string
+	if pg {
+		q = `UPDATE deliveries d SET ` + set + `
+		FROM (VALUES ` + b.String() + `) AS v ` + cols + `
+		WHERE d.id = v.id AND (d.status = 'pending' OR d.failure_reason = ` + reason + `)
+		RETURNING d.id, d.shop_id, d.event_id, d.event, d.attempt`
+	} else {
+		q = `WITH v ` + cols + ` AS (VALUES ` + b.String() + `)
+		UPDATE deliveries SET ` + set + ` FROM v
+		WHERE deliveries.id = v.id AND (deliveries.status = 'pending' OR deliveries.failure_reason = ` + reason + `)
+		RETURNING id, shop_id, event_id, event, attempt`
+	}
+	if n <= 1024 {
+		finishSQLs.Store(key{pg, n}, q)
+	}
+	return q
 }
 
 func encodeHeaders(resp map[string]string, req map[string]string) (string, string, error) {

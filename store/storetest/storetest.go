@@ -321,16 +321,24 @@ func failure(j *webhooks.Job, at time.Time, next *time.Time) webhooks.AttemptRes
 		Response: webhooks.Response{StatusCode: 500}, FailureReason: "HTTP 500", NextAttemptAt: next}
 }
 
+// publishAndClaim creates a webhook for order.created, publishes n such
+// events and claims their n deliveries.
+func publishAndClaim(t *testing.T, b *testBundle, n int) (*webhooks.Webhook, []*webhooks.Job) {
+	t.Helper()
+	w := MustCreateWebhook(t, b.db, b.shop, "https://a.example/1", b.clock.Now(), "order.created")
+	mustPublish(t, b, "order.created", n)
+	jobs, err := b.db.ClaimDeliveries(b.ctx, webhooks.Claim{Limit: n + 10, LeaseFor: time.Minute})
+	if err != nil || len(jobs) != n {
+		t.Fatalf("claim = %d, %v; want %d", len(jobs), err, n)
+	}
+	return w, jobs
+}
+
 func testQueue(t *testing.T, setup func(*testing.T) *testBundle) {
 	t.Run("ClaimLeasesAndRecordFinishes", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		w := MustCreateWebhook(t, b.db, b.shop, "https://a.example/1", b.clock.Now(), "order.created")
-		mustPublish(t, b, "order.created", 3)
-		jobs, err := b.db.ClaimDeliveries(b.ctx, webhooks.Claim{Limit: 10, LeaseFor: time.Minute})
-		if err != nil || len(jobs) != 3 {
-			t.Fatalf("claim = %d, %v; want 3", len(jobs), err)
-		}
+		w, jobs := publishAndClaim(t, b, 3)
 		j := jobs[0]
 		if j.URL != w.URL || len(j.Secrets) != 1 || j.Secrets[0] != w.Secret || j.Attempt != 1 || len(j.Payload) == 0 {
 			t.Fatalf("job = %+v", j)
@@ -340,7 +348,7 @@ func testQueue(t *testing.T, setup func(*testing.T) *testBundle) {
 		}
 		now := b.clock.Now()
 		next := now.Add(5 * time.Second)
-		err = b.db.RecordAttempts(b.ctx, []webhooks.AttemptResult{success(jobs[0], now), failure(jobs[1], now, &next), failure(jobs[2], now, nil)})
+		err := b.db.RecordAttempts(b.ctx, []webhooks.AttemptResult{success(jobs[0], now), failure(jobs[1], now, &next), failure(jobs[2], now, nil)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -382,6 +390,55 @@ func testQueue(t *testing.T, setup func(*testing.T) *testBundle) {
 		d, _ = b.db.FindDelivery(b.ctx, b.shop, jobs[1].DeliveryID)
 		if d.Status != webhooks.StatusFailed {
 			t.Fatalf("finished row overwritten: %+v", d)
+		}
+	})
+	t.Run("RecordManyAttemptsAtOnce", func(t *testing.T) {
+		// More results than one statement takes on SQLite (64), in
+		// statements of several sizes, with a second result for one
+		// delivery (the first one counts) and one for a delivery that an
+		// earlier record finished (it changes nothing).
+		t.Parallel()
+		b := setup(t)
+		w, jobs := publishAndClaim(t, b, 91)
+		now := b.clock.Now()
+		if err := b.db.RecordAttempts(b.ctx, []webhooks.AttemptResult{success(jobs[90], now)}); err != nil {
+			t.Fatal(err)
+		}
+		results := make([]webhooks.AttemptResult, 0, 92)
+		for i, j := range jobs[:90] {
+			r := success(j, now)
+			if i%3 == 0 {
+				r = failure(j, now, nil)
+			}
+			r.Duration = time.Duration(i+1) * time.Millisecond
+			results = append(results, r)
+			if i == 3 { // in the same statement
+				results = append(results, success(j, now))
+			}
+		}
+		results = append(results, failure(jobs[90], now, nil))
+		if err := b.db.RecordAttempts(b.ctx, results); err != nil {
+			t.Fatal(err)
+		}
+		for i, j := range jobs {
+			d, err := b.db.FindDelivery(b.ctx, b.shop, j.DeliveryID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, dur := webhooks.StatusSuccess, int64(i+1)
+			switch {
+			case i == 90:
+				dur = 12 // the earlier record's
+			case i%3 == 0:
+				want = webhooks.StatusFailed
+			}
+			if d.Status != want || d.DurationMS != dur {
+				t.Errorf("delivery %d: %s in %d ms; want %s in %d ms", i, d.Status, d.DurationMS, want, dur)
+			}
+		}
+		st, err := b.db.WebhookStats(b.ctx, b.shop, w.ID, now.Add(-time.Hour), now.Add(time.Hour))
+		if err != nil || st.TotalDeliveries != 91 || st.SuccessCount != 61 {
+			t.Fatalf("stats = %d deliveries, %d successful, %v; want 91, 61", st.TotalDeliveries, st.SuccessCount, err)
 		}
 	})
 	t.Run("ExpiredLeaseIsClaimedAgain", func(t *testing.T) {
