@@ -531,7 +531,7 @@ func finishChunk(ctx context.Context, tx *Tx, pg bool, results []webhooks.Attemp
 // and the delivery's id.
 const finishColumns = 11
 
-// finishSQLs memoizes finishSQL's texts by dialect and row count.
+// finishSQLs memoizes finishSQL's texts for SQLite, by row count.
 var finishSQLs sync.Map
 
 // finishSQL is the statement of finishChunk for n rows: the rows' values
@@ -539,12 +539,10 @@ var finishSQLs sync.Map
 // failure reason of a delivery cancelled by disabling its webhook, which
 // an attempt still in flight may finish.
 func finishSQL(pg bool, n int) string {
-	type key struct {
-		pg bool
-		n  int
-	}
-	if q, ok := finishSQLs.Load(key{pg, n}); ok {
-		return q.(string)
+	if !pg {
+		if q, ok := finishSQLs.Load(n); ok {
+			return q.(string)
+		}
 	}
 	var b strings.Builder
 	for r := range n {
@@ -587,8 +585,8 @@ func finishSQL(pg bool, n int) string {
 		WHERE deliveries.id = v.id AND (deliveries.status = 'pending' OR deliveries.failure_reason = ` + reason + `)
 		RETURNING id, shop_id, event_id, event, attempt`
 	}
-	if n <= 1024 {
-		finishSQLs.Store(key{pg, n}, q)
+	if !pg { // four shapes; PostgreSQL's vary with the batch
+		finishSQLs.Store(n, q)
 	}
 	return q
 }

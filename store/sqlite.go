@@ -144,14 +144,20 @@ func (db *DB) checkpointer() {
 	defer db.wg.Done()
 	pause := time.NewTimer(0)
 	defer pause.Stop()
+	failing := false // logged once per run of failures
 	for {
 		select {
 		case <-db.stop:
 			return
 		case <-db.walKick:
 		}
-		if err := db.checkpoint(context.Background()); err != nil {
+		switch err := db.checkpoint(context.Background()); {
+		case err != nil && !failing:
 			db.logger.Warn("sqlite checkpoint failed; the writer checkpoints once the WAL is large", "error", err)
+			failing = true
+		case err == nil && failing:
+			db.logger.Info("sqlite checkpoints work again")
+			failing = false
 		}
 		pause.Reset(checkpointEvery)
 		select {

@@ -1,8 +1,9 @@
 // Package store implements the domain services of Pancake Webhooks over
 // database/sql, for SQLite (the embedded default) and PostgreSQL. SQL lives
 // only here. Every write goes through a group-commit writer: concurrent
-// writes share one transaction and one fsync, each in its own savepoint, and
-// each caller is answered when its transaction is durable.
+// writes share one transaction and one fsync (each in its own savepoint only
+// when one of them fails), and each caller is answered when its transaction
+// is durable.
 package store
 
 import (
