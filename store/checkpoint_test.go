@@ -77,9 +77,26 @@ func TestSQLiteWALIsCheckpointedInTheBackground(t *testing.T) {
 	if err := snapshot.Rollback(); err != nil {
 		t.Fatal(err)
 	}
-	write(1)                // a kick for the checkpointer, now that nothing holds it back
-	time.Sleep(time.Second) // its turn comes at most 100 ms after a commit
-	write(100)              // another ~10 MiB, from the WAL's start if it was checkpointed
+	// A commit kicks the checkpointer. Once it has checkpointed and then
+	// stayed idle for a second, its last checkpoint began after that
+	// commit and copied the whole WAL (a checkpoint taken while commits
+	// go on misses their frames, and the WAL is only reused from its
+	// start when all of it was copied).
+	from := db.CheckpointsForTest()
+	write(1)
+	for n, since, deadline := from, time.Now(), time.Now().Add(15*time.Second); ; {
+		time.Sleep(20 * time.Millisecond)
+		if now := db.CheckpointsForTest(); now != n {
+			n, since = now, time.Now()
+		}
+		if n > from && time.Since(since) > time.Second {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d checkpoints in 15 s after a commit; want 1 or 2, then none", n-from)
+		}
+	}
+	write(100) // another ~10 MiB, from the WAL's start if it was checkpointed
 	if second := walSize(); second > first+first/2 {
 		t.Errorf("the WAL grew from %d to %d bytes with the same writes again; want it checkpointed and reused", first, second)
 	}

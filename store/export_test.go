@@ -10,3 +10,6 @@ func (db *DB) WriteForTest(ctx context.Context, fn func(tx *Tx) error) error {
 
 // WaitingWritesForTest is how many writes wait for the writer.
 func (db *DB) WaitingWritesForTest() int { return len(db.ops) }
+
+// CheckpointsForTest is how many checkpoints the checkpointer has run.
+func (db *DB) CheckpointsForTest() int64 { return db.checkpoints.Load() }

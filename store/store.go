@@ -76,6 +76,8 @@ type DB struct {
 	leadMu   sync.Mutex
 	leadConn *sql.Conn // holds the leader lock (PostgreSQL)
 
+	checkpoints atomic.Int64 // SQLite: checkpoints the checkpointer ran
+
 	claimMu     sync.Mutex
 	claimCursor string // the webhook a claim's visit in turn stopped at
 
