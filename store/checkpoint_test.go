@@ -65,8 +65,8 @@ func TestSQLiteWALIsCheckpointedInTheBackground(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var n int
-	if err := snapshot.QueryRowContext(ctx, `SELECT count(*) FROM wal_probe`).Scan(&n); err != nil {
+	var rows int
+	if err := snapshot.QueryRowContext(ctx, `SELECT count(*) FROM wal_probe`).Scan(&rows); err != nil {
 		t.Fatal(err)
 	}
 	write(100)
