@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	webhooks "github.com/pancake-pos/pancake-webhooks"
@@ -174,18 +175,13 @@ func insertEvents(ctx context.Context, tx *Tx, es []*webhooks.Event) error {
 	for len(es) > 0 {
 		chunk := es[:min(len(es), maxRows)]
 		es = es[len(chunk):]
-		var b strings.Builder
-		b.WriteString(`INSERT INTO events (id, shop_id, type, envelope, deliveries, created_at) VALUES `)
 		args := make([]any, 0, len(chunk)*6)
-		for i, e := range chunk {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			n := len(args)
-			fmt.Fprintf(&b, "($%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6)
+		for _, e := range chunk {
 			args = append(args, e.ID, e.ShopID, e.Type, []byte(e.Envelope), e.Deliveries, ms(e.CreatedAt))
 		}
-		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+		q := multiRowSQL(&eventsSQLs, `INSERT INTO events (id, shop_id, type, envelope, deliveries, created_at) VALUES `,
+			"($%d, $%d, $%d, $%d, $%d, $%d)", 6, len(chunk))
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 			return fmt.Errorf("insert events: %w", err)
 		}
 	}
@@ -300,24 +296,46 @@ func insertQueued(ctx context.Context, tx *Tx, rows queuedRows) error {
 	ds := rows.ds
 	for off := 0; off < len(ds); off += maxRows {
 		chunk := ds[off:min(len(ds), off+maxRows)]
-		var b strings.Builder
-		b.WriteString(`INSERT INTO deliveries (id, shop_id, webhook_id, event_id, event, status, trigger, attempt, retry_of, created_at, scheduled_at, leased_until) VALUES `)
 		args := make([]any, 0, len(chunk)*cols)
 		for i, d := range chunk {
-			if i > 0 {
-				b.WriteString(", ")
-			}
 			var leased sql.NullInt64
 			if rows.leased != nil && rows.leased[off+i] != 0 {
 				leased = sql.NullInt64{Int64: rows.leased[off+i], Valid: true}
 			}
-			n := len(args)
-			fmt.Fprintf(&b, "($%d, $%d, $%d, $%d, $%d, 'pending', $%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10, n+11)
 			args = append(args, d.ID, d.ShopID, d.WebhookID, d.EventID, d.Event, string(d.Trigger), d.Attempt, d.RetryOf, ms(d.CreatedAt), ms(*d.ScheduledAt), leased)
 		}
-		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+		q := multiRowSQL(&queuedSQLs, `INSERT INTO deliveries (id, shop_id, webhook_id, event_id, event, status, trigger, attempt, retry_of, created_at, scheduled_at, leased_until) VALUES `,
+			"($%d, $%d, $%d, $%d, $%d, 'pending', $%d, $%d, $%d, $%d, $%d, $%d)", cols, len(chunk))
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 			return fmt.Errorf("queue deliveries: %w", err)
 		}
 	}
 	return nil
+}
+
+// The texts of the multi-row inserts, by row count: building one with
+// fmt took ~7 % of the writer's time inserting a batch's deliveries.
+var eventsSQLs, queuedSQLs sync.Map
+
+// multiRowSQL returns head and then n rows of row, a format of cols
+// placeholders (numbered on from $1 row after row), memoized in m by n.
+func multiRowSQL(m *sync.Map, head, row string, cols, n int) string {
+	if q, ok := m.Load(n); ok {
+		return q.(string)
+	}
+	var b strings.Builder
+	b.WriteString(head)
+	nums := make([]any, cols)
+	for r := range n {
+		if r > 0 {
+			b.WriteString(", ")
+		}
+		for c := range nums {
+			nums[c] = r*cols + c + 1
+		}
+		fmt.Fprintf(&b, row, nums...)
+	}
+	q := b.String()
+	m.Store(n, q)
+	return q
 }
