@@ -314,7 +314,7 @@ func insertQueued(ctx context.Context, tx *Tx, rows queuedRows) error {
 }
 
 // The texts of the multi-row inserts, by row count: building one with
-// fmt took ~7 % of the writer's time inserting a batch's deliveries.
+// fmt took ~7 % of the time insertQueued spent on a batch of publishes.
 var eventsSQLs, queuedSQLs sync.Map
 
 // multiRowSQL returns head and then n rows of row, a format of cols
