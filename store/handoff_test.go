@@ -86,6 +86,14 @@ func openWithHandoff(t *testing.T, dsn, shopID string) (db *store.DB, h *handoff
 	}
 }
 
+// roomFor creates a webhook of shopID for order.created whose deliveries
+// h has room for.
+func roomFor(t *testing.T, db *store.DB, h *handoff, shopID, url string) {
+	t.Helper()
+	w := storetest.MustCreateWebhook(t, db, shopID, url, time.Now(), "order.created")
+	h.room[w.ID] = true
+}
+
 // A publish inserts the deliveries the dispatcher has room for leased to
 // it and hands them over with what sending takes; the others wait in the
 // queue for a claim, and only they wake the claim loop.
@@ -204,10 +212,8 @@ func TestFailedPublishGivesBackItsReservations(t *testing.T) {
 	t.Parallel()
 	eachDB(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
-		now := time.Now()
 		db, h, wakes := openWithHandoff(t, dsn, "shop_f")
-		w := storetest.MustCreateWebhook(t, db, "shop_f", "http://127.0.0.1:1/a", now, "order.created")
-		h.room[w.ID] = true
+		roomFor(t, db, h, "shop_f", "http://127.0.0.1:1/a")
 		refuseBoom(t, db)
 
 		if _, err := db.Publish(ctx, "shop_f", []webhooks.PublishInput{
@@ -246,8 +252,7 @@ func TestHandoffUnsetDuringAPublish(t *testing.T) {
 	eachDB(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
 		db, h, _ := openWithHandoff(t, dsn, "shop_u")
-		w := storetest.MustCreateWebhook(t, db, "shop_u", "http://127.0.0.1:1/u", time.Now(), "order.created")
-		h.room[w.ID] = true
+		roomFor(t, db, h, "shop_u", "http://127.0.0.1:1/u")
 		h.onReserve = func() { db.SetHandoff(nil) }
 		if _, err := db.Publish(ctx, "shop_u", []webhooks.PublishInput{
 			{Event: "order.created", Data: json.RawMessage(`{"n":1}`)},
@@ -280,8 +285,7 @@ func TestMergedPublishThatFailsFallsBackToOneByOne(t *testing.T) {
 	eachDB(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
 		db, h, _ := openWithHandoff(t, dsn, "shop_m")
-		w := storetest.MustCreateWebhook(t, db, "shop_m", "http://127.0.0.1:1/m", time.Now(), "order.created")
-		h.room[w.ID] = true
+		roomFor(t, db, h, "shop_m", "http://127.0.0.1:1/m")
 		refuseBoom(t, db)
 
 		const n = 4

@@ -183,7 +183,8 @@ func (db *DB) checkpoint(ctx context.Context) error {
 	return nil
 }
 
-// kickCheckpointer tells the checkpointer that a commit added to the WAL.
+// kickCheckpointer tells the checkpointer that a commit added to the WAL
+// (on PostgreSQL, walKick is nil and the select takes its default).
 func (db *DB) kickCheckpointer() {
 	select {
 	case db.walKick <- struct{}{}:

@@ -487,9 +487,7 @@ func (db *DB) runBatch(ops []*writeOp, errs []error, savepoints bool) error {
 	if err := tx.tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
-	if db.walKick != nil {
-		db.kickCheckpointer()
-	}
+	db.kickCheckpointer()
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	webhooks "github.com/pancake-pos/pancake-webhooks"
@@ -427,6 +428,35 @@ func placeholders(start, n int) string {
 		fmt.Fprintf(&b, "$%d", start+i)
 	}
 	return b.String()
+}
+
+// multiRowSQL returns head, n rows of row (a format of cols placeholders,
+// numbered on from $1 row after row) separated by commas, and tail;
+// memoized in m by n, unless m is nil.
+func multiRowSQL(m *sync.Map, head, row, tail string, cols, n int) string {
+	if m != nil {
+		if q, ok := m.Load(n); ok {
+			return q.(string)
+		}
+	}
+	var b strings.Builder
+	b.WriteString(head)
+	nums := make([]any, cols)
+	for r := range n {
+		if r > 0 {
+			b.WriteString(", ")
+		}
+		for c := range nums {
+			nums[c] = r*cols + c + 1
+		}
+		fmt.Fprintf(&b, row, nums...)
+	}
+	b.WriteString(tail)
+	q := b.String()
+	if m != nil {
+		m.Store(n, q)
+	}
+	return q
 }
 
 func anySlice[T any](xs []T) []any {
