@@ -441,6 +441,100 @@ func testQueue(t *testing.T, setup func(*testing.T) *testBundle) {
 			t.Fatalf("stats = %d deliveries, %d successful, %v; want 91, 61", st.TotalDeliveries, st.SuccessCount, err)
 		}
 	})
+	t.Run("RecordAttemptsOfManyWebhooksAtOnce", func(t *testing.T) {
+		// 21 webhooks' attempts in one call (on SQLite, statements of 16,
+		// 4 and 1 webhooks), after a first attempt of each: a success
+		// then failures keeps the streak after the success; failures only
+		// add to the streak, keep when it began and the last success; a
+		// failure then successes ends it; successes only keep the last
+		// failure.
+		t.Parallel()
+		b := setup(t)
+		var whs []*webhooks.Webhook
+		for i := range 21 {
+			whs = append(whs, MustCreateWebhook(t, b.db, b.shop, fmt.Sprintf("https://a.example/%d", i), b.clock.Now(), "order.created"))
+		}
+		mustPublish(t, b, "order.created", 4)
+		jobs, err := b.db.ClaimDeliveries(b.ctx, webhooks.Claim{Limit: 100, LeaseFor: time.Minute})
+		if err != nil || len(jobs) != 84 {
+			t.Fatalf("claim = %d, %v; want 84", len(jobs), err)
+		}
+		byWebhook := map[string][]*webhooks.Job{}
+		for _, j := range jobs {
+			byWebhook[j.WebhookID] = append(byWebhook[j.WebhookID], j)
+		}
+		t0 := b.clock.Now().Truncate(time.Second)
+		at := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Second) }
+		var first, rest []webhooks.AttemptResult
+		for k, w := range whs {
+			js := byWebhook[w.ID]
+			if k%6 == 1 {
+				first = append(first, success(js[0], at(0)))
+			} else {
+				first = append(first, failure(js[0], at(0), nil))
+			}
+			pattern := [3]bool{true, false, false} // success, failure, failure
+			switch k % 3 {
+			case 1:
+				pattern = [3]bool{}
+			case 2:
+				pattern = [3]bool{false, true, true}
+			}
+			if k%6 == 5 {
+				pattern = [3]bool{true, true, true}
+			}
+			for n, ok := range pattern {
+				r := failure(js[n+1], at(n+1), nil)
+				r.FailureReason = fmt.Sprintf("HTTP 50%d", n+1)
+				if ok {
+					r = success(js[n+1], at(n+1))
+				}
+				rest = append(rest, r)
+			}
+		}
+		if err := b.db.RecordAttempts(b.ctx, first); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.db.RecordAttempts(b.ctx, rest); err != nil {
+			t.Fatal(err)
+		}
+		ptr := func(t time.Time) *time.Time { return &t }
+		for k, w := range whs {
+			want := []webhooks.Health{
+				{ConsecutiveFailures: 2, FailingSince: ptr(at(2)), LastSuccessAt: ptr(at(1)), LastFailureAt: ptr(at(3)), LastFailureReason: "HTTP 503"},
+				{ConsecutiveFailures: 4, FailingSince: ptr(at(0)), LastFailureAt: ptr(at(3)), LastFailureReason: "HTTP 503"},
+				{ConsecutiveFailures: 0, LastSuccessAt: ptr(at(3)), LastFailureAt: ptr(at(1)), LastFailureReason: "HTTP 501"},
+			}[k%3]
+			switch k % 6 {
+			case 1: // a success first
+				want.ConsecutiveFailures, want.FailingSince, want.LastSuccessAt = 3, ptr(at(1)), ptr(at(0))
+			case 5: // successes only after the first failure
+				want.LastFailureAt, want.LastFailureReason = ptr(at(0)), "HTTP 500"
+			}
+			got, err := b.db.FindWebhook(b.ctx, b.shop, w.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := got.Health
+			same := func(a, b *time.Time) bool { return a == nil && b == nil || a != nil && b != nil && a.Equal(*b) }
+			if h.ConsecutiveFailures != want.ConsecutiveFailures || !same(h.FailingSince, want.FailingSince) ||
+				!same(h.LastSuccessAt, want.LastSuccessAt) || !same(h.LastFailureAt, want.LastFailureAt) ||
+				h.LastFailureReason != want.LastFailureReason || !got.IsActive {
+				t.Errorf("webhook %d: health %+v, active %v; want %+v", k, h, got.IsActive, want)
+			}
+			st, err := b.db.WebhookStats(b.ctx, b.shop, w.ID, at(-3600), at(3600))
+			wantOK := []int64{1, 0, 2}[k%3]
+			switch k % 6 {
+			case 1:
+				wantOK++
+			case 5:
+				wantOK = 3
+			}
+			if err != nil || st.TotalDeliveries != 4 || st.SuccessCount != wantOK {
+				t.Errorf("webhook %d: stats %d deliveries, %d successful, %v; want 4, %d", k, st.TotalDeliveries, st.SuccessCount, err, wantOK)
+			}
+		}
+	})
 	t.Run("ExpiredLeaseIsClaimedAgain", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
