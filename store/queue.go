@@ -367,6 +367,15 @@ func (db *DB) RecordAttempts(ctx context.Context, results []webhooks.AttemptResu
 	if len(results) == 0 {
 		return nil
 	}
+	// Encoded here, not in the writer, which every write waits for.
+	vals := make([][]any, len(results))
+	for i := range results {
+		v, err := attemptValues(&results[i])
+		if err != nil {
+			return err
+		}
+		vals[i] = v
+	}
 	err := db.writeUrgent(ctx, len(results), func(tx *Tx, queued *bool) error {
 		active, err := webhookActivity(ctx, tx, uniqueWebhooks(results, func(r webhooks.AttemptResult) string { return r.WebhookID }))
 		if err != nil {
@@ -383,7 +392,7 @@ func (db *DB) RecordAttempts(ctx context.Context, results []webhooks.AttemptResu
 				nexts[i] = r.NextAttemptAt
 			}
 		}
-		finished, err := finishDeliveries(ctx, tx, results, nexts)
+		finished, err := finishDeliveries(ctx, tx, results, vals, nexts)
 		if err != nil {
 			return err
 		}
@@ -441,8 +450,8 @@ func webhookActivity(ctx context.Context, tx *Tx, ids []string) (map[string]bool
 // attemptValues are the columns an attempt writes onto its row, in the
 // order status, created_at, response_status, response_headers,
 // response_body, response_truncated, request_headers, failure_reason,
-// duration_ms, next_retry_at.
-func attemptValues(r *webhooks.AttemptResult, next *time.Time) ([]any, error) {
+// duration_ms, and next_retry_at, which is left nil for finishChunk.
+func attemptValues(r *webhooks.AttemptResult) ([]any, error) {
 	status := webhooks.StatusFailed
 	if r.Success {
 		status = webhooks.StatusSuccess
@@ -452,7 +461,7 @@ func attemptValues(r *webhooks.AttemptResult, next *time.Time) ([]any, error) {
 		return nil, err
 	}
 	return []any{string(status), ms(r.AttemptedAt), r.Response.StatusCode, respHeaders, r.Response.Body,
-		r.Response.BodyTruncated, reqHeaders, r.FailureReason, r.Duration.Milliseconds(), nullMS(next)}, nil
+		r.Response.BodyTruncated, reqHeaders, r.FailureReason, r.Duration.Milliseconds(), nil}, nil
 }
 
 // finishDeliveries writes each result onto its claimed row and returns
@@ -463,7 +472,7 @@ func attemptValues(r *webhooks.AttemptResult, next *time.Time) ([]any, error) {
 // stepping and resetting a statement cost as much as its update), so
 // PostgreSQL takes the batch in one statement, and SQLite in a few of
 // the sizes of sqliteChunks, so that few shapes of statement are prepared.
-func finishDeliveries(ctx context.Context, tx *Tx, results []webhooks.AttemptResult, nexts []*time.Time) (map[string]*webhooks.Delivery, error) {
+func finishDeliveries(ctx context.Context, tx *Tx, results []webhooks.AttemptResult, vals [][]any, nexts []*time.Time) (map[string]*webhooks.Delivery, error) {
 	seen := make(map[string]bool, len(results))
 	idx := make([]int, 0, len(results))
 	for i := range results {
@@ -476,7 +485,7 @@ func finishDeliveries(ctx context.Context, tx *Tx, results []webhooks.AttemptRes
 	pg := tx.db.dialect.name == "postgres"
 	for len(idx) > 0 {
 		n := chunkSize(pg, len(idx))
-		if err := finishChunk(ctx, tx, pg, results, nexts, idx[:n], out); err != nil {
+		if err := finishChunk(ctx, tx, pg, results, vals, nexts, idx[:n], out); err != nil {
 			return nil, err
 		}
 		idx = idx[n:]
@@ -503,15 +512,14 @@ func chunkSize(pg bool, n int) int {
 	return n
 }
 
-// finishChunk runs one statement of finishDeliveries for results[idx...].
-func finishChunk(ctx context.Context, tx *Tx, pg bool, results []webhooks.AttemptResult, nexts []*time.Time, idx []int, out map[string]*webhooks.Delivery) error {
+// finishChunk runs one statement of finishDeliveries for results[idx...],
+// whose attemptValues are vals[idx...].
+func finishChunk(ctx context.Context, tx *Tx, pg bool, results []webhooks.AttemptResult, vals [][]any, nexts []*time.Time, idx []int, out map[string]*webhooks.Delivery) error {
 	args := make([]any, 0, len(idx)*finishColumns+1)
 	for _, i := range idx {
-		vals, err := attemptValues(&results[i], nexts[i])
-		if err != nil {
-			return err
-		}
-		args = append(append(args, vals...), results[i].DeliveryID)
+		v := vals[i]
+		v[len(v)-1] = nullMS(nexts[i])
+		args = append(append(args, v...), results[i].DeliveryID)
 	}
 	if pg {
 		args = append(args, webhooks.FailureWebhookDisabled)
