@@ -425,13 +425,21 @@ func (db *DB) RecordAttempts(ctx context.Context, results []webhooks.AttemptResu
 	return err
 }
 
-// webhookActivity says, for each id, whether that webhook exists and is active.
+// webhookActivity says, for each id, whether that webhook exists and is
+// active. On PostgreSQL it also locks the rows, in id order, for the
+// health update that follows (applyHealth): that statement's join may
+// visit them in any order, and two writers recording attempts of the same
+// webhooks must not lock them in different orders.
 func webhookActivity(ctx context.Context, tx *Tx, ids []string) (map[string]bool, error) {
 	out := make(map[string]bool, len(ids))
 	if len(ids) == 0 {
 		return out, nil
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT id, is_active FROM webhooks WHERE id IN (`+placeholders(1, len(ids))+`)`, anySlice(ids)...)
+	lock := ""
+	if tx.db.dialect.name == "postgres" {
+		lock = ` ORDER BY id FOR NO KEY UPDATE`
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT id, is_active FROM webhooks WHERE id IN (`+placeholders(1, len(ids))+`)`+lock, anySlice(ids)...)
 	if err != nil {
 		return nil, fmt.Errorf("read webhooks: %w", err)
 	}
