@@ -13,3 +13,9 @@ func (db *DB) WaitingWritesForTest() int { return len(db.ops) }
 
 // CheckpointsForTest is how many checkpoints the checkpointer has run.
 func (db *DB) CheckpointsForTest() int64 { return db.checkpoints.Load() }
+
+// ClaimPlanPostgres and ClaimHeadSQLPostgres are the settings and the
+// statement of a PostgreSQL claim's window (claimHeadPostgres).
+const ClaimPlanPostgres = claimPlanPostgres
+
+func ClaimHeadSQLPostgres() string { return claimHeadSQLPostgres("") }

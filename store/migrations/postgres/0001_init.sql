@@ -83,6 +83,16 @@ CREATE INDEX deliveries_shop_created ON deliveries (shop_id, created_at, id, eve
 CREATE INDEX deliveries_webhook_created ON deliveries (webhook_id, created_at, id, shop_id, event, status) WHERE status <> 'pending';
 CREATE INDEX deliveries_event ON deliveries (event_id);
 
+-- When the earliest queued row that is not leased is due (NextDue), read
+-- with sorts disabled: its only sortless plan is an ordered scan of
+-- deliveries_due that stops at the first row. With statistics older than
+-- a fast-growing backlog, the planner otherwise sorted every queued row
+-- for that one (156,326 of them, in 166 ms; auto_explain, the fanout
+-- scenario). JIT would be switched on by the disabled sort's cost.
+CREATE FUNCTION deliveries_next_due() RETURNS BIGINT LANGUAGE sql STABLE
+    SET enable_sort = off SET jit = off
+    AS $$ SELECT scheduled_at FROM deliveries WHERE status = 'pending' AND leased_until IS NULL ORDER BY scheduled_at LIMIT 1 $$;
+
 -- Attempt counts per webhook, UTC hour and event type, kept with every
 -- recorded attempt so stats and health never scan deliveries.
 CREATE TABLE webhook_stats (

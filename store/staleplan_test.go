@@ -1,0 +1,112 @@
+package store_test
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pancake-pos/pancake-webhooks/store"
+	"github.com/pancake-pos/pancake-webhooks/store/storetest"
+)
+
+// A backlog that grew after the last ANALYZE (statistics that say almost
+// nothing is queued) must not turn a claim, or the dispatcher's look at
+// the next due time, into a sort of the whole queue: each stays an
+// ordered scan of deliveries_due that stops at its LIMIT.
+func TestPostgresQueueReadsIgnoreStaleStatistics(t *testing.T) {
+	ctx := context.Background()
+	dsn := storetest.PostgresDSN(t)
+	db, err := store.Open(ctx, dsn, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	raw, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	const insert = `INSERT INTO deliveries (id, shop_id, webhook_id, event_id, event, status, trigger, attempt, created_at, scheduled_at)
+		SELECT 'dlv_' || $1 || lpad(g::text, 24, '0'), 'shop', 'wh_' || (g % 10), 'evt_' || g, 'order.created', $2, 'event', 1,
+			1700000000000 + g, CASE WHEN $2 = 'pending' THEN 1700000000000 + g END
+		FROM generate_series(1, $3::int) g`
+	if _, err := raw.ExecContext(ctx, insert, "a", "success", 1000); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.ExecContext(ctx, `ANALYZE deliveries`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.ExecContext(ctx, insert, "b", "pending", 30000); err != nil {
+		t.Fatal(err)
+	}
+	explain := func(settings, query string, args ...any) string {
+		tx, err := raw.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		if settings != "" {
+			if _, err := tx.ExecContext(ctx, settings); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rows, err := tx.QueryContext(ctx, `EXPLAIN (COSTS OFF) `+query, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var lines []string
+		for rows.Next() {
+			var line string
+			if err := rows.Scan(&line); err != nil {
+				t.Fatal(err)
+			}
+			lines = append(lines, line)
+		}
+		return strings.Join(lines, "\n")
+	}
+	now := time.Now().UnixMilli()
+	window := func(settings string) string {
+		plan := explain(settings, store.ClaimHeadSQLPostgres(), now+60000, now, 64, 256)
+		start, end := strings.Index(plan, "CTE win"), strings.Index(plan, "CTE upd")
+		if start < 0 || end < start {
+			t.Fatalf("no CTE win before CTE upd in the plan:\n%s", plan)
+		}
+		return plan[start:end]
+	}
+	// Without the settings the planner sorts the whole queue: the case
+	// this test is about is reproduced (if it were not, it would prove
+	// nothing).
+	if w := window(""); !strings.Contains(w, "Sort") {
+		t.Fatalf("stale statistics did not mislead the planner; the test does not reproduce its case:\n%s", w)
+	}
+	if w := window(store.ClaimPlanPostgres); strings.Contains(w, "Sort") || !strings.Contains(w, "Index Scan using deliveries_due") {
+		t.Fatalf("the claim's window is not an ordered scan of deliveries_due:\n%s", w)
+	}
+
+	// NextDue's query runs in a function that disables sorts for it (the
+	// same mechanism): the plan of its text with that setting, and the
+	// setting on the function.
+	const nextDue = `SELECT scheduled_at FROM deliveries WHERE status = 'pending' AND leased_until IS NULL ORDER BY scheduled_at LIMIT 1`
+	if p := explain("", nextDue); !strings.Contains(p, "Sort") {
+		t.Fatalf("stale statistics did not mislead the planner for NextDue:\n%s", p)
+	}
+	if p := explain(store.ClaimPlanPostgres, nextDue); strings.Contains(p, "Sort") || !strings.Contains(p, "Index Scan using deliveries_due") {
+		t.Fatalf("NextDue's query with sorts disabled is not an ordered scan of deliveries_due:\n%s", p)
+	}
+	var body string
+	var config []byte
+	if err := raw.QueryRowContext(ctx, `SELECT prosrc, array_to_string(proconfig, ',') FROM pg_proc
+		WHERE proname = 'deliveries_next_due' AND pronamespace = current_schema()::regnamespace`).Scan(&body, &config); err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(body) != nextDue || !strings.Contains(string(config), "enable_sort=off") {
+		t.Fatalf("deliveries_next_due runs %q with %q; want %q with enable_sort=off", body, config, nextDue)
+	}
+	due, err := db.NextDue(ctx)
+	if want := time.UnixMilli(1700000000001); err != nil || !due.Equal(want) {
+		t.Fatalf("NextDue = %v, %v; want %v", due, err, want)
+	}
+}
