@@ -19,3 +19,9 @@ func (db *DB) CheckpointsForTest() int64 { return db.checkpoints.Load() }
 const ClaimPlanPostgres = claimPlanPostgres
 
 func ClaimHeadSQLPostgres() string { return claimHeadSQLPostgres("") }
+
+// RefreshStatisticsForTest runs one look of the PostgreSQL statistics
+// keeper and says whether it analyzed.
+func (db *DB) RefreshStatisticsForTest(ctx context.Context) (bool, error) {
+	return db.refreshStatistics(ctx)
+}

@@ -18,11 +18,13 @@ import (
 func TestPostgresQueueReadsIgnoreStaleStatistics(t *testing.T) {
 	ctx := context.Background()
 	dsn := storetest.PostgresDSN(t)
+	// The schema, then no store until the end: a store's statistics
+	// keeper would analyze the table this test keeps stale.
 	db, err := store.Open(ctx, dsn, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	db.Close()
 	raw, err := sql.Open("pgx", dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -105,8 +107,60 @@ func TestPostgresQueueReadsIgnoreStaleStatistics(t *testing.T) {
 	if strings.TrimSpace(body) != nextDue || !strings.Contains(string(config), "enable_sort=off") {
 		t.Fatalf("deliveries_next_due runs %q with %q; want %q with enable_sort=off", body, config, nextDue)
 	}
+	db, err = store.Open(ctx, dsn, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
 	due, err := db.NextDue(ctx)
 	if want := time.UnixMilli(1700000000001); err != nil || !due.Equal(want) {
 		t.Fatalf("NextDue = %v, %v; want %v", due, err, want)
+	}
+}
+
+// The store analyzes the deliveries table once it has outgrown its
+// statistics, instead of waiting for autovacuum's next look.
+func TestPostgresStatisticsFollowTheQueue(t *testing.T) {
+	ctx := context.Background()
+	dsn := storetest.PostgresDSN(t)
+	db, err := store.Open(ctx, dsn, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	raw, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	estimate := func() float64 {
+		var n float64
+		if err := raw.QueryRowContext(ctx, `SELECT reltuples FROM pg_class WHERE oid = 'deliveries'::regclass`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if _, err := db.RefreshStatisticsForTest(ctx); err != nil { // a new table: never analyzed
+		t.Fatal(err)
+	}
+	if n := estimate(); n != 0 {
+		t.Fatalf("after a look at the new, empty table, the planner estimates %v rows; want 0 (analyzed)", n)
+	}
+	if did, err := db.RefreshStatisticsForTest(ctx); err != nil || did {
+		t.Fatalf("second look = %v, %v; want no analyze: nothing changed", did, err)
+	}
+	if _, err := raw.ExecContext(ctx, `INSERT INTO deliveries (id, shop_id, webhook_id, event_id, event, status, trigger, attempt, created_at, scheduled_at)
+		SELECT 'dlv_' || lpad(g::text, 26, '0'), 'shop', 'wh_1', 'evt_' || g, 'order.created', 'pending', 'event', 1, g, g
+		FROM generate_series(1, 30000) g`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.RefreshStatisticsForTest(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := estimate(); n < 25000 {
+		t.Fatalf("after 30,000 rows were queued and the store looked, the planner estimates %v rows", n)
+	}
+	if did, err := db.RefreshStatisticsForTest(ctx); err != nil || did {
+		t.Fatalf("look after the analyze = %v, %v; want no analyze", did, err)
 	}
 }

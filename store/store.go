@@ -173,8 +173,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		go db.writer()
 	}
 	if db.pool != nil {
-		db.wg.Add(1)
+		db.wg.Add(2)
 		go db.listen()
+		go db.statisticsKeeper()
 	}
 	if db.ckpt != nil {
 		db.walKick = make(chan struct{}, 1)
