@@ -184,37 +184,20 @@ BEGIN
     END IF;
 END
 $$;
-CREATE FUNCTION delivery_counts_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Rows inserted count in (sign 1), rows deleted count out (sign -1).
+CREATE FUNCTION delivery_counts_moved() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
+    sign BIGINT := CASE TG_OP WHEN 'INSERT' THEN 1 ELSE -1 END;
     n BIGINT;
     m BIGINT;
 BEGIN
     INSERT INTO delivery_count_changes (shop_id, webhook_id, event, day, success, failed)
     SELECT shop_id, webhook_id, event, created_at - created_at % 86400000,
-        COUNT(*) FILTER (WHERE status = 'success'), COUNT(*) FILTER (WHERE status <> 'success')
-    FROM inserted WHERE status <> 'pending' GROUP BY 1, 2, 3, 4;
+        sign * COUNT(*) FILTER (WHERE status = 'success'), sign * COUNT(*) FILTER (WHERE status <> 'success')
+    FROM moved WHERE status <> 'pending' GROUP BY 1, 2, 3, 4;
     GET DIAGNOSTICS n = ROW_COUNT;
     INSERT INTO pending_count_changes (shop_id, webhook_id, event, pending)
-    SELECT shop_id, webhook_id, event, COUNT(*) FROM inserted WHERE status = 'pending' GROUP BY 1, 2, 3;
-    GET DIAGNOSTICS m = ROW_COUNT;
-    IF n + m > 0 THEN
-        PERFORM delivery_counts_mark();
-    END IF;
-    RETURN NULL;
-END
-$$;
-CREATE FUNCTION delivery_counts_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    n BIGINT;
-    m BIGINT;
-BEGIN
-    INSERT INTO delivery_count_changes (shop_id, webhook_id, event, day, success, failed)
-    SELECT shop_id, webhook_id, event, created_at - created_at % 86400000,
-        -COUNT(*) FILTER (WHERE status = 'success'), -COUNT(*) FILTER (WHERE status <> 'success')
-    FROM deleted WHERE status <> 'pending' GROUP BY 1, 2, 3, 4;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    INSERT INTO pending_count_changes (shop_id, webhook_id, event, pending)
-    SELECT shop_id, webhook_id, event, -COUNT(*) FROM deleted WHERE status = 'pending' GROUP BY 1, 2, 3;
+    SELECT shop_id, webhook_id, event, sign * COUNT(*) FROM moved WHERE status = 'pending' GROUP BY 1, 2, 3;
     GET DIAGNOSTICS m = ROW_COUNT;
     IF n + m > 0 THEN
         PERFORM delivery_counts_mark();
@@ -252,11 +235,11 @@ BEGIN
 END
 $$;
 CREATE TRIGGER delivery_counts_insert AFTER INSERT ON deliveries
-    REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION delivery_counts_inserted();
+    REFERENCING NEW TABLE AS moved FOR EACH STATEMENT EXECUTE FUNCTION delivery_counts_moved();
 CREATE TRIGGER delivery_counts_update AFTER UPDATE ON deliveries
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION delivery_counts_updated();
 CREATE TRIGGER delivery_counts_delete AFTER DELETE ON deliveries
-    REFERENCING OLD TABLE AS deleted FOR EACH STATEMENT EXECUTE FUNCTION delivery_counts_deleted();
+    REFERENCING OLD TABLE AS moved FOR EACH STATEMENT EXECUTE FUNCTION delivery_counts_moved();
 
 -- The fold, at commit: finished counts first, then queued counts, each in
 -- key order, so that every transaction locks counters in one order.
