@@ -111,17 +111,23 @@ func (db *DB) refreshStatistics(ctx context.Context) (bool, error) {
 	err := db.rdb.QueryRowContext(ctx, `SELECT c.reltuples < 0
 			OR pg_relation_size(c.oid) / current_setting('block_size')::bigint > c.relpages * 2 + 128
 		FROM pg_class c WHERE c.oid = 'deliveries'::regclass`).Scan(&stale)
-	if err != nil || !stale {
-		return false, err
+	if err != nil {
+		return false, fmt.Errorf("read the size of deliveries: %w", err)
+	}
+	if !stale {
+		return false, nil
 	}
 	conn, err := db.rdb.Conn(ctx)
 	if err != nil {
-		return false, err
+		return false, fmt.Errorf("connect: %w", err)
 	}
 	defer conn.Close()
 	var locked bool
-	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1, hashtext(current_schema()))`, analyzeLockKey).Scan(&locked); err != nil || !locked {
-		return false, err
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1, hashtext(current_schema()))`, analyzeLockKey).Scan(&locked); err != nil {
+		return false, fmt.Errorf("take the analyze lock: %w", err)
+	}
+	if !locked {
+		return false, nil
 	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1, hashtext(current_schema()))`, analyzeLockKey)
 	if _, err := conn.ExecContext(ctx, `ANALYZE deliveries (shop_id, webhook_id, event_id, event, status, created_at, scheduled_at, leased_until)`); err != nil {
