@@ -33,6 +33,13 @@ var ErrCopyRefused = errors.New("copy refused")
 // PostgreSQL holds.
 const copyLockKey = 7240121
 
+// copyLockTries and copyLockWait bound how long a copy waits for the lock
+// of another one (2 s) before it refuses the target.
+const (
+	copyLockTries = 20
+	copyLockWait  = 100 * time.Millisecond
+)
+
 // DefaultCopyBatch is the default number of rows per target transaction.
 const DefaultCopyBatch = 1000
 
@@ -171,9 +178,22 @@ func Copy(ctx context.Context, from, to *DB, opts CopyOptions) (*CopyReport, err
 		defer conn.Close()
 	}
 	if to.dialect.name == "postgres" {
+		// A copy interrupted mid-statement loses its connection, and its
+		// lock goes only when the server notices: a copy started right
+		// after it waits a moment for that before refusing.
 		var ok bool
-		if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1, hashtext(current_schema()))`, copyLockKey).Scan(&ok); err != nil {
-			return nil, fmt.Errorf("lock target: %w", err)
+		for try := 0; ; try++ {
+			if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1, hashtext(current_schema()))`, copyLockKey).Scan(&ok); err != nil {
+				return nil, fmt.Errorf("lock target: %w", err)
+			}
+			if ok || try == copyLockTries-1 {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(copyLockWait):
+			}
 		}
 		if !ok {
 			return nil, fmt.Errorf("%w: another copy into the target database is running", ErrCopyRefused)
