@@ -48,11 +48,7 @@ func TestDeliveryTotals(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db.Close() })
-		raw, err := sql.Open("pgx", dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { raw.Close() })
+		raw := storetest.RawPostgres(t, dsn)
 		testDeliveryTotals(t, db, raw, clock, "CASE WHEN c.status = 'success' THEN 1 ELSE 0 END")
 	})
 }
@@ -381,11 +377,7 @@ func TestPendingTotalsCopy(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db.Close() })
-		raw, err := sql.Open("pgx", dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { raw.Close() })
+		raw := storetest.RawPostgres(t, dsn)
 		return db, raw
 	}
 	type opener func(*testing.T, *storetest.Clock) (*store.DB, *sql.DB)
@@ -532,11 +524,7 @@ func TestPendingCountTriggers(t *testing.T) {
 		t.Parallel()
 		dsn := storetest.PostgresDSN(t)
 		setup(t, dsn)
-		raw, err := sql.Open("pgx", dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer raw.Close()
+		raw := storetest.RawPostgres(t, dsn)
 		tx, err := raw.Begin()
 		if err != nil {
 			t.Fatal(err)
@@ -702,11 +690,7 @@ func TestDeliveryTotalsConcurrent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	raw, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	raw := storetest.RawPostgres(t, dsn)
 	checkCounters(t, raw, "CASE WHEN c.status = 'success' THEN 1 ELSE 0 END", "concurrent attempts")
 	var left int
 	if err := raw.QueryRow(`SELECT (SELECT COUNT(*) FROM delivery_count_changes) + (SELECT COUNT(*) FROM delivery_count_folds)`).Scan(&left); err != nil || left != 0 {

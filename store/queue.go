@@ -129,6 +129,8 @@ func claimHeadSQLite(ctx context.Context, tx *Tx, c webhooks.Claim, window int, 
 // which the disabled sort's cost would switch on, compiles for longer
 // than the claim runs. Both settings end with the transaction (a claim's,
 // or a batch of claims and records, whose statements need no sort).
+// NextDue, which runs outside a transaction, gets the same settings from
+// the SET clauses of its function, deliveries_next_due.
 const claimPlanPostgres = `SELECT set_config('enable_sort', 'off', true), set_config('jit', 'off', true)`
 
 // claimHeadSQLPostgres is claimHeadPostgres's statement; skip filters the
@@ -676,6 +678,8 @@ type health struct {
 	disable   string  // a reason to disable the webhook (410 Gone)
 }
 
+// healthOf folds one webhook's attempts of a batch, in time order, into
+// what they change in its row.
 func healthOf(as []attempt) health {
 	h := health{id: as[0].webhookID, lastAt: ms(as[len(as)-1].at)}
 	for _, a := range as {

@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"database/sql"
 	"strings"
 	"testing"
 	"time"
@@ -25,11 +24,7 @@ func TestPostgresQueueReadsIgnoreStaleStatistics(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
-	raw, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	raw := storetest.RawPostgres(t, dsn)
 	const insert = `INSERT INTO deliveries (id, shop_id, webhook_id, event_id, event, status, trigger, attempt, created_at, scheduled_at)
 		SELECT 'dlv_' || $1 || lpad(g::text, 24, '0'), 'shop', 'wh_' || (g % 10), 'evt_' || g, 'order.created', $2, 'event', 1,
 			1700000000000 + g, CASE WHEN $2 = 'pending' THEN 1700000000000 + g END
@@ -128,11 +123,7 @@ func TestPostgresStatisticsFollowTheQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	raw, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	raw := storetest.RawPostgres(t, dsn)
 	estimate := func() float64 {
 		var n float64
 		if err := raw.QueryRowContext(ctx, `SELECT reltuples FROM pg_class WHERE oid = 'deliveries'::regclass`).Scan(&n); err != nil {

@@ -3,7 +3,6 @@ package store_test
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -115,11 +114,7 @@ func TestPostgresWarnsWithoutAutovacuum(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	raw, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	raw := storetest.RawPostgres(t, dsn)
 	var setting string
 	if err := raw.QueryRow("SELECT current_setting('autovacuum')").Scan(&setting); err != nil {
 		t.Fatal(err)

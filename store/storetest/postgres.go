@@ -56,3 +56,16 @@ func PostgresDSN(tb testing.TB) string {
 	u.RawQuery = q.Encode()
 	return u.String()
 }
+
+// RawPostgres opens dsn (a PostgresDSN) with plain database/sql, for a test
+// to read or write what the store does not expose; closed when the test
+// ends.
+func RawPostgres(tb testing.TB, dsn string) *sql.DB {
+	tb.Helper()
+	raw, err := sql.Open("pgx", dsn)
+	if err != nil {
+		tb.Fatalf("open PostgreSQL: %v", err)
+	}
+	tb.Cleanup(func() { raw.Close() })
+	return raw
+}
