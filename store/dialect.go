@@ -30,6 +30,19 @@ var (
 	postgresDialect = dialect{name: "postgres", claimLock: " FOR UPDATE SKIP LOCKED"}
 )
 
+// in is the condition that col is one of values, and its arguments,
+// numbered from $start: "col IN ($start, …)" on SQLite, "col = ANY($start)"
+// with one array on PostgreSQL. There one text serves any count: pgx
+// prepares and caches each distinct text on each connection, and the
+// server keeps each prepared statement, so a text per count grew both
+// (see insertQueuedPostgres).
+func (d dialect) in(col string, start int, values []string) (string, []any) {
+	if d.name == "postgres" {
+		return col + " = ANY($" + strconv.Itoa(start) + ")", []any{values}
+	}
+	return col + " IN (" + placeholders(start, len(values)) + ")", anySlice(values)
+}
+
 type migration struct {
 	version int
 	name    string

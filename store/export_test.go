@@ -1,6 +1,10 @@
 package store
 
-import "context"
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+)
 
 // WriteForTest runs fn in the group-commit writer, as the store's own
 // writes do.
@@ -24,4 +28,35 @@ func ClaimHeadSQLPostgres() string { return claimHeadSQLPostgres("") }
 // keeper and says whether it analyzed.
 func (db *DB) RefreshStatisticsForTest(ctx context.Context) (bool, error) {
 	return db.refreshStatistics(ctx)
+}
+
+// PreparedStatementsForTest returns the texts of the statements prepared
+// on the connections idle in a PostgreSQL store's pool.
+func (db *DB) PreparedStatementsForTest(ctx context.Context) (map[string]bool, error) {
+	conns := db.pool.AcquireAllIdle(ctx)
+	defer func() {
+		for _, c := range conns {
+			c.Release()
+		}
+	}()
+	texts := map[string]bool{}
+	for _, c := range conns {
+		rows, err := c.Query(ctx, `SELECT statement FROM pg_prepared_statements`, pgx.QueryExecModeSimpleProtocol)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var s string
+			if err := rows.Scan(&s); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			texts[s] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return texts, nil
 }

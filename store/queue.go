@@ -151,8 +151,8 @@ func claimHeadPostgres(ctx context.Context, tx *Tx, c webhooks.Claim, window int
 	args := []any{until, now, c.Limit, window}
 	skip := ""
 	if len(c.Exclude) > 0 {
-		skip = `WHERE webhook_id NOT IN (` + placeholders(len(args)+1, len(c.Exclude)) + `)`
-		args = append(args, anySlice(c.Exclude)...)
+		skip = `WHERE webhook_id <> ALL($` + strconv.Itoa(len(args)+1) + `)`
+		args = append(args, c.Exclude)
 	}
 	if _, err := tx.ExecContext(ctx, claimPlanPostgres); err != nil {
 		return nil, 0, err
@@ -252,11 +252,11 @@ visit:
 	err := db.writeClaim(ctx, len(ids), func(tx *Tx) error {
 		t := db.now()
 		until := ms(t.Add(c.LeaseFor))
-		args := append([]any{until, ms(t)}, anySlice(ids)...)
+		in, inArgs := db.dialect.in("id", 3, ids)
 		leased, err := queryIDs(ctx, tx, `UPDATE deliveries SET leased_until = $1 WHERE id IN (
-			SELECT id FROM deliveries WHERE id IN (`+placeholders(3, len(ids))+`)
+			SELECT id FROM deliveries WHERE `+in+`
 			AND status = 'pending' AND (leased_until IS NULL OR leased_until <= $2)`+db.dialect.claimLock+`)
-			RETURNING id`, args...)
+			RETURNING id`, append([]any{until, ms(t)}, inArgs...)...)
 		if err != nil || len(leased) == 0 {
 			return err
 		}
@@ -325,10 +325,11 @@ func queryIDs(ctx context.Context, q querier, query string, args ...any) ([]stri
 
 // loadJobs reads what the sender needs for claimed deliveries.
 func loadJobs(ctx context.Context, tx *Tx, ids []string, now time.Time, leasedUntil int64) ([]*webhooks.Job, error) {
+	in, args := tx.db.dialect.in("d.id", 1, ids)
 	rows, err := tx.QueryContext(ctx, `SELECT d.id, d.shop_id, d.webhook_id, d.event_id, d.event, d.attempt, d.trigger, d.created_at,
 		e.envelope, w.url, w.secret, w.prev_secret, w.prev_secret_expires_at
 		FROM deliveries d JOIN events e ON e.id = d.event_id JOIN webhooks w ON w.id = d.webhook_id
-		WHERE d.id IN (`+placeholders(1, len(ids))+`) ORDER BY d.scheduled_at`, anySlice(ids)...)
+		WHERE `+in+` ORDER BY d.scheduled_at`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("load jobs: %w", err)
 	}
@@ -395,7 +396,7 @@ func (db *DB) RecordAttempts(ctx context.Context, results []webhooks.AttemptResu
 		return nil
 	}
 	// Encoded here, not in the writer, which every write waits for.
-	vals := make([][]any, len(results))
+	vals := make([]attemptRow, len(results))
 	for i := range results {
 		v, err := attemptValues(&results[i])
 		if err != nil {
@@ -466,7 +467,8 @@ func webhookActivity(ctx context.Context, tx *Tx, ids []string) (map[string]bool
 	if tx.db.dialect.name == "postgres" {
 		lock = ` ORDER BY id FOR NO KEY UPDATE`
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT id, is_active FROM webhooks WHERE id IN (`+placeholders(1, len(ids))+`)`+lock, anySlice(ids)...)
+	in, args := tx.db.dialect.in("id", 1, ids)
+	rows, err := tx.QueryContext(ctx, `SELECT id, is_active FROM webhooks WHERE `+in+lock, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read webhooks: %w", err)
 	}
@@ -482,21 +484,31 @@ func webhookActivity(ctx context.Context, tx *Tx, ids []string) (map[string]bool
 	return out, rows.Err()
 }
 
-// attemptValues are the columns an attempt writes onto its row, in the
-// order status, created_at, response_status, response_headers,
-// response_body, response_truncated, request_headers, failure_reason,
-// duration_ms, and next_retry_at, which is left nil for finishChunk.
-func attemptValues(r *webhooks.AttemptResult) ([]any, error) {
+// attemptRow is what an attempt writes onto its row but next_retry_at
+// (see finishSQL's columns).
+type attemptRow struct {
+	status                string
+	at                    int64
+	respStatus            int64
+	respHeaders, respBody string
+	truncated             bool
+	reqHeaders, reason    string
+	durationMS            int64
+}
+
+// attemptValues encodes what r writes onto its row.
+func attemptValues(r *webhooks.AttemptResult) (attemptRow, error) {
 	status := webhooks.StatusFailed
 	if r.Success {
 		status = webhooks.StatusSuccess
 	}
 	respHeaders, reqHeaders, err := encodeHeaders(r.Response.Headers, r.RequestHeaders)
 	if err != nil {
-		return nil, err
+		return attemptRow{}, err
 	}
-	return []any{string(status), ms(r.AttemptedAt), r.Response.StatusCode, respHeaders, r.Response.Body,
-		r.Response.BodyTruncated, reqHeaders, r.FailureReason, r.Duration.Milliseconds(), nil}, nil
+	return attemptRow{status: string(status), at: ms(r.AttemptedAt), respStatus: int64(r.Response.StatusCode),
+		respHeaders: respHeaders, respBody: r.Response.Body, truncated: r.Response.BodyTruncated,
+		reqHeaders: reqHeaders, reason: r.FailureReason, durationMS: r.Duration.Milliseconds()}, nil
 }
 
 // finishDeliveries writes each result onto its claimed row and returns
@@ -507,7 +519,7 @@ func attemptValues(r *webhooks.AttemptResult) ([]any, error) {
 // stepping and resetting a statement cost as much as its update), so
 // PostgreSQL takes the batch in one statement, and SQLite in a few of
 // the sizes of sqliteChunks, so that few shapes of statement are prepared.
-func finishDeliveries(ctx context.Context, tx *Tx, results []webhooks.AttemptResult, vals [][]any, nexts []*time.Time) (map[string]*webhooks.Delivery, error) {
+func finishDeliveries(ctx context.Context, tx *Tx, results []webhooks.AttemptResult, vals []attemptRow, nexts []*time.Time) (map[string]*webhooks.Delivery, error) {
 	seen := make(map[string]bool, len(results))
 	idx := make([]int, 0, len(results))
 	for i := range results {
@@ -549,17 +561,22 @@ func chunkSize(pg bool, n int) int {
 
 // finishChunk runs one statement of finishDeliveries for results[idx...],
 // whose attemptValues are vals[idx...].
-func finishChunk(ctx context.Context, tx *Tx, pg bool, results []webhooks.AttemptResult, vals [][]any, nexts []*time.Time, idx []int, out map[string]*webhooks.Delivery) error {
-	args := make([]any, 0, len(idx)*finishColumns+1)
-	for _, i := range idx {
-		v := vals[i]
-		v[len(v)-1] = nullMS(nexts[i])
-		args = append(append(args, v...), results[i].DeliveryID)
-	}
+func finishChunk(ctx context.Context, tx *Tx, pg bool, results []webhooks.AttemptResult, vals []attemptRow, nexts []*time.Time, idx []int, out map[string]*webhooks.Delivery) error {
+	var (
+		query string
+		args  []any
+	)
 	if pg {
-		args = append(args, webhooks.FailureWebhookDisabled)
+		query, args = finishSQLPostgres, finishArrays(results, vals, nexts, idx)
+	} else {
+		query, args = finishSQL(len(idx)), make([]any, 0, len(idx)*finishColumns)
+		for _, i := range idx {
+			v := &vals[i]
+			args = append(args, v.status, v.at, v.respStatus, v.respHeaders, v.respBody, v.truncated, v.reqHeaders,
+				v.reason, v.durationMS, nullMS(nexts[i]), results[i].DeliveryID)
+		}
 	}
-	rows, err := tx.QueryContext(ctx, finishSQL(pg, len(idx)), args...)
+	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("record attempts: %w", err)
 	}
@@ -577,8 +594,8 @@ func finishChunk(ctx context.Context, tx *Tx, pg bool, results []webhooks.Attemp
 	return nil
 }
 
-// finishColumns is how many values a row of finishSQL takes: attemptValues
-// and the delivery's id.
+// finishColumns is how many values a row of finishSQL takes: an
+// attemptRow's nine, next_retry_at and the delivery's id.
 const finishColumns = 11
 
 // The parts of finishSQL's statements. SQLite's WHERE compares the
@@ -595,9 +612,8 @@ const (
 		leased_until = NULL, response_status = v.response_status, response_headers = v.response_headers,
 		response_body = v.response_body, response_truncated = v.response_truncated, request_headers = v.request_headers,
 		failure_reason = v.failure_reason, duration_ms = v.duration_ms, next_retry_at = v.next_retry_at`
-	finishRowPG = "($%d::text, $%d::bigint, $%d::bigint, $%d::text, $%d::text, $%d::boolean, $%d::text, $%d::text, $%d::bigint, $%d::bigint, $%d::text)"
-	finishRow   = "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)"
-	finishHead  = `WITH v ` + finishCols + ` AS (VALUES `
+	finishRow  = "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)"
+	finishHead = `WITH v ` + finishCols + ` AS (VALUES `
 )
 
 var finishTail = `)
@@ -609,19 +625,44 @@ var finishTail = `)
 // finishSQLs memoizes SQLite's texts of finishSQL (four shapes).
 var finishSQLs sync.Map
 
-// finishSQL is the statement of finishChunk for n rows: the rows' values
-// ($1 … $11n, see attemptValues, then the id), then (PostgreSQL only) the
-// failure reason of a delivery cancelled by disabling its webhook, which
-// an attempt still in flight may finish.
-func finishSQL(pg bool, n int) string {
-	if !pg {
-		return multiRowSQL(&finishSQLs, finishHead, finishRow, finishTail, finishColumns, n)
+// finishSQL is SQLite's statement of finishChunk for n rows: each row's
+// attemptRow, next_retry_at and id.
+func finishSQL(n int) string {
+	return multiRowSQL(&finishSQLs, finishHead, finishRow, finishTail, finishColumns, n)
+}
+
+// finishSQLPostgres is PostgreSQL's statement of finishChunk: a column of
+// the rows per array ($1 … $11, see finishArrays), one text for any count
+// (see insertQueuedPostgres), then the failure reason of a delivery
+// cancelled by disabling its webhook, which an attempt still in flight
+// may finish.
+var finishSQLPostgres = `UPDATE deliveries d SET ` + finishSet + `
+	FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::boolean[], $7::text[], $8::text[],
+		$9::bigint[], $10::bigint[], $11::text[]) AS v ` + finishCols + `
+	WHERE d.id = v.id AND (d.status = 'pending' OR d.failure_reason = '` + strings.ReplaceAll(webhooks.FailureWebhookDisabled, "'", "''") + `')
+	RETURNING d.id, d.shop_id, d.event_id, d.event, d.attempt`
+
+// finishArrays are finishSQLPostgres's arguments for results[idx...].
+func finishArrays(results []webhooks.AttemptResult, vals []attemptRow, nexts []*time.Time, idx []int) []any {
+	n := len(idx)
+	var (
+		status, respHeaders, respBody, reqHeaders, reason, ids = make([]string, n), make([]string, n), make([]string, n),
+			make([]string, n), make([]string, n), make([]string, n)
+		at, respStatus, duration = make([]int64, n), make([]int64, n), make([]int64, n)
+		truncated                = make([]bool, n)
+		next                     = make([]*int64, n)
+	)
+	for k, i := range idx {
+		v := &vals[i]
+		status[k], at[k], respStatus[k], respHeaders[k], respBody[k] = v.status, v.at, v.respStatus, v.respHeaders, v.respBody
+		truncated[k], reqHeaders[k], reason[k], duration[k] = v.truncated, v.reqHeaders, v.reason, v.durationMS
+		if nexts[i] != nil {
+			t := ms(*nexts[i])
+			next[k] = &t
+		}
+		ids[k] = results[i].DeliveryID
 	}
-	// Not memoized: its shape varies with the batch, up to 256 rows.
-	return multiRowSQL(nil, `UPDATE deliveries d SET `+finishSet+`
-		FROM (VALUES `, finishRowPG, `) AS v `+finishCols+`
-		WHERE d.id = v.id AND (d.status = 'pending' OR d.failure_reason = $`+strconv.Itoa(n*finishColumns+1)+`)
-		RETURNING d.id, d.shop_id, d.event_id, d.event, d.attempt`, finishColumns, n)
+	return []any{status, at, respStatus, respHeaders, respBody, truncated, reqHeaders, reason, duration, next, ids}
 }
 
 func encodeHeaders(resp map[string]string, req map[string]string) (string, string, error) {
@@ -712,11 +753,31 @@ const (
 		last_success_at = COALESCE(v.success_at, webhooks.last_success_at),
 		last_failure_at = COALESCE(v.fail_at, webhooks.last_failure_at),
 		last_failure_reason = COALESCE(v.reason, webhooks.last_failure_reason)`
-	healthTail  = `) UPDATE webhooks SET ` + healthSet + ` FROM v WHERE webhooks.id = v.id RETURNING webhooks.id, webhooks.failing_since, webhooks.is_active`
-	healthRow   = "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)"
-	healthRowPG = "($%d::text, $%d::boolean, $%d::bigint, $%d::bigint, $%d::bigint, $%d::bigint, $%d::bigint, $%d::text)"
-	healthHead  = `WITH v ` + healthCols + ` AS (VALUES `
+	healthTail        = `) UPDATE webhooks SET ` + healthSet + ` FROM v WHERE webhooks.id = v.id RETURNING webhooks.id, webhooks.failing_since, webhooks.is_active`
+	healthRow         = "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)"
+	healthHead        = `WITH v ` + healthCols + ` AS (VALUES `
+	healthSQLPostgres = `UPDATE webhooks SET ` + healthSet + `
+		FROM unnest($1::text[], $2::boolean[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::text[])
+			AS v ` + healthCols + `
+		WHERE webhooks.id = v.id RETURNING webhooks.id, webhooks.failing_since, webhooks.is_active`
 )
+
+// healthArrays are healthSQLPostgres's arguments for hs: a column each.
+func healthArrays(hs []health) []any {
+	n := len(hs)
+	var (
+		ids                      = make([]string, n)
+		ok                       = make([]bool, n)
+		lastAt, streak           = make([]int64, n), make([]int64, n)
+		since, successAt, failAt = make([]*int64, n), make([]*int64, n), make([]*int64, n)
+		reason                   = make([]*string, n)
+	)
+	for i, h := range hs {
+		ids[i], ok[i], lastAt[i], streak[i] = h.id, h.ok, h.lastAt, h.streak
+		since[i], successAt[i], failAt[i], reason[i] = h.since, h.successAt, h.failAt, h.reason
+	}
+	return []any{ids, ok, lastAt, streak, since, successAt, failAt, reason}
+}
 
 // healthSQLs memoizes SQLite's texts of applyHealth (see sqliteChunks).
 var healthSQLs sync.Map
@@ -737,15 +798,17 @@ func applyHealth(ctx context.Context, tx *Tx, hs []health, cutoff time.Time) err
 	after := make(map[string]state, len(hs))
 	for rest := hs; len(rest) > 0; {
 		n := chunkSize(pg, len(rest))
-		args := make([]any, 0, n*healthColumns)
-		for _, h := range rest[:n] {
-			args = append(args, h.id, h.ok, h.lastAt, h.streak, h.since, h.successAt, h.failAt, h.reason)
-		}
-		var q string
+		var (
+			q    string
+			args []any
+		)
 		if pg {
-			q = multiRowSQL(nil, healthHead, healthRowPG, healthTail, healthColumns, n)
+			q, args = healthSQLPostgres, healthArrays(rest[:n])
 		} else {
-			q = multiRowSQL(&healthSQLs, healthHead, healthRow, healthTail, healthColumns, n)
+			q, args = multiRowSQL(&healthSQLs, healthHead, healthRow, healthTail, healthColumns, n), make([]any, 0, n*healthColumns)
+			for _, h := range rest[:n] {
+				args = append(args, h.id, h.ok, h.lastAt, h.streak, h.since, h.successAt, h.failAt, h.reason)
+			}
 		}
 		rows, err := tx.QueryContext(ctx, q, args...)
 		if err != nil {
@@ -800,6 +863,9 @@ const (
 		success = webhook_stats.success + excluded.success, failed = webhook_stats.failed + excluded.failed,
 		duration_ms_sum = webhook_stats.duration_ms_sum + excluded.duration_ms_sum`
 	statsColumns = 7
+	// PostgreSQL's: the same rows as arrays, in key order (see addStats).
+	statsSQLPostgres = `INSERT INTO webhook_stats (webhook_id, hour, event, total, success, failed, duration_ms_sum)
+		SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[])` + statsTail
 )
 
 // addStats adds attempts to the hourly counters of their webhook and event
@@ -833,16 +899,28 @@ func addStats(ctx context.Context, tx *Tx, done []attempt) error {
 	pg := tx.db.dialect.name == "postgres"
 	for len(keys) > 0 {
 		n := chunkSize(pg, len(keys))
-		args := make([]any, 0, n*statsColumns)
-		for _, k := range keys[:n] {
-			s := buckets[k]
-			args = append(args, k.webhookID, k.hour, k.event, s.total, s.ok, s.total-s.ok, s.dur)
-		}
-		memo := &statsSQLs
+		var (
+			q    string
+			args []any
+		)
 		if pg {
-			memo = nil
+			// A column per array: one text for any count (see insertQueuedPostgres).
+			webhookIDs, events := make([]string, n), make([]string, n)
+			hours, totals, oks, fails, durs := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+			for i, k := range keys[:n] {
+				s := buckets[k]
+				webhookIDs[i], hours[i], events[i] = k.webhookID, k.hour, k.event
+				totals[i], oks[i], fails[i], durs[i] = s.total, s.ok, s.total-s.ok, s.dur
+			}
+			q, args = statsSQLPostgres, []any{webhookIDs, hours, events, totals, oks, fails, durs}
+		} else {
+			q, args = multiRowSQL(&statsSQLs, statsHead, statsRow, statsTail, statsColumns, n), make([]any, 0, n*statsColumns)
+			for _, k := range keys[:n] {
+				s := buckets[k]
+				args = append(args, k.webhookID, k.hour, k.event, s.total, s.ok, s.total-s.ok, s.dur)
+			}
 		}
-		if _, err := tx.ExecContext(ctx, multiRowSQL(memo, statsHead, statsRow, statsTail, statsColumns, n), args...); err != nil {
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 			return fmt.Errorf("update stats: %w", err)
 		}
 		keys = keys[n:]

@@ -55,16 +55,15 @@ func (db *DB) fillHealth(ctx context.Context, q querier, ws []*webhooks.Webhook)
 	if len(ws) == 0 {
 		return nil
 	}
-	args := []any{healthWindowStart(db.now())}
-	ph := make([]string, len(ws))
+	ids := make([]string, len(ws))
 	byID := make(map[string]*webhooks.Webhook, len(ws))
 	for i, w := range ws {
-		args = append(args, w.ID)
-		ph[i] = fmt.Sprintf("$%d", i+2)
+		ids[i] = w.ID
 		byID[w.ID] = w
 	}
+	in, args := db.dialect.in("webhook_id", 2, ids)
 	rows, err := q.QueryContext(ctx, `SELECT webhook_id, CAST(SUM(total) AS BIGINT), CAST(SUM(success) AS BIGINT) FROM webhook_stats
-		WHERE hour >= $1 AND webhook_id IN (`+strings.Join(ph, ",")+`) GROUP BY webhook_id`, args...)
+		WHERE hour >= $1 AND `+in+` GROUP BY webhook_id`, append([]any{healthWindowStart(db.now())}, args...)...)
 	if err != nil {
 		return fmt.Errorf("query health: %w", err)
 	}
@@ -396,7 +395,8 @@ func deleteDeliveries(ctx context.Context, tx *Tx, where string, args []any) (in
 		}
 	}
 	if ids := uniqueWebhooks(buckets, func(b bucket) string { return b.webhookID }); len(ids) > 0 {
-		_, err := tx.ExecContext(ctx, `DELETE FROM webhook_stats WHERE total <= 0 AND webhook_id IN (`+placeholders(1, len(ids))+`)`, anySlice(ids)...)
+		in, args := tx.db.dialect.in("webhook_id", 1, ids)
+		_, err := tx.ExecContext(ctx, `DELETE FROM webhook_stats WHERE total <= 0 AND `+in, args...)
 		if err != nil {
 			return 0, fmt.Errorf("prune stats: %w", err)
 		}
