@@ -171,6 +171,9 @@ func (db *DB) queueFor(op *writeOp, rows *queuedRows, e *webhooks.Event, subs []
 
 // insertEvents inserts events without idempotency keys, many per statement.
 func insertEvents(ctx context.Context, tx *Tx, es []*webhooks.Event) error {
+	if len(es) == 0 {
+		return nil
+	}
 	if tx.db.dialect.name == "postgres" {
 		var c struct {
 			ids, shops, types     []string
@@ -309,6 +312,9 @@ func insertPending(ctx context.Context, tx *Tx, ds []*webhooks.Delivery) error {
 
 // insertQueued inserts queued deliveries, leased where rows.leased says.
 func insertQueued(ctx context.Context, tx *Tx, rows queuedRows) error {
+	if len(rows.ds) == 0 {
+		return nil // most recorded batches retry nothing
+	}
 	if tx.db.dialect.name == "postgres" {
 		return insertQueuedPostgres(ctx, tx, rows)
 	}
