@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -65,6 +66,11 @@ const statisticsEvery = 5 * time.Second
 // analyzing the deliveries table (refreshStatistics).
 const analyzeLockKey = 7240122
 
+// errCannotAnalyze says that the database user may not analyze the
+// deliveries table: only its owner, the database's owner or a superuser
+// may (PostgreSQL 17's MAINTAIN privilege is not looked at).
+var errCannotAnalyze = errors.New("not allowed to analyze deliveries")
+
 // statisticsKeeper keeps the planner's statistics of the deliveries table
 // up with its size until Close (see refreshStatistics).
 func (db *DB) statisticsKeeper() {
@@ -82,6 +88,9 @@ func (db *DB) statisticsKeeper() {
 		}
 		switch _, err := db.refreshStatistics(ctx); {
 		case ctx.Err() != nil:
+			return
+		case errors.Is(err, errCannotAnalyze):
+			db.logger.Info("postgres: this user may not analyze deliveries (not its owner's nor the database's); its statistics are left to autovacuum")
 			return
 		case err != nil && !failing:
 			db.logger.Warn("postgres: analyze deliveries failed; autovacuum's analyze remains", "error", err)
@@ -107,12 +116,17 @@ func (db *DB) statisticsKeeper() {
 // skipped); autovacuum still analyzes them all at its pace. It reports
 // whether it analyzed. A replica that finds another one analyzing skips.
 func (db *DB) refreshStatistics(ctx context.Context) (bool, error) {
-	var stale bool
+	var stale, allowed bool
 	err := db.rdb.QueryRowContext(ctx, `SELECT c.reltuples < 0
-			OR pg_relation_size(c.oid) / current_setting('block_size')::bigint > c.relpages * 2 + 128
-		FROM pg_class c WHERE c.oid = 'deliveries'::regclass`).Scan(&stale)
+			OR pg_relation_size(c.oid) / current_setting('block_size')::bigint > c.relpages * 2 + 128,
+			pg_has_role(c.relowner, 'USAGE') OR pg_has_role(d.datdba, 'USAGE')
+		FROM pg_class c, pg_database d WHERE c.oid = 'deliveries'::regclass AND d.datname = current_database()`).Scan(&stale, &allowed)
 	if err != nil {
 		return false, fmt.Errorf("read the size of deliveries: %w", err)
+	}
+	if !allowed {
+		// ANALYZE would skip the table with a warning, every look.
+		return false, errCannotAnalyze
 	}
 	if !stale {
 		return false, nil

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -153,5 +154,61 @@ func TestPostgresStatisticsFollowTheQueue(t *testing.T) {
 	}
 	if did, err := db.RefreshStatisticsForTest(ctx); err != nil || did {
 		t.Fatalf("look after the analyze = %v, %v; want no analyze", did, err)
+	}
+}
+
+// A database user that may not analyze the deliveries table (neither it
+// nor the database is its own) leaves the statistics to autovacuum: the
+// keeper does not run an ANALYZE that PostgreSQL would skip with a warning
+// at every look.
+func TestPostgresStatisticsLeftToAutovacuumForANonOwner(t *testing.T) {
+	ctx := context.Background()
+	dsn := storetest.PostgresDSN(t)
+	owner, err := store.Open(ctx, dsn, store.Options{}) // the schema, owned by the test's user
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner.Close()
+	raw := storetest.RawPostgres(t, dsn)
+	var schema string
+	if err := raw.QueryRowContext(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		t.Fatal(err)
+	}
+	role := schema + "_app"
+	for _, q := range []string{`CREATE ROLE ` + role + ` LOGIN`, `GRANT USAGE, CREATE ON SCHEMA ` + schema + ` TO ` + role,
+		`GRANT ALL ON ALL TABLES IN SCHEMA ` + schema + ` TO ` + role} {
+		if _, err := raw.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, q := range []string{`DROP OWNED BY ` + role, `DROP ROLE ` + role} {
+			if _, err := raw.ExecContext(context.Background(), q); err != nil {
+				t.Errorf("%s: %v", q, err)
+			}
+		}
+	})
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User(role)
+	db, err := store.Open(ctx, u.String(), store.Options{})
+	if err != nil {
+		t.Fatalf("open as %s: %v", role, err)
+	}
+	defer db.Close()
+	if did, err := db.RefreshStatisticsForTest(ctx); did || err == nil {
+		t.Fatalf("a look as a user that may not analyze = %v, %v; want no analyze, and an error saying why", did, err)
+	}
+	// The owner's look, on the same never-analyzed table, does analyze:
+	// the refusal above is the user's, not the table's.
+	owner, err = store.Open(ctx, dsn, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer owner.Close()
+	if did, err := owner.RefreshStatisticsForTest(ctx); !did || err != nil {
+		t.Fatalf("the owner's look = %v, %v; want an analyze", did, err)
 	}
 }
