@@ -63,8 +63,10 @@ type publishReq struct {
 
 // mergePublishes runs the mergeable publishes of a batch (those without
 // idempotency keys) together: one subscriber query per shop, one multi-row
-// insert for the events and one for their deliveries, instead of several
-// statements for each. It must run first in its transaction, without a
+// insert for the events and one for their deliveries, instead of two
+// statements for each event. A publish alone in its batch is merged too: a
+// batch of 500 events alone was 1,000 statements (on PostgreSQL, as many
+// round trips: 133 ms). It must run first in its transaction, without a
 // savepoint (SQLite copies every page a savepoint's statements change into
 // its journal, most of a large merged insert's cost): when it fails it
 // says so, and the caller starts the transaction again and runs the ops
@@ -77,7 +79,7 @@ func (db *DB) mergePublishes(ctx context.Context, tx *Tx, ops []*writeOp) (ok bo
 			reqs = append(reqs, op)
 		}
 	}
-	if len(reqs) < 2 {
+	if len(reqs) == 0 {
 		return true
 	}
 	if err := db.publishMerged(ctx, tx, reqs); err != nil {

@@ -207,7 +207,9 @@ func refuseBoom(t *testing.T, db *store.DB) {
 }
 
 // A publish that fails after its deliveries were reserved gives the
-// places back; nothing of it is handed over or stored.
+// places back; nothing of it is handed over or stored. (It is tried twice:
+// merged, then event by event to find the one that fails; each try
+// reserves places for its deliveries and gives each back once.)
 func TestFailedPublishGivesBackItsReservations(t *testing.T) {
 	t.Parallel()
 	eachDB(t, func(t *testing.T, dsn string) {
@@ -223,8 +225,15 @@ func TestFailedPublishGivesBackItsReservations(t *testing.T) {
 			t.Fatal("publish of an event the database refuses: no error")
 		}
 		held, taken, cancelled := h.state()
-		if held != 0 || len(taken) != 0 || len(cancelled) != 2 {
-			t.Fatalf("after the failed publish: %d held, %d taken, %d cancelled; want 0, 0, 2", held, len(taken), len(cancelled))
+		if held != 0 || len(taken) != 0 || len(cancelled) < 2 {
+			t.Fatalf("after the failed publish: %d held, %d taken, %d cancelled; want 0, 0, at least 2", held, len(taken), len(cancelled))
+		}
+		given := map[string]bool{}
+		for _, j := range cancelled {
+			if given[j.DeliveryID] {
+				t.Errorf("the place of delivery %s was given back twice", j.DeliveryID)
+			}
+			given[j.DeliveryID] = true
 		}
 		if n := wakes(); n != 0 && n != -1 {
 			t.Errorf("%d wake-ups after a failed publish; want 0", n)
