@@ -616,10 +616,14 @@ const (
 	finishHead = `WITH v ` + finishCols + ` AS (VALUES `
 )
 
+// finishCancelled is the failure reason of a delivery cancelled by
+// disabling its webhook, as an SQL literal: an attempt still in flight may
+// finish such a row.
+var finishCancelled = `'` + strings.ReplaceAll(webhooks.FailureWebhookDisabled, "'", "''") + `'`
+
 var finishTail = `)
 		UPDATE deliveries SET ` + finishSet + ` FROM v
-		WHERE deliveries.id = v.id AND (deliveries.status = 'pending'
-			OR deliveries.failure_reason = '` + strings.ReplaceAll(webhooks.FailureWebhookDisabled, "'", "''") + `')
+		WHERE deliveries.id = v.id AND (deliveries.status = 'pending' OR deliveries.failure_reason = ` + finishCancelled + `)
 		RETURNING id, shop_id, event_id, event, attempt`
 
 // finishSQLs memoizes SQLite's texts of finishSQL (four shapes).
@@ -633,13 +637,11 @@ func finishSQL(n int) string {
 
 // finishSQLPostgres is PostgreSQL's statement of finishChunk: a column of
 // the rows per array ($1 … $11, see finishArrays), one text for any count
-// (see insertQueuedPostgres), then the failure reason of a delivery
-// cancelled by disabling its webhook, which an attempt still in flight
-// may finish.
+// (see insertQueuedPostgres).
 var finishSQLPostgres = `UPDATE deliveries d SET ` + finishSet + `
 	FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::boolean[], $7::text[], $8::text[],
 		$9::bigint[], $10::bigint[], $11::text[]) AS v ` + finishCols + `
-	WHERE d.id = v.id AND (d.status = 'pending' OR d.failure_reason = '` + strings.ReplaceAll(webhooks.FailureWebhookDisabled, "'", "''") + `')
+	WHERE d.id = v.id AND (d.status = 'pending' OR d.failure_reason = ` + finishCancelled + `)
 	RETURNING d.id, d.shop_id, d.event_id, d.event, d.attempt`
 
 // finishArrays are finishSQLPostgres's arguments for results[idx...].

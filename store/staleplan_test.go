@@ -11,20 +11,28 @@ import (
 	"github.com/pancake-pos/pancake-webhooks/store/storetest"
 )
 
+// migratedPostgres returns the URL of a fresh PostgreSQL schema with the
+// store's tables in it, and no store open on it.
+func migratedPostgres(t *testing.T) string {
+	t.Helper()
+	dsn := storetest.PostgresDSN(t)
+	db, err := store.Open(context.Background(), dsn, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	return dsn
+}
+
 // A backlog that grew after the last ANALYZE (statistics that say almost
 // nothing is queued) must not turn a claim, or the dispatcher's look at
 // the next due time, into a sort of the whole queue: each stays an
 // ordered scan of deliveries_due that stops at its LIMIT.
 func TestPostgresQueueReadsIgnoreStaleStatistics(t *testing.T) {
 	ctx := context.Background()
-	dsn := storetest.PostgresDSN(t)
-	// The schema, then no store until the end: a store's statistics
-	// keeper would analyze the table this test keeps stale.
-	db, err := store.Open(ctx, dsn, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	// No store until the end: a store's statistics keeper would analyze
+	// the table this test keeps stale.
+	dsn := migratedPostgres(t)
 	raw := storetest.RawPostgres(t, dsn)
 	const insert = `INSERT INTO deliveries (id, shop_id, webhook_id, event_id, event, status, trigger, attempt, created_at, scheduled_at)
 		SELECT 'dlv_' || $1 || lpad(g::text, 24, '0'), 'shop', 'wh_' || (g % 10), 'evt_' || g, 'order.created', $2, 'event', 1,
@@ -103,7 +111,7 @@ func TestPostgresQueueReadsIgnoreStaleStatistics(t *testing.T) {
 	if strings.TrimSpace(body) != nextDue || !strings.Contains(string(config), "enable_sort=off") {
 		t.Fatalf("deliveries_next_due runs %q with %q; want %q with enable_sort=off", body, config, nextDue)
 	}
-	db, err = store.Open(ctx, dsn, store.Options{})
+	db, err := store.Open(ctx, dsn, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,12 +171,7 @@ func TestPostgresStatisticsFollowTheQueue(t *testing.T) {
 // at every look.
 func TestPostgresStatisticsLeftToAutovacuumForANonOwner(t *testing.T) {
 	ctx := context.Background()
-	dsn := storetest.PostgresDSN(t)
-	owner, err := store.Open(ctx, dsn, store.Options{}) // the schema, owned by the test's user
-	if err != nil {
-		t.Fatal(err)
-	}
-	owner.Close()
+	dsn := migratedPostgres(t) // owned by the test's user
 	raw := storetest.RawPostgres(t, dsn)
 	var schema string
 	if err := raw.QueryRowContext(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
@@ -203,7 +206,7 @@ func TestPostgresStatisticsLeftToAutovacuumForANonOwner(t *testing.T) {
 	}
 	// The owner's look, on the same never-analyzed table, does analyze:
 	// the refusal above is the user's, not the table's.
-	owner, err = store.Open(ctx, dsn, store.Options{})
+	owner, err := store.Open(ctx, dsn, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
