@@ -32,6 +32,7 @@ const (
 	DefaultMaxRetryAfter         = time.Hour
 	DefaultJitter                = 0.2
 	DefaultRecordBatch           = 256
+	DefaultRecordWait            = 10 * time.Millisecond
 )
 
 // DefaultSchedule is the contract's retry schedule: the delays before
@@ -70,6 +71,12 @@ type Config struct {
 	MaxRetryAfter time.Duration
 	// RecordBatch is the most attempts recorded in one commit; default 256.
 	RecordBatch int
+	// RecordWait is how long the recorder waits, after a result, for more
+	// to record in the same commit (up to RecordBatch); default 10ms;
+	// negative: only those already waiting. Each commit of results writes
+	// the same few index and counter pages again, so at a low rate, one
+	// result a commit, most of what it writes to disk is those pages.
+	RecordWait time.Duration
 	// OnRecordFunc, when set, is called after each batch of attempts is
 	// committed (or given up on), from the recorder goroutine; it must not
 	// keep results.
@@ -93,6 +100,7 @@ func (c *Config) withDefaults() Config {
 	}
 	out.MaxRetryAfter = cmp.Or(c.MaxRetryAfter, DefaultMaxRetryAfter)
 	out.RecordBatch = cmp.Or(c.RecordBatch, DefaultRecordBatch)
+	out.RecordWait = cmp.Or(c.RecordWait, DefaultRecordWait)
 	if out.LeaseFor == 0 {
 		// A claimed delivery may wait behind a webhook's backlog (up to one
 		// claim batch plus the bound) before it is sent. A fast webhook
@@ -754,11 +762,16 @@ const (
 	maxHeaderValue   = 1024
 )
 
+// recorder commits the workers' results in batches: what is waiting, and
+// what comes within RecordWait of the first, up to RecordBatch.
 func (d *Dispatcher) recorder() {
 	defer d.recordWG.Done()
 	batch := make([]webhooks.AttemptResult, 0, d.cfg.RecordBatch)
+	wait := time.NewTimer(time.Hour)
+	wait.Stop()
 	for r := range d.results {
 		batch = append(batch[:0], r)
+		wait.Reset(max(d.cfg.RecordWait, 0))
 	fill:
 		for len(batch) < d.cfg.RecordBatch {
 			select {
@@ -767,10 +780,20 @@ func (d *Dispatcher) recorder() {
 					break fill
 				}
 				batch = append(batch, r)
+				continue
 			default:
+			}
+			select {
+			case r, ok := <-d.results:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, r)
+			case <-wait.C:
 				break fill
 			}
 		}
+		wait.Stop()
 		d.record(batch)
 	}
 }

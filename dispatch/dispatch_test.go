@@ -75,6 +75,9 @@ type testBundle struct {
 	disp     *dispatch.Dispatcher
 	recorded chan webhooks.AttemptResult
 	ctx      context.Context
+
+	mu      sync.Mutex
+	commits []int // the size of each batch of results recorded
 }
 
 func setup(t *testing.T, cfg dispatch.Config) *testBundle {
@@ -101,6 +104,9 @@ func setupWith(t *testing.T, cfg dispatch.Config, wrap func(*store.DB) dispatch.
 		if err != nil {
 			t.Errorf("record attempts: %v", err)
 		}
+		b.mu.Lock()
+		b.commits = append(b.commits, len(rs))
+		b.mu.Unlock()
 		for _, r := range rs {
 			b.recorded <- r
 		}
@@ -242,6 +248,26 @@ func (b *testBundle) publish(t *testing.T, n int) []webhooks.PublishResult {
 		t.Fatal(err)
 	}
 	return res
+}
+
+// Results that come within RecordWait of the first are recorded in one
+// commit: deliveries that trickle in, one sent after the other, do not
+// each cost a commit of their own.
+func TestResultsThatTrickleInShareACommit(t *testing.T) {
+	t.Parallel()
+	b := setup(t, dispatch.Config{RecordWait: time.Second})
+	rc := newReceiver(t, nil)
+	storetest.MustCreateWebhook(t, b.db, testShop, rc.srv.URL, time.Now(), "order.created")
+	for range 5 {
+		b.publish(t, 1)
+		rc.next(t) // sent before the next is published
+	}
+	b.waitRecorded(t, 5)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.commits) != 1 {
+		t.Errorf("5 results that came one after the other were recorded in commits of %v; want one commit", b.commits)
+	}
 }
 
 func TestDispatcher(t *testing.T) {
