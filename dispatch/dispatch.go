@@ -71,11 +71,12 @@ type Config struct {
 	MaxRetryAfter time.Duration
 	// RecordBatch is the most attempts recorded in one commit; default 256.
 	RecordBatch int
-	// RecordWait is how long the recorder waits, after a result, for more
-	// to record in the same commit (up to RecordBatch); default 10ms;
-	// negative: only those already waiting. Each commit of results writes
-	// the same few index and counter pages again, so at a low rate, one
-	// result a commit, most of what it writes to disk is those pages.
+	// RecordWait is how long the recorder waits, after a result that came
+	// within RecordWait of the one before, for more to record in the same
+	// commit (up to RecordBatch); default 10ms; negative: never. A result
+	// after a quiet spell is recorded at once. Each commit of results
+	// writes the same few index and counter pages again, so when results
+	// trickle in, one a commit, most of what it writes is those pages.
 	RecordWait time.Duration
 	// OnRecordFunc, when set, is called after each batch of attempts is
 	// committed (or given up on), from the recorder goroutine; it must not
@@ -762,16 +763,22 @@ const (
 	maxHeaderValue   = 1024
 )
 
-// recorder commits the workers' results in batches: what is waiting, and
-// what comes within RecordWait of the first, up to RecordBatch.
+// recorder commits the workers' results in batches: what is waiting and,
+// while results keep coming (see RecordWait), what comes within
+// RecordWait of the first, up to RecordBatch.
 func (d *Dispatcher) recorder() {
 	defer d.recordWG.Done()
 	batch := make([]webhooks.AttemptResult, 0, d.cfg.RecordBatch)
 	wait := time.NewTimer(time.Hour)
 	wait.Stop()
+	var last time.Time // when the recorder last took a result
 	for r := range d.results {
 		batch = append(batch[:0], r)
-		wait.Reset(max(d.cfg.RecordWait, 0))
+		if time.Since(last) < d.cfg.RecordWait {
+			wait.Reset(d.cfg.RecordWait)
+		} else {
+			wait.Reset(0) // after a quiet spell: no wait
+		}
 	fill:
 		for len(batch) < d.cfg.RecordBatch {
 			select {
@@ -794,6 +801,7 @@ func (d *Dispatcher) recorder() {
 			}
 		}
 		wait.Stop()
+		last = time.Now()
 		d.record(batch)
 	}
 }

@@ -790,6 +790,12 @@ test('getPendingDeliveries: a failing receiver leaves a queued retry; setActive(
   await waitFor(() => receivedAt('/fail/pending').length >= 1, 15000, 'the first attempt at the failing receiver');
   assertSignedRequest(receivedAt('/fail/pending')[0], [w.secret_key], { event: 'inventory.updated' }, 'failing delivery');
 
+  // The attempt is recorded shortly after the receiver answered; until then
+  // the delivery is still queued (in flight), not yet its retry.
+  const firstAttempt = await waitFor(async () => {
+    const l = await webhooks.listDeliveries({ webhook_id: w.id, status: 'failed' });
+    return l.total >= 1 && l;
+  }, 5000, 'the failed attempt in listDeliveries');
   const queued = await waitFor(async () => {
     const p = await webhooks.getPendingDeliveries();
     return p.deliveries.find((d) => d.webhook_id === w.id);
@@ -802,8 +808,6 @@ test('getPendingDeliveries: a failing receiver leaves a queued retry; setActive(
   assertTimestamp(queued.scheduled_at, 'extension scheduled_at');
   assert.ok(Date.parse(queued.scheduled_at) > Date.now() - 2000, 'scheduled_at: due in the future (5 s retry)');
 
-  const firstAttempt = await webhooks.listDeliveries({ webhook_id: w.id, status: 'failed' });
-  assert.ok(firstAttempt.total >= 1, 'the failed attempt is listed');
   assert.ok(firstAttempt.data.every((d) => d.status === 'failed'));
   assert.ok(firstAttempt.data.every((d) => d.response.status_code === 500));
   assertTimestamp(firstAttempt.data.at(-1).next_retry_at, 'extension next_retry_at on a failed attempt with tries left');
