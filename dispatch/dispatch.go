@@ -72,7 +72,7 @@ type Config struct {
 	// RecordBatch is the most attempts recorded in one commit; default 256.
 	RecordBatch int
 	// RecordWait is how long the recorder waits, after a result that came
-	// within RecordWait of the one before, for more to record in the same
+	// within RecordWait of its last batch, for more to record in the same
 	// commit (up to RecordBatch); default 10ms; negative: never. A result
 	// after a quiet spell is recorded at once. Each commit of results
 	// writes the same few index and counter pages again, so when results
@@ -771,7 +771,7 @@ func (d *Dispatcher) recorder() {
 	batch := make([]webhooks.AttemptResult, 0, d.cfg.RecordBatch)
 	wait := time.NewTimer(time.Hour)
 	wait.Stop()
-	var last time.Time // when the recorder last took a result
+	var last time.Time // when the recorder closed its last batch
 	for r := range d.results {
 		batch = append(batch[:0], r)
 		if time.Since(last) < d.cfg.RecordWait {
