@@ -26,6 +26,12 @@ import (
 	"github.com/pancake-pos/pancake-webhooks/pancake"
 )
 
+// testClient is the tests' HTTP client. Not http.DefaultClient: closing an
+// httptest.Server closes the idle connections of the default transport,
+// which breaks a request another parallel test is sending on one of them
+// ("http: CloseIdleConnections called").
+var testClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+
 // e2eAdminToken is the admin token of the servers the CLI and SDK tests
 // start.
 const e2eAdminToken = "e2e-admin-token-0123456789abcdef"
@@ -72,7 +78,7 @@ func (s *e2eServer) createShop(t *testing.T, shopID string) string {
 	}
 	req.Header.Set("Authorization", "Bearer "+e2eAdminToken)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

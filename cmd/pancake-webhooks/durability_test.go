@@ -127,7 +127,7 @@ func doJSON(t *testing.T, method, url, auth string, body any, out any) int {
 	if auth != "" {
 		req.Header.Set("Authorization", "Bearer "+auth)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
@@ -219,7 +219,7 @@ func TestKillNineLosesNothing(t *testing.T) {
 					req, _ := http.NewRequestWithContext(ctx, "POST", srv.url("/api/v1/shops/kill/events"), bytes.NewReader(b))
 					req.Header.Set("Authorization", "Bearer "+shop.APIKey)
 					req.Header.Set("Content-Type", "application/json")
-					resp, err := http.DefaultClient.Do(req)
+					resp, err := testClient.Do(req)
 					if err != nil {
 						return // the server died under us
 					}

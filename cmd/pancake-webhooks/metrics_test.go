@@ -52,7 +52,7 @@ func TestMetricsExposeTheEngineWithoutSecrets(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		// The attempt is counted when it is recorded, just after it arrived.
-		resp, err := http.Get(srv.base + "/metrics?api_key=" + key)
+		resp, err := testClient.Get(srv.base + "/metrics?api_key=" + key)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,7 +108,7 @@ func TestServeRunsTheCollectorAtGOGC300(t *testing.T) {
 			env = append(env, c.gogc)
 		}
 		srv := startServerEnv(t, bin, env, "--db", "sqlite:"+filepath.Join(t.TempDir(), "gc.db"))
-		resp, err := http.Get(srv.url("/metrics"))
+		resp, err := testClient.Get(srv.url("/metrics"))
 		if err != nil {
 			t.Fatal(err)
 		}

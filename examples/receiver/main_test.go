@@ -22,6 +22,12 @@ import (
 	"github.com/pancake-pos/pancake-webhooks/pancake"
 )
 
+// testClient is the tests' HTTP client. Not http.DefaultClient: closing an
+// httptest.Server closes the idle connections of the default transport,
+// which breaks a request another parallel test is sending on one of them
+// ("http: CloseIdleConnections called").
+var testClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+
 func newSecret(t *testing.T) string {
 	t.Helper()
 	b := make([]byte, 32)
@@ -177,7 +183,7 @@ func TestReceiver(t *testing.T) {
 		req.Header.Set("webhook-id", id)
 		req.Header.Set("webhook-timestamp", strconv.FormatInt(now.Unix(), 10))
 		req.Header.Set("webhook-signature", sig)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := testClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -256,7 +262,7 @@ func TestReceiver(t *testing.T) {
 	t.Run("OtherMethodsRefused", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		resp, err := http.Get(b.server.URL + "/webhooks/pancake")
+		resp, err := testClient.Get(b.server.URL + "/webhooks/pancake")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -365,7 +371,7 @@ func TestRun(t *testing.T) {
 				w.WriteHeader(http.StatusNoContent)
 			}))
 		}()
-		resp, err := http.Post("http://"+ln.Addr().String()+"/", "application/json", strings.NewReader("{}"))
+		resp, err := testClient.Post("http://"+ln.Addr().String()+"/", "application/json", strings.NewReader("{}"))
 		if err != nil {
 			t.Fatal(err)
 		}
