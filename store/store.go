@@ -29,7 +29,7 @@ const (
 	DefaultMaxBatch     = 256
 	DefaultReadConns    = 8
 	DefaultWriters      = 1
-	DefaultPGWriters    = 4
+	DefaultPGWriters    = 2 // see Options.Writers
 	DefaultPGMaxConns   = 16
 	DefaultHealthWindow = 24 * time.Hour
 )
@@ -43,7 +43,15 @@ type Options struct {
 	// ReadConns is the size of the read pool; default 8.
 	ReadConns int
 	// Writers is how many group-commit writers run at once: 1 on SQLite
-	// (one writer connection), default 4 on PostgreSQL.
+	// (one writer connection), default 2 on PostgreSQL. Each writer takes
+	// what waits when it is free, so more writers commit more, smaller
+	// transactions, and PostgreSQL's work per commit (the counters' fold,
+	// the WAL flush) does not shrink with the commit. Publishing single
+	// events, PostgreSQL spent ~400 µs of CPU per event with 4 writers,
+	// 256–283 µs with 2, 213–227 µs with 1; the open-loop tail and the
+	// deliveries made while batches are published were worse with 4 too
+	// (BENCHMARKS.md, sixth sitting). One writer was slowest at batch
+	// publishing; a second keeps it as fast as with 4.
 	Writers int
 }
 
