@@ -774,10 +774,10 @@ func (d *Dispatcher) recorder() {
 	var last time.Time // when the recorder closed its last batch
 	for r := range d.results {
 		batch = append(batch[:0], r)
-		if time.Since(last) < d.cfg.RecordWait {
+		// After a quiet spell, take only what is waiting.
+		waits := time.Since(last) < d.cfg.RecordWait
+		if waits {
 			wait.Reset(d.cfg.RecordWait)
-		} else {
-			wait.Reset(0) // after a quiet spell: no wait
 		}
 	fill:
 		for len(batch) < d.cfg.RecordBatch {
@@ -789,6 +789,9 @@ func (d *Dispatcher) recorder() {
 				batch = append(batch, r)
 				continue
 			default:
+			}
+			if !waits {
+				break fill
 			}
 			select {
 			case r, ok := <-d.results:

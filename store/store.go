@@ -28,7 +28,6 @@ import (
 const (
 	DefaultMaxBatch     = 256
 	DefaultReadConns    = 8
-	DefaultWriters      = 1
 	DefaultPGWriters    = 2 // see Options.Writers
 	DefaultPGMaxConns   = 16
 	DefaultHealthWindow = 24 * time.Hour
