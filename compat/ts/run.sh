@@ -8,7 +8,9 @@
 # Needs Go, Node 20+ and npm, and the npm registry. It builds the server,
 # starts it on a free port with a throw-away SQLite database, waits for
 # /readyz, creates a shop through the admin API, installs the SDK with
-# `npm ci`, and runs compat/ts/webhooks.test.mjs with node's test runner.
+# `npm ci` (and the standardwebhooks reference library, which checks every
+# delivery's signature beside the test's own), and runs
+# compat/ts/webhooks.test.mjs with node's test runner.
 # Everything it starts or writes outside compat/ts/{node_modules,.sdk} is
 # removed on exit. Exits non-zero on any failure.
 set -euo pipefail
@@ -52,7 +54,7 @@ if [ "$node_major" -lt 20 ]; then
   exit 1
 fi
 
-echo "== compat: npm ci (pancake-client-sdk@1.0.2)"
+echo "== compat: npm ci (pancake-client-sdk@1.0.2, standardwebhooks@1.1.1)"
 (cd "$here" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 
 # The package declares "type": "module" over CommonJS files, so Node loads

@@ -36,6 +36,9 @@ const ORIGIN = new URL(BASE_URL).origin;
 
 const require = createRequire(import.meta.url);
 const { PancakeClient } = require(path.join(SDK_DIR, 'index.js'));
+// The Standard Webhooks reference library for JavaScript, as a receiver
+// would use it: a foreign check of every signature beside our own.
+const { Webhook: StandardWebhook } = require('standardwebhooks');
 
 // newClient builds an SDK client exactly as a user would, changing only
 // baseUrl.
@@ -325,6 +328,13 @@ function assertSignedRequest(r, secrets, { event, deliveryId, test: isTest = fal
   assert.equal(entries.length, secrets.length, `${what}: want ${secrets.length} signature(s), got "${sig}"`);
   for (const [i, s] of secrets.entries()) {
     assert.ok(entries.includes(expectedSignature(s, id, ts, r.rawBody)), `${what}: no signature matches secret #${i + 1} (header "${sig}")`);
+    let verified;
+    assert.doesNotThrow(() => { verified = new StandardWebhook(s).verify(r.rawBody, r.headers); },
+      `${what}: the standardwebhooks library rejects the request with secret #${i + 1}`);
+    assert.deepEqual(verified, r.json, `${what}: the standardwebhooks library's payload`);
+    const tampered = Buffer.concat([r.rawBody, Buffer.from(' ')]);
+    assert.throws(() => new StandardWebhook(s).verify(tampered, r.headers), /No matching signature/,
+      `${what}: the standardwebhooks library accepts a tampered body`);
   }
   assert.equal(r.headers['x-pancake-event'], event, `${what}: X-Pancake-Event`);
   assert.equal(r.headers['x-pancake-shop'], SHOP_ID, `${what}: X-Pancake-Shop`);
