@@ -46,7 +46,11 @@ type Config struct {
 	ReadyTimeout time.Duration // how long to wait for a started server's /readyz
 	MaxEvents    int           // bound on the events published per scenario
 	Verify       bool          // verify every arrival's signature
-	Out          string        // directory for the charts, report.json and server.log
+	// ReceiverDelay is how long the sink takes to answer each delivery of
+	// a scenario, as a receiver doing its own work would (the raw baseline
+	// is answered at once).
+	ReceiverDelay time.Duration
+	Out           string // directory for the charts, report.json and server.log
 
 	// Log receives progress lines; nil means io.Discard. Not a flag.
 	Log io.Writer
@@ -94,6 +98,7 @@ func RegisterFlags(fs *flag.FlagSet) *Config {
 	fs.DurationVar(&c.ReadyTimeout, "ready-timeout", c.ReadyTimeout, "how long to wait for the started server to be ready")
 	fs.IntVar(&c.MaxEvents, "max-events", c.MaxEvents, "at most this many events published per scenario")
 	fs.BoolVar(&c.Verify, "verify", c.Verify, "verify the Standard Webhooks signature of every delivery")
+	fs.DurationVar(&c.ReceiverDelay, "receiver-delay", c.ReceiverDelay, "how long the sink takes to answer each delivery, like a receiver doing its own work (the raw baseline is answered at once)")
 	fs.StringVar(&c.Out, "out", c.Out, "directory for the SVG charts, report.json and server.log")
 	return &c
 }
@@ -144,6 +149,8 @@ func (c *Config) validate() error {
 		return errors.New("--raw-duration and --drain-timeout must not be negative, --ready-timeout must be positive")
 	case c.MaxEvents < 1:
 		return errors.New("--max-events must be positive")
+	case c.ReceiverDelay < 0 || c.ReceiverDelay > 10*time.Second:
+		return errors.New("--receiver-delay must be 0..10s (the server gives up on an attempt after 15 s by default)")
 	case c.Out == "":
 		return errors.New("--out must not be empty")
 	}

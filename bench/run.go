@@ -89,6 +89,8 @@ type Settings struct {
 	EventBytes   int     `json:"event_bytes"`
 	DrainTimeout float64 `json:"drain_timeout_s"`
 	Verify       bool    `json:"verify"`
+	// ReceiverDelayMS is how long the sink took to answer each delivery.
+	ReceiverDelayMS float64 `json:"receiver_delay_ms,omitempty"`
 }
 
 // Raw is the physical limit: plain keep-alive HTTP POSTs of a delivery's
@@ -183,7 +185,8 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) (*Report, error) {
 			GOMAXPROCS: runtime.GOMAXPROCS(0), Go: runtime.Version(), CPUModel: cpuModel()},
 		Settings: Settings{DurationS: cfg.Duration.Seconds(), Concurrency: cfg.Concurrency, Rate: cfg.Rate,
 			BatchSize: cfg.BatchSize, Fanout: cfg.Fanout, EventBytes: cfg.EventBytes,
-			DrainTimeout: cfg.DrainTimeout.Seconds(), Verify: cfg.Verify},
+			DrainTimeout: cfg.DrainTimeout.Seconds(), Verify: cfg.Verify,
+			ReceiverDelayMS: float64(cfg.ReceiverDelay) / float64(time.Millisecond)},
 		Raw: Raw{Clients: cfg.Concurrency},
 	}
 
@@ -512,6 +515,7 @@ func (r *runner) runScenario(ctx context.Context, name string) (*ScenarioResult,
 	maxArr := min(cfg.MaxEvents*res.Webhooks*2, 20_000_000)
 	start := time.Now()
 	rec := NewRecorder(start, maxArr)
+	rec.Delay = cfg.ReceiverDelay
 	if cfg.Verify {
 		for i, s := range secrets {
 			if s == "" {

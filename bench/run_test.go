@@ -239,6 +239,8 @@ func TestConfigValidate(t *testing.T) {
 		func(c *Config) { c.BatchSize = 501 },
 		func(c *Config) { c.Concurrency = 0 },
 		func(c *Config) { c.Duration = 0 },
+		func(c *Config) { c.ReceiverDelay = -time.Millisecond },
+		func(c *Config) { c.ReceiverDelay = time.Minute },
 	}
 	for i, mod := range bad {
 		c := DefaultConfig()

@@ -131,6 +131,14 @@ func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	rec.record(id, idx, now, ts, rec.verify(idx, id, r.Header, body))
+	if rec.Delay > 0 {
+		t := time.NewTimer(rec.Delay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+		}
+	}
 	w.WriteHeader(http.StatusOK)
 }
 
@@ -207,6 +215,10 @@ type evState struct {
 // time and latency for the timeline. It keeps at most max arrivals in its
 // timeline (the accounting is kept for all).
 type Recorder struct {
+	// Delay is how long the sink waits before answering each arrival
+	// (after its time is taken); set it before Register.
+	Delay time.Duration
+
 	start int64 // unix ns the offsets count from
 	max   int
 

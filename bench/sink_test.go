@@ -161,6 +161,38 @@ func TestSinkOverHTTP(t *testing.T) {
 	}
 }
 
+// With a Delay, the sink answers a delivery only after it, and takes the
+// arrival's time when the request came, not when it answers.
+func TestSinkReceiverDelay(t *testing.T) {
+	sink, err := StartSink()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	const delay = 400 * time.Millisecond
+	rec := NewRecorder(time.Now(), 0)
+	rec.Delay = delay
+	sink.Register("slow", rec)
+	p := newPayload("slow", 64)
+	ts := time.Now()
+	body := p.envelope(nil, "evt_slow", "slow", ts, ts.UnixNano(), 1)
+	req, _ := http.NewRequest(http.MethodPost, sink.HookURL("slow", 0), bytes.NewReader(body))
+	req.Header.Set("webhook-id", "evt_slow")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	took := time.Since(ts)
+	if resp.StatusCode != http.StatusOK || took < delay {
+		t.Errorf("answered %d after %v, want 200 after at least %v", resp.StatusCode, took, delay)
+	}
+	arr := rec.snapshot()
+	if len(arr) != 1 || arr[0].lat < 0 || arr[0].lat >= int64(delay) {
+		t.Errorf("arrival %+v: want its latency taken when the request came, before the %v wait", arr, delay)
+	}
+}
+
 func TestPayloadSize(t *testing.T) {
 	p := newPayload("bench-abcdef-single", 1024)
 	now := time.Now().UnixNano()

@@ -13,8 +13,12 @@ import (
 func printSummary(w io.Writer, rep *Report) {
 	m := rep.Machine
 	fmt.Fprintf(w, "pancake-bench %s  %s/%s, %d CPUs (%s), %s\n", rep.StartedAt, m.OS, m.Arch, m.CPUs, m.CPUModel, m.Go)
-	fmt.Fprintf(w, "server: %s mode, db %s; %d B events; %v per scenario\n",
+	fmt.Fprintf(w, "server: %s mode, db %s; %d B events; %v per scenario",
 		rep.Mode, rep.DB, rep.Settings.EventBytes, fmtSeconds(rep.Settings.DurationS))
+	if d := rep.Settings.ReceiverDelayMS; d > 0 {
+		fmt.Fprintf(w, "; the receiver answers each delivery after %g ms", d)
+	}
+	fmt.Fprintln(w)
 	samples := make([]string, len(rep.Raw.Samples))
 	for i, s := range rep.Raw.Samples {
 		samples[i] = fmt.Sprintf("%.0f", s)
