@@ -49,7 +49,8 @@ type Config struct {
 	// so a slow endpoint can't take every worker; default 32. It also caps
 	// one webhook's delivery rate at about the bound divided by its
 	// receiver's response time: 32 in flight to a receiver answering in
-	// 20 ms make ~1,500 deliveries/s (10 made ~460/s).
+	// 20 ms make ~1,500 deliveries/s (10 made ~460/s). After 5 failed
+	// attempts in a row a webhook gets at most 4 until one succeeds.
 	MaxInFlightPerWebhook int
 	// ClaimBatch is the most deliveries one claim takes for free workers;
 	// default 64. A claim also takes what webhooks at their bound need
@@ -393,7 +394,7 @@ func (d *Dispatcher) claimOnce(ctx context.Context) (int, bool, error) {
 	for id, n := range d.inFlight {
 		// Claim ahead: a webhook at its bound keeps waiting what it will
 		// send while the next claim commits, so its slots never run dry.
-		if n >= d.cfg.MaxInFlightPerWebhook && len(d.backlog[id]) >= d.ahead(id) {
+		if n >= d.bound(id) && len(d.backlog[id]) >= d.ahead(id) {
 			exclude = append(exclude, id)
 		}
 	}
@@ -402,11 +403,11 @@ func (d *Dispatcher) claimOnce(ctx context.Context) (int, bool, error) {
 	// the free workers, as before.
 	room := 0
 	for id, p := range d.pace {
-		if d.inFlight[id] == 0 && time.Since(p.at) > paceTTL {
+		if d.inFlight[id] == 0 && time.Since(p.at) > p.ttl() {
 			delete(d.pace, id)
 			continue
 		}
-		if ahead := d.ahead(id); ahead > d.cfg.MaxInFlightPerWebhook {
+		if ahead := d.ahead(id); ahead > d.bound(id) {
 			room += max(ahead-len(d.backlog[id]), 0)
 		}
 	}
@@ -445,7 +446,7 @@ func (d *Dispatcher) claimOnce(ctx context.Context) (int, bool, error) {
 // and their webhook is under its bound. Called with d.mu held.
 func (d *Dispatcher) dispatchWaiting() {
 	for id, q := range d.backlog {
-		for len(q) > 0 && d.total < d.cfg.Workers && d.inFlight[id] < d.cfg.MaxInFlightPerWebhook {
+		for len(q) > 0 && d.total < d.cfg.Workers && d.inFlight[id] < d.bound(id) {
 			d.inFlight[id]++
 			d.total++
 			d.queued--
@@ -471,7 +472,7 @@ func (d *Dispatcher) dispatchWaiting() {
 // deliveries only go back to the queue for a retry, and refusing them
 // faster would take the writer from the publishes. Called with d.mu held.
 func (d *Dispatcher) ahead(webhookID string) int {
-	bound := d.cfg.MaxInFlightPerWebhook
+	bound := d.bound(webhookID)
 	pc := d.pace[webhookID]
 	p := pc.attempt
 	// The last one claimed ahead must still have a whole attempt's time
@@ -489,10 +490,40 @@ type pace struct {
 	attempt time.Duration // moving average
 	at      time.Time     // of the last attempt
 	failed  bool          // the last attempt failed
+	streak  int           // attempts failed in a row, up to the last one
 }
 
-// paceTTL is how long a webhook's pace is kept after its last attempt.
-const paceTTL = 10 * time.Second
+const (
+	// paceTTL is how long a webhook's pace is kept after its last attempt.
+	paceTTL = 10 * time.Second
+	// failingStreak failed attempts in a row make a webhook failing (the
+	// contract's health says error after 5): it gets at most failingBound
+	// attempts in flight until one succeeds, so endpoints that hang until
+	// the timeout can't hold the workers the healthy ones need. Its pace
+	// is kept failingTTL after its last attempt, so its next events do not
+	// start at the full bound again.
+	failingStreak = 5
+	failingBound  = 4
+	failingTTL    = 10 * time.Minute
+)
+
+// ttl is how long p is kept after its last attempt.
+func (p pace) ttl() time.Duration {
+	if p.streak >= failingStreak {
+		return failingTTL
+	}
+	return paceTTL
+}
+
+// bound is how many attempts may be in flight to a webhook: the
+// configured bound, or failingBound while it is failing. Called with d.mu
+// held.
+func (d *Dispatcher) bound(webhookID string) int {
+	if d.pace[webhookID].streak >= failingStreak {
+		return min(d.cfg.MaxInFlightPerWebhook, failingBound)
+	}
+	return d.cfg.MaxInFlightPerWebhook
+}
 
 // maxAhead bounds one claim, and what one webhook keeps claimed ahead.
 func (d *Dispatcher) maxAhead() int { return 4 * d.cfg.ClaimBatch }
@@ -516,9 +547,16 @@ func (d *Dispatcher) release(webhookID string, took time.Duration, ok bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if took > 0 {
-		d.pace[webhookID] = pace{movingAverage(d.pace[webhookID].attempt, took, 8), time.Now(), !ok}
+		p := d.pace[webhookID]
+		streak := 0
+		if !ok {
+			streak = p.streak + 1
+		}
+		d.pace[webhookID] = pace{movingAverage(p.attempt, took, 8), time.Now(), !ok, streak}
 	}
-	if q := d.backlog[webhookID]; len(q) > 0 && !d.stopping {
+	// The next job of the webhook takes the slot over, unless the webhook
+	// has more in flight than its bound now allows (it has turned failing).
+	if q := d.backlog[webhookID]; len(q) > 0 && !d.stopping && d.inFlight[webhookID] <= d.bound(webhookID) {
 		d.backlog[webhookID] = q[1:]
 		if len(q) == 1 {
 			delete(d.backlog, webhookID)
@@ -564,7 +602,7 @@ func (d *Dispatcher) Reserve(webhookID string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	n := d.inFlight[webhookID] + len(d.backlog[webhookID]) + d.held[webhookID]
-	if n >= d.cfg.MaxInFlightPerWebhook+d.ahead(webhookID) || d.queued+d.heldAll >= d.maxQueued() {
+	if n >= d.bound(webhookID)+d.ahead(webhookID) || d.queued+d.heldAll >= d.maxQueued() {
 		d.queuedBehind()
 		return time.Time{}, false
 	}

@@ -283,6 +283,74 @@ func TestALoneResultIsRecordedAtOnce(t *testing.T) {
 	b.waitRecordedWithin(t, 1, 10*time.Second)
 }
 
+// A webhook whose attempts keep failing gets at most 4 attempts in flight
+// (not its bound) until one succeeds, so endpoints that hang until the
+// timeout can't hold the workers; a success gives it its bound back.
+func TestAFailingEndpointGetsFewerAttemptsAtOnce(t *testing.T) {
+	b := setup(t, dispatch.Config{Workers: 64, MaxInFlightPerWebhook: 16, Schedule: []time.Duration{time.Hour}})
+	var failing atomic.Bool
+	failing.Store(true)
+	var mu sync.Mutex
+	cur := 0
+	var atStart []int // attempts in flight when each request began, in order
+	rc := newReceiver(t, func(w http.ResponseWriter, _ *recorded) {
+		mu.Lock()
+		cur++
+		atStart = append(atStart, cur)
+		mu.Unlock()
+		time.Sleep(100 * time.Millisecond)
+		mu.Lock()
+		cur--
+		mu.Unlock()
+		if failing.Load() {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	storetest.MustCreateWebhook(t, b.db, testShop, rc.srv.URL, time.Now(), "order.created")
+	wait := func(n int, ok bool) {
+		t.Helper()
+		for range n {
+			select {
+			case r := <-b.recorded:
+				if r.Success != ok {
+					t.Fatalf("attempt recorded with success %v, want %v", r.Success, ok)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("attempts not recorded within 20s")
+			}
+		}
+	}
+	b.publish(t, 60)
+	wait(60, false)
+	mu.Lock()
+	first := slices.Max(atStart[:16])
+	// The first 16 start at the bound; each of the first failures hands
+	// its slot to the next (4 more) before the fifth makes it failing.
+	later := slices.Max(atStart[24:])
+	mu.Unlock()
+	if first < 8 {
+		t.Errorf("at most %d attempts in flight before any failed, want the bound (16) used", first)
+	}
+	if later > 4 {
+		t.Errorf("%d attempts in flight to a failing endpoint, want at most 4", later)
+	}
+
+	failing.Store(false)
+	mu.Lock()
+	atStart = atStart[:0]
+	mu.Unlock()
+	b.publish(t, 60)
+	wait(60, true)
+	mu.Lock()
+	recovered := slices.Max(atStart)
+	mu.Unlock()
+	if recovered <= 4 {
+		t.Errorf("at most %d attempts in flight after it succeeded again, want its bound back", recovered)
+	}
+}
+
 func TestDispatcher(t *testing.T) {
 	t.Parallel()
 
