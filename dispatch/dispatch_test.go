@@ -311,14 +311,9 @@ func TestAFailingEndpointGetsFewerAttemptsAtOnce(t *testing.T) {
 	storetest.MustCreateWebhook(t, b.db, testShop, rc.srv.URL, time.Now(), "order.created")
 	wait := func(n int, ok bool) {
 		t.Helper()
-		for range n {
-			select {
-			case r := <-b.recorded:
-				if r.Success != ok {
-					t.Fatalf("attempt recorded with success %v, want %v", r.Success, ok)
-				}
-			case <-time.After(20 * time.Second):
-				t.Fatal("attempts not recorded within 20s")
+		for _, r := range b.waitRecordedWithin(t, n, 20*time.Second) {
+			if r.Success != ok {
+				t.Fatalf("attempt recorded with success %v, want %v", r.Success, ok)
 			}
 		}
 	}
