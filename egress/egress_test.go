@@ -451,18 +451,15 @@ func TestClientSend(t *testing.T) {
 		client := mustNewClient(t, egress.Config{}) // the default refuses non-public destinations
 
 		res := client.Send(t.Context(), egress.Request{URL: bundle.url})
-		checkResult(t, egress.Result{FailureReason: "destination not allowed: 127.0.0.1 is a loopback address"}, res)
+		checkResult(t, egress.Result{FailureReason: "destination not allowed"}, res)
 
 		// Names are checked on the address they resolve to.
 		res = client.Send(t.Context(), egress.Request{URL: "http://localhost:" + port + "/hook?token=" + secret})
-		if !strings.HasPrefix(res.FailureReason, "destination not allowed: ") || !strings.HasSuffix(res.FailureReason, " is a loopback address") {
-			t.Errorf("localhost: FailureReason = %q, want a loopback refusal", res.FailureReason)
-		}
-		checkResult(t, egress.Result{FailureReason: res.FailureReason}, res)
+		checkResult(t, egress.Result{FailureReason: "destination not allowed"}, res)
 
 		for host, want := range map[string]string{
-			"[::1]":              "destination not allowed: ::1 is a loopback address",
-			"[::ffff:127.0.0.1]": "destination not allowed: 127.0.0.1 is a loopback address",
+			"[::1]":              "destination not allowed",
+			"[::ffff:127.0.0.1]": "destination not allowed",
 		} {
 			if host == "[::1]" && !hasIPv6() {
 				continue
@@ -480,14 +477,14 @@ func TestClientSend(t *testing.T) {
 		// The guard runs before connect(2), so these need no network.
 		client := mustNewClient(t, egress.Config{})
 		for host, want := range map[string]string{
-			"10.0.0.1":                 "destination not allowed: 10.0.0.1 is a private address",
-			"192.168.1.10:8080":        "destination not allowed: 192.168.1.10 is a private address",
-			"169.254.169.254":          "destination not allowed: 169.254.169.254 is a link-local address",
-			"100.64.0.1":               "destination not allowed: 100.64.0.1 is a shared (carrier-grade NAT) address",
-			"0.0.0.0":                  "destination not allowed: 0.0.0.0 is an unspecified address",
-			"[::ffff:169.254.169.254]": "destination not allowed: 169.254.169.254 is a link-local address",
-			"[fd00::1]:65535":          "destination not allowed: fd00::1 is a private address",
-			"[64:ff9b::a00:1]":         "destination not allowed: 64:ff9b::a00:1 is a private address",
+			"10.0.0.1":                 "destination not allowed",
+			"192.168.1.10:8080":        "destination not allowed",
+			"169.254.169.254":          "destination not allowed",
+			"100.64.0.1":               "destination not allowed",
+			"0.0.0.0":                  "destination not allowed",
+			"[::ffff:169.254.169.254]": "destination not allowed",
+			"[fd00::1]:65535":          "destination not allowed",
+			"[64:ff9b::a00:1]":         "destination not allowed",
 		} {
 			if strings.Contains(host, "::") && !strings.Contains(host, "ffff:") && !hasIPv6() {
 				continue
@@ -511,7 +508,7 @@ func TestClientSend(t *testing.T) {
 
 		client := mustNewClient(t, egress.Config{AllowCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
 		res := client.Send(t.Context(), egress.Request{URL: bundle.url})
-		checkResult(t, egress.Result{FailureReason: "destination not allowed: 127.0.0.1 is a loopback address"}, res)
+		checkResult(t, egress.Result{FailureReason: "destination not allowed"}, res)
 	})
 
 	t.Run("InvalidURLsAreRefused", func(t *testing.T) {
@@ -925,7 +922,7 @@ func TestOutcome(t *testing.T) {
 		"refused":    {FailureReason: "connection refused"},
 		"dns":        {FailureReason: "dns lookup failed: no such host"},
 		"tls":        {FailureReason: "tls handshake failed: certificate is not valid for this host"},
-		"blocked":    {FailureReason: "destination not allowed: 10.0.0.1 is a private address"},
+		"blocked":    {FailureReason: "destination not allowed"},
 		"other":      {FailureReason: "connection reset"},
 	} {
 		if got := res.Outcome(); got != want {

@@ -1,24 +1,16 @@
 package egress
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"syscall"
 )
 
-// blockedError says a destination is not allowed. Its text is the
-// FailureReason: "destination not allowed: 10.0.0.1 is a private address".
-type blockedError struct {
-	addr netip.Addr // invalid when the dialled address could not be read
-	kind string
-}
-
-func (e *blockedError) Error() string {
-	if !e.addr.IsValid() {
-		return "destination not allowed"
-	}
-	return "destination not allowed: " + e.addr.String() + " is " + e.kind
-}
+// errBlocked says a destination is not allowed. Its text is the
+// FailureReason, word for word the contract's: which range the address is
+// in (Classify) is left out, as the contract fixes this reason's text.
+var errBlocked = errors.New("destination not allowed")
 
 // guard checks every address the client connects to. It is read-only once
 // built.
@@ -46,16 +38,16 @@ func newGuard(allowAll bool, allow []netip.Prefix) *guard {
 func (g *guard) control(_, address string, _ syscall.RawConn) error {
 	host, _, err := net.SplitHostPort(address)
 	if err != nil {
-		return &blockedError{}
+		return errBlocked
 	}
 	ip, err := netip.ParseAddr(host)
 	if err != nil {
-		return &blockedError{}
+		return errBlocked
 	}
 	return g.check(ip)
 }
 
-// check returns a *blockedError when ip is not public and not allowed.
+// check returns errBlocked when ip is not public and not allowed.
 func (g *guard) check(ip netip.Addr) error {
 	if g.allowAll {
 		return nil
@@ -66,8 +58,8 @@ func (g *guard) check(ip netip.Addr) error {
 			return nil
 		}
 	}
-	if kind := Classify(ip); kind != "" {
-		return &blockedError{addr: ip, kind: kind}
+	if Classify(ip) != "" {
+		return errBlocked
 	}
 	return nil
 }

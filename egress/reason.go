@@ -19,9 +19,8 @@ import (
 // wrapper is dropped first and only fixed phrases or short TLS and DNS
 // details are used. elapsed is how long the attempt ran.
 func (c *Client) reason(ctx context.Context, err error, elapsed time.Duration) string {
-	var blocked *blockedError
-	if errors.As(err, &blocked) {
-		return blocked.Error()
+	if errors.Is(err, errBlocked) {
+		return errBlocked.Error()
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil { // the caller gave up, not the receiver
 		if errors.Is(ctxErr, context.DeadlineExceeded) {
