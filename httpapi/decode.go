@@ -43,11 +43,21 @@ func tooLarge(limit int64) error {
 
 // parseObject parses body as one JSON object and returns its members
 // unparsed. An empty body is an empty object. Malformed JSON (trailing
-// garbage included) is EINVALIDJSON; valid JSON that is not an object is
-// EINVALID naming "body".
+// garbage included) and text that is not UTF-8 are EINVALIDJSON; valid
+// JSON that is not an object is EINVALID naming "body".
 func parseObject(body []byte) (map[string]json.RawMessage, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return map[string]json.RawMessage{}, nil
+	}
+	// encoding/json (and the fast path, which agrees with it) would take
+	// invalid UTF-8 and store U+FFFD in its place, or keep the bytes
+	// as they are in an event's data, for receivers to choke on.
+	if !utf8.Valid(body) {
+		return nil, &webhooks.Error{
+			Code:    webhooks.EINVALIDJSON,
+			Message: "The request body is not valid UTF-8",
+			Details: map[string]any{"offset": invalidUTF8At(body)},
+		}
 	}
 	if m, ok := members(body); ok {
 		return m, nil
@@ -70,6 +80,19 @@ func parseObject(body []byte) (map[string]json.RawMessage, error) {
 		return nil, fieldError("body", "must be a JSON object")
 	}
 	return m, nil
+}
+
+// invalidUTF8At is the offset of the first byte of b that does not start
+// a valid UTF-8 sequence.
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return len(b)
 }
 
 // The fast path of decoding: members and items split a JSON object or

@@ -13,7 +13,7 @@ type deliveryJSON struct {
 	WebhookID     string          `json:"webhook_id"`
 	Event         string          `json:"event"`
 	Payload       json.RawMessage `json:"payload"`
-	Response      responseJSON    `json:"response"`
+	Response      *responseJSON   `json:"response,omitempty"` // none on a queued one: no attempt yet
 	Status        string          `json:"status"`
 	FailureReason string          `json:"failure_reason,omitempty"`
 	CreatedAt     string          `json:"created_at"`
@@ -46,7 +46,6 @@ func newDeliveryJSON(d *webhooks.Delivery) deliveryJSON {
 		WebhookID:     d.WebhookID,
 		Event:         d.Event,
 		Payload:       d.Payload,
-		Response:      responseJSON{Headers: map[string]string{}},
 		Status:        string(d.Status),
 		FailureReason: d.FailureReason,
 		CreatedAt:     webhooks.FormatTime(d.CreatedAt),
@@ -60,12 +59,15 @@ func newDeliveryJSON(d *webhooks.Delivery) deliveryJSON {
 	if len(out.Payload) == 0 || !json.Valid(out.Payload) {
 		out.Payload = json.RawMessage("{}")
 	}
-	if d.Response != nil {
-		out.Response.StatusCode = d.Response.StatusCode
-		out.Response.Body = d.Response.Body
-		out.Response.BodyTruncated = d.Response.BodyTruncated
-		if d.Response.Headers != nil {
-			out.Response.Headers = d.Response.Headers
+	if d.Status != webhooks.StatusPending {
+		out.Response = &responseJSON{Headers: map[string]string{}}
+		if d.Response != nil {
+			out.Response.StatusCode = d.Response.StatusCode
+			out.Response.Body = d.Response.Body
+			out.Response.BodyTruncated = d.Response.BodyTruncated
+			if d.Response.Headers != nil {
+				out.Response.Headers = d.Response.Headers
+			}
 		}
 	}
 	if d.Status == webhooks.StatusFailed {

@@ -53,7 +53,6 @@ func testDeliveries(t *testing.T) {
 			"id": d["id"], "webhook_id": wh.ID, "event": "order.created",
 			"payload": map[string]any{"id": evID, "event": "order.created", "shop_id": "shop-1",
 				"created_at": "2026-11-26T12:00:00.000Z", "data": map[string]any{"order_id": "1001"}},
-			"response":   map[string]any{"status_code": float64(0), "headers": map[string]any{}},
 			"status":     "pending",
 			"created_at": "2026-11-26T12:00:00.000Z", "duration_ms": float64(0),
 			"event_id": evID, "attempt": float64(1), "trigger": "event",
@@ -126,6 +125,12 @@ func testDeliveries(t *testing.T) {
 		b.call(t, "GET", shopPath(b.shopID, "/webhook-deliveries?page_size=2&page_number=9"), nil).Decode(t, &beyond)
 		if len(beyond.Data) != 0 || beyond.Data == nil {
 			t.Errorf("beyond: %+v", beyond)
+		}
+		// However far: an empty page, with the totals.
+		beyond = deliveryPage{}
+		b.call(t, "GET", shopPath(b.shopID, "/webhook-deliveries?page_size=100&page_number=99999999"), nil).Decode(t, &beyond)
+		if len(beyond.Data) != 0 || beyond.Data == nil || beyond.Total != 5 || beyond.PageNumber != 99999999 {
+			t.Errorf("far beyond: %+v", beyond)
 		}
 	})
 
@@ -202,11 +207,12 @@ func testDeliveries(t *testing.T) {
 			"toFirstDay":  count("to_date=2026-11-26"),
 			"wh2Failed":   count("webhook_id=" + wh2.ID + "&status=failed"),
 			"unknownWh":   count("webhook_id=" + webhooks.NewID(webhooks.PrefixWebhook, testStart)),
+			"notAnID":     count("webhook_id=webhook-id"), // the product document's example
 			"ignoredParm": count("colour=blue"),
 		}
 		want := map[string]int{
 			"all": 5, "wh1": 3, "wh2": 2, "success": 3, "failed": 2, "product": 1,
-			"firstDay": 3, "fromLater": 2, "toFirstDay": 3, "wh2Failed": 1, "unknownWh": 0, "ignoredParm": 5,
+			"firstDay": 3, "fromLater": 2, "toFirstDay": 3, "wh2Failed": 1, "unknownWh": 0, "notAnID": 0, "ignoredParm": 5,
 		}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("filter counts diff (-want +got):\n%s", diff)
@@ -225,7 +231,8 @@ func testDeliveries(t *testing.T) {
 			{"page_number=-1", "page_number"},
 			{"status=ok", "status"},
 			{"event=order.shipped", "event"},
-			{"webhook_id=123", "webhook_id"},
+			{"webhook_id=" + strings.Repeat("w", 256), "webhook_id"},
+			{"webhook_id=wh%201", "webhook_id"},
 			{"from_date=2024-13-01", "from_date"},
 			{"to_date=2024-1-1", "to_date"},
 			{"from_date=2026-11-20&to_date=2026-11-19", "to_date"},
@@ -239,7 +246,7 @@ func testDeliveries(t *testing.T) {
 			}
 		}
 		wantError(t, b.call(t, "GET", shopPath(b.shopID, "/webhook-deliveries/pending?page_size=abc"), nil), 400, "validation_failed", "page_size")
-		wantError(t, b.call(t, "GET", shopPath(b.shopID, "/webhook-deliveries/pending?webhook_id=x"), nil), 400, "validation_failed", "webhook_id")
+		wantError(t, b.call(t, "GET", shopPath(b.shopID, "/webhook-deliveries/pending?webhook_id="+strings.Repeat("w", 256)), nil), 400, "validation_failed", "webhook_id")
 	})
 
 	t.Run("PendingFiltersByWebhookAndPages", func(t *testing.T) {
@@ -256,6 +263,11 @@ func testDeliveries(t *testing.T) {
 		b.call(t, "GET", shopPath(b.shopID, "/webhook-deliveries/pending?webhook_id="+wh1.ID+"&page_size=1"), nil).Decode(t, &got)
 		if got.TotalCount != 2 || len(got.Deliveries) != 1 || got.Deliveries[0]["webhook_id"] != wh1.ID {
 			t.Errorf("pending filtered: %+v", got)
+		}
+		got.TotalCount, got.Deliveries = -1, nil
+		b.call(t, "GET", shopPath(b.shopID, "/webhook-deliveries/pending?webhook_id=webhook-id"), nil).Decode(t, &got)
+		if got.TotalCount != 0 || got.Deliveries == nil || len(got.Deliveries) != 0 {
+			t.Errorf("pending of a webhook_id that is no ID: %+v; want none", got)
 		}
 	})
 

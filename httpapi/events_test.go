@@ -79,6 +79,7 @@ func testEvents(t *testing.T) {
 			{"Malformed", `{"event":"order.created","data":{}`, "invalid_json", nil},
 			{"MalformedInsideData", `{"event":"order.created","data":{"a":tru}}`, "invalid_json", nil},
 			{"TrailingGarbage", `{"event":"order.created","data":{}} x`, "invalid_json", nil},
+			{"NotUTF8InData", "{\"event\":\"order.created\",\"data\":{\"name\":\"\xc3\x28\"}}", "invalid_json", nil},
 			{"ArrayBody", `[{"event":"order.created","data":{}}]`, "validation_failed", []string{"body"}},
 			{"NullBody", `null`, "validation_failed", []string{"body"}},
 			{"StringBody", `"order.created"`, "validation_failed", []string{"body"}},

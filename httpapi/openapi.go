@@ -75,12 +75,12 @@ func schemas() obj {
 	})
 	urlProp := with(tString(), "format", "uri", "maxLength", webhooks.MaxURLLen, "examples", []string{"https://example.com/hooks/pancake"})
 	descProp := with(tString(), "maxLength", webhooks.MaxDescriptionLen, "examples", []string{"Order sync"})
-	delivery := tObject([]string{"id", "webhook_id", "event", "payload", "response", "status", "created_at", "duration_ms", "event_id", "attempt", "trigger"}, obj{
+	delivery := tObject([]string{"id", "webhook_id", "event", "payload", "status", "created_at", "duration_ms", "event_id", "attempt", "trigger"}, obj{
 		"id":             tString(),
 		"webhook_id":     tString(),
 		"event":          eventTypeSchema(),
 		"payload":        with(obj{"type": "object"}, "description", "the envelope POSTed to the receiver"),
-		"response":       schemaRef("DeliveryResponse"),
+		"response":       with(schemaRef("DeliveryResponse"), "description", "on an attempt made; none on a pending delivery"),
 		"status":         tEnum("success", "failed", "pending"),
 		"failure_reason": tString(),
 		"created_at":     tTime(),

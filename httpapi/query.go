@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"fmt"
+	"math"
 	"net/url"
 	"strconv"
 	"strings"
@@ -13,8 +15,10 @@ import (
 const (
 	DefaultPageSize = 20
 	MaxPageSize     = 100
-	// MaxPageNumber keeps offsets far from overflow; nobody pages that far.
-	MaxPageNumber = 1_000_000
+	// MaxPageNumber keeps offsets far from overflow. A page past the last
+	// is empty (the store answers it from the total alone, reading no
+	// rows), not an error: the contract sets no upper bound.
+	MaxPageNumber = math.MaxInt32
 )
 
 const dateLayout = "2006-01-02"
@@ -99,7 +103,17 @@ func parseDate(s string) (time.Time, bool) {
 	if err != nil || t.Year() < 1 {
 		return time.Time{}, false
 	}
-	return t, true
+	return notBeforeEpoch(t), true
+}
+
+// notBeforeEpoch is t, or the Unix epoch if t is earlier: nothing stored
+// is older, and a zero time means "no date" further on (0001-01-01 as a
+// before_date deleted a whole history).
+func notBeforeEpoch(t time.Time) time.Time {
+	if epoch := time.Unix(0, 0).UTC(); t.Before(epoch) {
+		return epoch
+	}
+	return t
 }
 
 // eventType reads a known event type, "" when absent.
@@ -115,14 +129,19 @@ func (q *queryParams) eventType(name string) string {
 	return s
 }
 
-// id reads an ID with prefix, "" when absent.
-func (q *queryParams) id(name, prefix string) string {
+// maxFilterID is the longest ID a query may filter by.
+const maxFilterID = 255
+
+// filterID reads an ID to filter by, "" when absent: up to maxFilterID
+// letters, digits, '_' and '-'. One that is no ID of ours (such as
+// "webhook-id", the product document's example) matches nothing, as an
+// unknown ID does, rather than failing the list.
+func (q *queryParams) filterID(name string) string {
 	s := q.get(name)
-	if s == "" {
-		return ""
-	}
-	if !webhooks.ValidID(prefix, s) {
-		q.errs.Add(name, "must be an ID starting with "+prefix)
+	if len(s) > maxFilterID || strings.ContainsFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-')
+	}) {
+		q.errs.Add(name, fmt.Sprintf("must be an ID: at most %d letters, digits, _ and -", maxFilterID))
 		return ""
 	}
 	return s
@@ -166,7 +185,7 @@ func parseDeliveryQuery(rawQuery, shopID string, pending bool) (deliveryQuery, e
 	}
 	var dq deliveryQuery
 	dq.PageNumber, dq.PageSize = q.page()
-	f := webhooks.DeliveryFilter{ShopID: shopID, WebhookID: q.id("webhook_id", webhooks.PrefixWebhook)}
+	f := webhooks.DeliveryFilter{ShopID: shopID, WebhookID: q.filterID("webhook_id")}
 	if pending {
 		f.Status = webhooks.StatusPending
 	} else {

@@ -14,15 +14,24 @@
 //   - An authenticated key is cached in process for AuthCacheTTL (5 s): a key
 //     revoked through this server stops at once, one revoked elsewhere within
 //     the TTL. Unknown keys are not cached, so a new key works at once.
-//   - Paths with "//", "/./" or "/../" are 404, not the mux's redirects.
+//   - Runs of slashes in a path count as one ("/api/v1//shops/…", as the
+//     TypeScript SDK asks with a base URL ending in "/"); paths with "/./"
+//     or "/../" are 404, not the mux's redirects.
+//   - CORS: a browser may call the API from any origin, without
+//     credentials (the API key authenticates, never a cookie); a
+//     preflight is answered 204 with the methods and the Authorization
+//     and Content-Type headers allowed.
 //   - A malformed webhook or delivery id in a path is 404, without a read.
 //   - Bodies: empty means {}; JSON that is not an object is
 //     validation_failed naming "body"; trailing data is invalid_json.
 //     Management bodies are limited to 64 KiB, publish and test to
 //     MaxBodyBytes (256 KiB).
 //   - Query parameters: an empty value counts as absent; a parameter given
-//     twice is a 400; page_number is at most 1,000,000; a malformed
-//     webhook_id filter is a 400, a well-formed unknown one lists nothing.
+//     twice is a 400; a page past the last is empty; a webhook_id filter
+//     (up to 255 letters, digits, _ and -) that names no webhook of the
+//     shop lists nothing, whether it looks like an ID of ours or not.
+//   - Bodies that are not UTF-8 are invalid_json, as JSON must be UTF-8.
+//   - Dates before 1970-01-01 count as that day: nothing is older.
 //   - Stats: with only from_date the range runs through today (or through
 //     from_date when that is later); with only to_date it covers the 7 days
 //     ending then.
@@ -30,9 +39,10 @@
 //     is a 400. clear-history also accepts an RFC 3339 before_date.
 //   - Publish: "data" is required and must be an object; "id" is 1 to 255
 //     bytes of printable UTF-8 ("" is a 400, null is no key).
-//   - A pending delivery shows response {"status_code": 0, "headers": {}}
-//     (the SDK's type requires response) and scheduled_at; next_retry_at is
-//     present only on failed attempts, null when none will come.
+//   - A pending delivery has no response (the contract's "no response
+//     yet", though the SDK's type marks it required) and has scheduled_at;
+//     next_retry_at is present only on failed attempts, null when none
+//     will come.
 //   - Admin shop creation answers key_id besides shop_id and api_key.
 package httpapi
 
@@ -267,9 +277,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.observe(r, route, sw.code(), s.now().Sub(start))
 	}()
 
+	if p := r.URL.EscapedPath(); strings.Contains(p, "//") {
+		r = withSlashesFolded(r)
+	}
 	if p := r.URL.EscapedPath(); p == "" || p[0] != '/' || !isCleanPath(p) {
 		s.writeError(sw, r, webhooks.Errorf(webhooks.ENOTFOUND, "No such path"))
 		return
+	}
+	if strings.HasPrefix(r.URL.Path, "/api/") {
+		if preflight := allowCORS(h, r); preflight {
+			sw.WriteHeader(http.StatusNoContent)
+			route = "preflight"
+			return
+		}
 	}
 	handler, pattern := s.mux.Handler(r)
 	if pattern == "" {
@@ -306,6 +326,52 @@ func (s *Server) observe(r *http.Request, route string, status int, d time.Durat
 // isCleanPath reports whether p needs no cleaning: no "//", "/./", "/../"
 // and no trailing "/." or "/..". Uncleaned paths are 404s here rather than
 // the mux's redirects, which are not JSON.
+// withSlashesFolded returns r with each run of slashes in its path folded
+// into one: the TypeScript SDK given a base URL that ends in a slash asks
+// for /api/v1//shops/…, which the mux would redirect (a POST lost).
+func withSlashesFolded(r *http.Request) *http.Request {
+	fold := func(p string) string {
+		for strings.Contains(p, "//") {
+			p = strings.ReplaceAll(p, "//", "/")
+		}
+		return p
+	}
+	r2 := new(http.Request)
+	*r2 = *r
+	u := *r.URL
+	u.Path, u.RawPath = fold(u.Path), fold(u.RawPath)
+	r2.URL = &u
+	return r2
+}
+
+// CORS: the API authenticates by key (query or Authorization), never by
+// cookie, so any origin may call it from a browser (no credentials), as
+// the TypeScript SDK does; the key is what must stay secret.
+const (
+	corsMethods = "GET, POST, PUT, DELETE"
+	corsHeaders = "Authorization, Content-Type"
+	corsMaxAge  = "7200" // seconds: Chromium's most
+)
+
+// allowCORS sets the CORS headers of a request from a browser (one with an
+// Origin) and says whether it is a preflight (OPTIONS asking whether a
+// method may be used), which the caller answers with 204 alone. A plain
+// OPTIONS goes on to the 405 every route gives it.
+func allowCORS(h http.Header, r *http.Request) (preflight bool) {
+	if r.Header.Get("Origin") == "" {
+		return false
+	}
+	h.Set("Access-Control-Allow-Origin", "*")
+	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+		h.Set("Access-Control-Allow-Methods", corsMethods)
+		h.Set("Access-Control-Allow-Headers", corsHeaders)
+		h.Set("Access-Control-Max-Age", corsMaxAge)
+		return true
+	}
+	h.Set("Access-Control-Expose-Headers", "Retry-After")
+	return false
+}
+
 func isCleanPath(p string) bool {
 	return !strings.Contains(p, "//") && !strings.Contains(p, "/./") && !strings.Contains(p, "/../") &&
 		!strings.HasSuffix(p, "/.") && !strings.HasSuffix(p, "/..")

@@ -118,11 +118,72 @@ func testRouting(t *testing.T) {
 	t.Run("UncleanPathIsNotFoundNotRedirect", func(t *testing.T) {
 		t.Parallel()
 		b := setupAPI(t)
-		for _, p := range []string{"/api/v1//event-types", "/api/v1/shops/shop-1/../shop-2/webhooks", "/api/v1/./event-types"} {
+		for _, p := range []string{"/api/v1/shops/shop-1/../shop-2/webhooks", "/api/v1/./event-types", "/api/v1//shops/shop-1/./webhooks"} {
 			res := b.call(t, "GET", p, nil)
 			if res.Status != http.StatusNotFound || res.ErrorCode(t) != "not_found" {
 				t.Errorf("GET %s: %d %s, want 404 not_found", p, res.Status, res.Body)
 			}
+		}
+	})
+
+	t.Run("DoubledSlashesCountAsOne", func(t *testing.T) {
+		t.Parallel()
+		// The TypeScript SDK with a base URL ending in "/" asks for
+		// /api/v1//shops/….
+		b := setupAPI(t)
+		res := b.call(t, "POST", "/api/v1//shops/"+b.shopID+"//webhooks", `{"url":"https://example.com/h","events":["order.created"]}`)
+		if res.Status != http.StatusCreated {
+			t.Fatalf("POST with doubled slashes: %d %s, want 201", res.Status, res.Body)
+		}
+		var list struct{ Total int }
+		b.call(t, "GET", "/api/v1//shops/"+b.shopID+"/webhooks", nil).Decode(t, &list)
+		if list.Total != 1 {
+			t.Errorf("GET with doubled slashes lists %d webhooks, want 1", list.Total)
+		}
+		if res := b.call(t, "GET", "//api/v1//event-types", nil); res.Status != http.StatusOK {
+			t.Errorf("GET //api/v1//event-types: %d %s", res.Status, res.Body)
+		}
+	})
+
+	t.Run("BrowsersMayCallFromAnyOrigin", func(t *testing.T) {
+		t.Parallel()
+		b := setupAPI(t)
+		origin := http.Header{"Origin": {"https://pos.example"}}
+		// The preflight a browser sends before the SDK's JSON request.
+		pre := b.do(t, request{Method: "OPTIONS", Path: shopPath(b.shopID, "/webhooks/wh_x"), Header: http.Header{
+			"Origin": {"https://pos.example"}, "Access-Control-Request-Method": {"PUT"},
+			"Access-Control-Request-Headers": {"content-type"},
+		}})
+		if pre.Status != http.StatusNoContent || len(pre.Body) != 0 {
+			t.Fatalf("preflight: %d %s, want 204 and no body", pre.Status, pre.Body)
+		}
+		for k, want := range map[string]string{
+			"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE",
+			"Access-Control-Allow-Headers": "Authorization, Content-Type",
+		} {
+			if got := pre.Header.Get(k); got != want {
+				t.Errorf("preflight %s = %q, want %q", k, got, want)
+			}
+		}
+		if pre.Header.Get("Access-Control-Allow-Credentials") != "" {
+			t.Error("preflight allows credentials; the API key authenticates, never a cookie")
+		}
+		// The request itself, and an error: the page may read both.
+		res := b.do(t, request{Method: "GET", Path: shopPath(b.shopID, "/webhooks"), Key: b.key, Header: origin})
+		if res.Status != 200 || res.Header.Get("Access-Control-Allow-Origin") != "*" {
+			t.Errorf("GET from a browser: %d, Allow-Origin %q", res.Status, res.Header.Get("Access-Control-Allow-Origin"))
+		}
+		res = b.do(t, request{Method: "GET", Path: shopPath(b.shopID, "/webhooks"), Header: origin})
+		if res.Status != 401 || res.Header.Get("Access-Control-Allow-Origin") != "*" {
+			t.Errorf("401 from a browser: %d, Allow-Origin %q", res.Status, res.Header.Get("Access-Control-Allow-Origin"))
+		}
+		// Without an Origin, no CORS headers; a plain OPTIONS is still 405.
+		res = b.call(t, "GET", shopPath(b.shopID, "/webhooks"), nil)
+		if got := res.Header.Get("Access-Control-Allow-Origin"); got != "" {
+			t.Errorf("Allow-Origin %q on a request without Origin", got)
+		}
+		if res := b.call(t, "OPTIONS", shopPath(b.shopID, "/webhooks"), nil); res.Status != http.StatusMethodNotAllowed {
+			t.Errorf("plain OPTIONS: %d, want 405", res.Status)
 		}
 	})
 

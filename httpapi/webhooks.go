@@ -435,7 +435,7 @@ func decodeClearHistory(body []byte) (clearHistoryParams, error) {
 		if t, ok := parseDate(*d); ok {
 			p.Before = t
 		} else if t, err := time.Parse(time.RFC3339Nano, *d); err == nil && len(*d) <= 40 {
-			p.Before = t.UTC()
+			p.Before = notBeforeEpoch(t.UTC())
 		} else {
 			o.bad("before_date", "must be a date as YYYY-MM-DD")
 		}

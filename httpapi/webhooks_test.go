@@ -108,6 +108,7 @@ func testWebhooks(t *testing.T) {
 			{"Malformed", `{"url":`, "invalid_json", nil},
 			{"TrailingGarbage", `{"url":"https://example.com","events":["order.created"]} x`, "invalid_json", nil},
 			{"TwoValues", `{} {}`, "invalid_json", nil},
+			{"NotUTF8", "{\"url\":\"https://example.com/\xff\",\"events\":[\"order.created\"]}", "invalid_json", nil},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
 				res := b.call(t, "POST", path, tt.body)
@@ -442,6 +443,11 @@ func testWebhooks(t *testing.T) {
 		if got.TotalDeliveries != 2 {
 			t.Errorf("stats on the day: %+v", got)
 		}
+		// From the first day there is: everything, not the default week.
+		b.call(t, "GET", shopPath(b.shopID, "/webhooks/"+created.ID+"/stats?from_date=0001-01-01&to_date=2100-01-01"), nil).Decode(t, &got)
+		if got.TotalDeliveries != 2 {
+			t.Errorf("stats from 0001-01-01: %+v", got)
+		}
 	})
 
 	t.Run("StatsValidation", func(t *testing.T) {
@@ -472,6 +478,13 @@ func testWebhooks(t *testing.T) {
 		res := b.call(t, "POST", path, `{"before_date":"2026-11-26"}`)
 		if res.Status != 200 || string(res.Body) != `{"deleted_count":0}`+"\n" {
 			t.Fatalf("clear before today: %d %s", res.Status, res.Body)
+		}
+		// The first day there is, and Go's zero time, are days like any
+		// other: nothing is older, nothing is deleted.
+		for _, body := range []string{`{"before_date":"0001-01-01"}`, `{"before_date":"0001-01-01T00:00:00Z"}`, `{"before_date":"1969-12-31"}`} {
+			if res := b.call(t, "POST", path, body); res.Status != 200 || string(res.Body) != `{"deleted_count":0}`+"\n" {
+				t.Fatalf("clear %s: %d %s", body, res.Status, res.Body)
+			}
 		}
 		res = b.call(t, "POST", path, `{"status":"failed"}`)
 		if string(res.Body) != `{"deleted_count":1}`+"\n" {
