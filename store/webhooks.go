@@ -188,13 +188,12 @@ func (db *DB) UpdateWebhook(ctx context.Context, shopID, id string, upd webhooks
 		}
 		if upd.IsActive != nil {
 			switch {
-			case *upd.IsActive && !w.IsActive:
-				// Re-enabled by a user: forget why the system stopped it.
+			case *upd.IsActive:
+				// Enabled by a user, whether it was stopped or not: forget
+				// why the system stopped it, and the failure streak.
 				w.DisabledReason = ""
 				w.Health.ConsecutiveFailures = 0
 				w.Health.FailingSince = nil
-			case *upd.IsActive:
-				w.DisabledReason = ""
 			case w.IsActive:
 				if err := cancelQueued(ctx, tx, w.ID, now); err != nil {
 					return err
@@ -228,9 +227,15 @@ func (db *DB) UpdateWebhook(ctx context.Context, shopID, id string, upd webhooks
 
 // cancelQueued turns the webhook's queued deliveries into failed attempts
 // that say why, so nothing disappears without a trace. They are not counted
-// in stats or health: no attempt was made.
+// in stats or health: no attempt was made. The failed attempts whose
+// retries they were no longer say when the next one is due: none will come.
 func cancelQueued(ctx context.Context, tx *Tx, webhookID string, now time.Time) error {
-	_, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = 'failed', failure_reason = $1, created_at = $2,
+	_, err := tx.ExecContext(ctx, `UPDATE deliveries SET next_retry_at = NULL WHERE id IN (
+		SELECT retry_of FROM deliveries WHERE webhook_id = $1 AND status = 'pending' AND retry_of <> '')`, webhookID)
+	if err != nil {
+		return fmt.Errorf("cancel queued deliveries: %w", err)
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE deliveries SET status = 'failed', failure_reason = $1, created_at = $2,
 		scheduled_at = NULL, leased_until = NULL, next_retry_at = NULL
 		WHERE webhook_id = $3 AND status = 'pending'`, webhooks.FailureWebhookDisabled, ms(now), webhookID)
 	if err != nil {

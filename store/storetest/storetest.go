@@ -665,6 +665,27 @@ func testQueue(t *testing.T, setup func(*testing.T) *testBundle) {
 			t.Fatalf("re-enabled webhook keeps %q, streak %d", got.DisabledReason, got.Health.ConsecutiveFailures)
 		}
 	})
+	t.Run("EnablingAnActiveWebhookClearsItsStreak", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		w, jobs := publishAndClaim(t, b, 5)
+		var rs []webhooks.AttemptResult
+		for _, j := range jobs {
+			rs = append(rs, failure(j, b.clock.Now(), nil))
+		}
+		if err := b.db.RecordAttempts(b.ctx, rs); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := b.db.FindWebhook(b.ctx, b.shop, w.ID)
+		if !got.IsActive || got.Health.ConsecutiveFailures != 5 || got.HealthStatus().Status != webhooks.HealthError {
+			t.Fatalf("after 5 failures: active %v, streak %d, %s", got.IsActive, got.Health.ConsecutiveFailures, got.HealthStatus().Status)
+		}
+		tr := true
+		got, err := b.db.UpdateWebhook(b.ctx, b.shop, w.ID, webhooks.WebhookUpdate{IsActive: &tr})
+		if err != nil || got.Health.ConsecutiveFailures != 0 || got.Health.FailingSince != nil {
+			t.Fatalf("set active again: streak %d since %v, %v; want the streak cleared", got.Health.ConsecutiveFailures, got.Health.FailingSince, err)
+		}
+	})
 	t.Run("FailingForFiveDaysDisables", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
@@ -708,6 +729,28 @@ func testQueue(t *testing.T, setup func(*testing.T) *testBundle) {
 		if d.FailureReason != "HTTP 500" || d.NextRetryAt != nil {
 			t.Fatalf("in-flight row = %+v", d)
 		}
+		// A failed attempt whose retry was queued when the webhook was
+		// disabled: its retry is cancelled, and it says none will come.
+		tr := true
+		if _, err := b.db.UpdateWebhook(b.ctx, b.shop, w.ID, webhooks.WebhookUpdate{IsActive: &tr}); err != nil {
+			t.Fatal(err)
+		}
+		mustPublish(t, b, "order.created", 1)
+		jobs, _ = b.db.ClaimDeliveries(b.ctx, webhooks.Claim{Limit: 1, LeaseFor: time.Minute})
+		next = b.clock.Now().Add(time.Hour)
+		if err := b.db.RecordAttempts(b.ctx, []webhooks.AttemptResult{failure(jobs[0], b.clock.Now(), &next)}); err != nil {
+			t.Fatal(err)
+		}
+		if d, _ := b.db.FindDelivery(b.ctx, b.shop, jobs[0].DeliveryID); d.NextRetryAt == nil {
+			t.Fatalf("failed attempt with a retry queued = %+v; want its next_retry_at", d)
+		}
+		if _, err := b.db.UpdateWebhook(b.ctx, b.shop, w.ID, webhooks.WebhookUpdate{IsActive: &f}); err != nil {
+			t.Fatal(err)
+		}
+		if d, _ := b.db.FindDelivery(b.ctx, b.shop, jobs[0].DeliveryID); d.NextRetryAt != nil {
+			t.Fatalf("failed attempt whose retry was cancelled says the next is due at %v; want none", d.NextRetryAt)
+		}
+		f = false
 		if _, n, _ := b.db.FindDeliveries(b.ctx, webhooks.DeliveryFilter{ShopID: b.shop, Status: webhooks.StatusPending}); n != 0 {
 			t.Fatalf("%d still pending", n)
 		}
