@@ -745,6 +745,21 @@ func TestDispatcher(t *testing.T) {
 		if again.header.Get("webhook-id") != req.header.Get("webhook-id") || string(again.body) != string(req.body) {
 			t.Errorf("manual retry sent another event")
 		}
+		// Attempts at the event go on counting, whichever is retried.
+		r2, err := b.disp.Retry(b.ctx, testShop, d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc.next(t)
+		for id, want := range map[string]int{d.ID: 1, r.ID: 2, r2.ID: 3} {
+			got, err := b.db.FindDelivery(b.ctx, testShop, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Attempt != want {
+				t.Errorf("delivery %s is attempt %d, want %d", id, got.Attempt, want)
+			}
+		}
 		_, err = b.disp.Retry(b.ctx, testShop, "dlv_01jzzzzzzzzzzzzzzzzzzzzzzz")
 		if webhooks.ErrorCode(err) != webhooks.ENOTFOUND {
 			t.Errorf("retry of unknown delivery: %v", err)

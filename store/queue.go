@@ -962,6 +962,15 @@ func (db *DB) RecordSyncAttempt(ctx context.Context, a webhooks.SyncAttempt) err
 		if err != nil {
 			return err
 		}
+		if d.Trigger == webhooks.TriggerManualRetry {
+			// The count of the event's attempts at the webhook goes on:
+			// two manual retries of one attempt are not both number 2.
+			err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(attempt), 0) + 1 FROM deliveries
+				WHERE event_id = $1 AND webhook_id = $2`, d.EventID, d.WebhookID).Scan(&d.Attempt)
+			if err != nil {
+				return fmt.Errorf("number the attempt: %w", err)
+			}
+		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO deliveries (id, shop_id, webhook_id, event_id, event, status, trigger, attempt,
 			retry_of, created_at, response_status, response_headers, response_body, response_truncated, request_headers,
 			failure_reason, duration_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
