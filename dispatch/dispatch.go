@@ -722,7 +722,9 @@ func (d *Dispatcher) attempt(ctx context.Context, j *webhooks.Job) webhooks.Atte
 	case res.Gone:
 		r.Disable = webhooks.DisabledReasonGone
 	default:
-		r.NextAttemptAt = d.nextAttempt(j.Attempt, at, res.RetryAfter)
+		// Counted from the attempt's end: a timeout of 15 s must not eat
+		// the first retry's 5 s, nor a slow 429 its Retry-After.
+		r.NextAttemptAt = d.nextAttempt(j.Attempt, at.Add(res.Duration), res.RetryAfter)
 	}
 	d.logger.Debug("delivery attempt", "delivery_id", j.DeliveryID, "webhook_id", j.WebhookID, "event", j.Event,
 		"attempt", j.Attempt, "status_code", res.StatusCode, "success", r.Success, "duration_ms", res.Duration.Milliseconds(),
@@ -731,10 +733,10 @@ func (d *Dispatcher) attempt(ctx context.Context, j *webhooks.Job) webhooks.Atte
 	return r
 }
 
-// nextAttempt returns when attempt n+1 is due after attempt n failed at at,
-// or nil when n was the last. A Retry-After (429/503) pushes it later, up
+// nextAttempt returns when attempt n+1 is due after attempt n failed,
+// ending at end, or nil when n was the last. A Retry-After (429/503) pushes it later, up
 // to MaxRetryAfter.
-func (d *Dispatcher) nextAttempt(n int, at time.Time, retryAfter time.Duration) *time.Time {
+func (d *Dispatcher) nextAttempt(n int, end time.Time, retryAfter time.Duration) *time.Time {
 	if n < 1 || n > len(d.cfg.Schedule) {
 		return nil
 	}
@@ -745,7 +747,7 @@ func (d *Dispatcher) nextAttempt(n int, at time.Time, retryAfter time.Duration) 
 	if retryAfter > 0 {
 		delay = max(delay, min(retryAfter, d.cfg.MaxRetryAfter))
 	}
-	t := at.Add(delay)
+	t := end.Add(delay)
 	return &t
 }
 

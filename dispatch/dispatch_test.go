@@ -463,6 +463,32 @@ func TestDispatcher(t *testing.T) {
 		}
 	})
 
+	t.Run("RetryIsCountedFromTheAttemptsEnd", func(t *testing.T) {
+		t.Parallel()
+		// A receiver that fails after 1 s (as one that times out does):
+		// the retry is due a whole delay after the failure, not 1 s of it.
+		b := setup(t, dispatch.Config{Schedule: []time.Duration{2 * time.Second}})
+		rc := newReceiver(t, func(w http.ResponseWriter, _ *recorded) {
+			time.Sleep(time.Second)
+			w.WriteHeader(http.StatusInternalServerError)
+		})
+		storetest.MustCreateWebhook(t, b.db, testShop, rc.srv.URL, time.Now(), "order.created")
+		b.publish(t, 1)
+		first := b.waitRecorded(t, 1)[0]
+		d, _ := b.db.FindDelivery(b.ctx, testShop, first.DeliveryID)
+		if d.NextRetryAt == nil || d.NextRetryAt.Before(first.AttemptedAt.Add(first.Duration+2*time.Second-time.Millisecond)) {
+			t.Fatalf("next retry at %v after an attempt at %v that took %v; want 2s after its end", d.NextRetryAt, first.AttemptedAt, first.Duration)
+		}
+		second := b.waitRecordedWithin(t, 1, 10*time.Second)[0]
+		d, _ = b.db.FindDelivery(b.ctx, testShop, second.DeliveryID)
+		if d.NextRetryAt != nil {
+			t.Fatalf("the last attempt has a next retry at %v", d.NextRetryAt)
+		}
+		if second.AttemptedAt.Before(first.AttemptedAt.Add(first.Duration + 2*time.Second - 5*time.Millisecond)) {
+			t.Errorf("retried at %v, %v after the first attempt ended; want 2s", second.AttemptedAt, second.AttemptedAt.Sub(first.AttemptedAt.Add(first.Duration)))
+		}
+	})
+
 	t.Run("GoneDisablesTheWebhook", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, dispatch.Config{})
