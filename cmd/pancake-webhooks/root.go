@@ -14,8 +14,13 @@ import (
 )
 
 // version is set at build time with -ldflags "-X main.version=…"; else the
-// module version from the build info, else "dev".
+// module version from the build info, else devVersion.
 var version = ""
+
+// devVersion is the version of a build that has none: from a checkout
+// built without VCS stamping (GOFLAGS=-buildvcs=false), say. Receivers see
+// it in User-Agent: PancakeWebhooks/<version>, so it reads as one.
+const devVersion = "1.0.0-dev"
 
 // Version returns the binary's version.
 func Version() string {
@@ -25,7 +30,7 @@ func Version() string {
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 		return bi.Main.Version
 	}
-	return "dev"
+	return devVersion
 }
 
 // Exit codes scripts can rely on.

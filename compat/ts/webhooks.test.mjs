@@ -315,7 +315,7 @@ function expectedSignature(secret, id, timestamp, rawBody) {
 function assertSignedRequest(r, secrets, { event, deliveryId, test: isTest = false }, what) {
   assert.equal(r.method, 'POST', `${what}: method`);
   assert.match(r.headers['content-type'] ?? '', /^application\/json/, `${what}: Content-Type`);
-  assert.match(r.headers['user-agent'] ?? '', /^PancakeWebhooks\//, `${what}: User-Agent`);
+  assert.match(r.headers['user-agent'] ?? '', /^PancakeWebhooks\/v?\d+\.\d+\.\d+\S*$/, `${what}: User-Agent is PancakeWebhooks/<version>`);
   const id = r.headers['webhook-id'];
   const ts = r.headers['webhook-timestamp'];
   const sig = r.headers['webhook-signature'];
