@@ -2,6 +2,7 @@ package pancake
 
 import (
 	"context"
+	"fmt"
 	"iter"
 	"net/http"
 	"net/url"
@@ -17,8 +18,8 @@ const (
 	TriggerTest        = "test"
 )
 
-// DefaultIterPageSize is the page size Deliveries asks for unless
-// DeliveryListParams.PageSize says otherwise.
+// DefaultIterPageSize is the page size the iterators Deliveries and
+// PendingDeliveries ask for unless their params' PageSize says otherwise.
 const DefaultIterPageSize = 100
 
 // WebhookDelivery is one HTTP attempt to send one event to one webhook, or,
@@ -29,14 +30,20 @@ type WebhookDelivery struct {
 	Event     WebhookEvent `json:"event"`
 	// Payload is the JSON object that was (or will be) POSTed: the Envelope.
 	Payload map[string]any `json:"payload"`
-	// Response is what the receiver answered; StatusCode is 0 when no
-	// response came (FailureReason says why) and while pending.
+	// Response is what the receiver answered: StatusCode 0, with no
+	// headers, when no HTTP response came (FailureReason says why). A
+	// pending delivery has none yet (the server leaves it out): zero.
 	Response DeliveryResponse `json:"response"`
 	// Status is StatusSuccess, StatusFailed or StatusPending.
-	Status        string    `json:"status"`
-	FailureReason string    `json:"failure_reason,omitempty"`
-	CreatedAt     time.Time `json:"created_at"`
-	DurationMS    int64     `json:"duration_ms"`
+	Status string `json:"status"`
+	// FailureReason says why a failed attempt failed ("HTTP 500",
+	// "connection refused", "webhook disabled", ...); "" otherwise.
+	FailureReason string `json:"failure_reason,omitempty"`
+	// CreatedAt is when the attempt was made; on a pending delivery, when
+	// it was queued.
+	CreatedAt time.Time `json:"created_at"`
+	// DurationMS is how long the attempt took; 0 while pending.
+	DurationMS int64 `json:"duration_ms"`
 
 	// The fields below are extensions of the contract.
 
@@ -60,8 +67,12 @@ type WebhookDelivery struct {
 
 // DeliveryResponse is the receiver's answer to an attempt, as recorded.
 type DeliveryResponse struct {
-	StatusCode int               `json:"status_code"`
-	Headers    map[string]string `json:"headers"`
+	// StatusCode is the receiver's HTTP status, or 0 when no HTTP response
+	// came (timeout, connection refused, DNS, TLS, destination not
+	// allowed) and while pending.
+	StatusCode int `json:"status_code"`
+	// Headers are the response's headers; empty when no response came.
+	Headers map[string]string `json:"headers"`
 	// Body is kept up to 64 KiB; BodyTruncated says it was cut.
 	Body          string `json:"body,omitempty"`
 	BodyTruncated bool   `json:"body_truncated,omitempty"`
@@ -114,9 +125,37 @@ type DeliveryList struct {
 	TotalPages int               `json:"total_pages"`
 }
 
+// PendingListParams filters and pages GetPendingDeliveries and
+// PendingDeliveries; zero fields are left out of the query.
+type PendingListParams struct {
+	// WebhookID, when set, lists only that webhook's queued deliveries.
+	WebhookID string
+	// PageSize is 1–100 (server default 20; PendingDeliveries' default
+	// DefaultIterPageSize).
+	PageSize int
+	// PageNumber is 1-based (default 1).
+	PageNumber int
+}
+
+func (p PendingListParams) query() url.Values {
+	q := url.Values{}
+	setQuery(q, "webhook_id", p.WebhookID)
+	if p.PageSize != 0 {
+		q.Set("page_size", strconv.Itoa(p.PageSize))
+	}
+	if p.PageNumber != 0 {
+		q.Set("page_number", strconv.Itoa(p.PageNumber))
+	}
+	return q
+}
+
 // PendingDeliveries answers GetPendingDeliveries.
 type PendingDeliveries struct {
-	TotalCount int               `json:"total_count"`
+	// TotalCount is how many deliveries are queued in all (of the
+	// webhook, with PendingListParams.WebhookID), not only on this page.
+	TotalCount int `json:"total_count"`
+	// Deliveries is the page asked for, next due first; each has Status
+	// StatusPending and its ScheduledAt.
 	Deliveries []WebhookDelivery `json:"deliveries"`
 }
 
@@ -196,12 +235,60 @@ func (s *WebhooksService) RetryDelivery(ctx context.Context, id string) (*Delive
 	return call[DeliveryResult](ctx, s.client, &request{method: http.MethodPost, body: struct{}{}}, path, err)
 }
 
-// GetPendingDeliveries returns the first page (of the server's default
-// size) of the shop's queued deliveries, next due first, and how many there
-// are in all.
+// GetPendingDeliveries returns one page of the shop's queued deliveries
+// (queued or waiting for a retry), next due first, and how many there are
+// in all. params is optional: without it, or with zero fields, the server's
+// defaults apply (page 1 of 20, every webhook); more than one is an error.
+// PendingDeliveries walks every page. Errors: ErrValidation (a bad page
+// size, page number or webhook ID).
 //
 // API: GET /api/v1/shops/{shop_id}/webhook-deliveries/pending
-func (s *WebhooksService) GetPendingDeliveries(ctx context.Context) (*PendingDeliveries, error) {
+func (s *WebhooksService) GetPendingDeliveries(ctx context.Context, params ...PendingListParams) (*PendingDeliveries, error) {
+	var p PendingListParams
+	switch len(params) {
+	case 0:
+	case 1:
+		p = params[0]
+	default:
+		return nil, fmt.Errorf("pancake: GetPendingDeliveries takes at most one PendingListParams, got %d", len(params))
+	}
 	path, err := s.deliveryPath("pending")
-	return call[PendingDeliveries](ctx, s.client, &request{method: http.MethodGet}, path, err)
+	return call[PendingDeliveries](ctx, s.client, &request{method: http.MethodGet, query: p.query()}, path, err)
+}
+
+// PendingDeliveries returns an iterator over every queued delivery params
+// selects, next due first, from page params.PageNumber (default 1) on, in
+// pages of params.PageSize (default DefaultIterPageSize), until TotalCount
+// is reached or a page is empty. The first error ends it, yielded with a
+// zero WebhookDelivery. The queue moves while it walks: deliveries that are
+// attempted leave it and new ones join, so a delivery may be missed or
+// seen twice. Errors: those of GetPendingDeliveries.
+//
+// API: GET /api/v1/shops/{shop_id}/webhook-deliveries/pending
+func (s *WebhooksService) PendingDeliveries(ctx context.Context, params PendingListParams) iter.Seq2[WebhookDelivery, error] {
+	return func(yield func(WebhookDelivery, error) bool) {
+		p := params
+		if p.PageSize <= 0 {
+			p.PageSize = DefaultIterPageSize
+		}
+		if p.PageNumber <= 0 {
+			p.PageNumber = 1
+		}
+		for {
+			page, err := s.GetPendingDeliveries(ctx, p)
+			if err != nil {
+				yield(WebhookDelivery{}, err)
+				return
+			}
+			for _, d := range page.Deliveries {
+				if !yield(d, nil) {
+					return
+				}
+			}
+			if len(page.Deliveries) == 0 || p.PageNumber >= (page.TotalCount+p.PageSize-1)/p.PageSize {
+				return
+			}
+			p.PageNumber++
+		}
+	}
 }

@@ -182,20 +182,238 @@ func TestWebhooksService_RetryDelivery(t *testing.T) {
 
 func TestWebhooksService_GetPendingDeliveries(t *testing.T) {
 	t.Parallel()
-	client, bundle := setup(t)
-	bundle.mux.HandleFunc(shopPath+"/webhook-deliveries/pending", func(w http.ResponseWriter, r *http.Request) {
-		testRequest(t, r, "GET")
-		testQuery(t, r, "")
-		writeJSON(w, 200, `{"total_count":31,"deliveries":[`+pendingDeliveryJSON+`]}`)
+	for _, tc := range []struct {
+		name   string
+		params []pancake.PendingListParams
+		query  string
+	}{
+		{"NoParamsSendsNoQuery", nil, ""},
+		{"ZeroFieldsLeftOut", []pancake.PendingListParams{{}}, ""},
+		{"EveryParam", []pancake.PendingListParams{{WebhookID: "wh_1", PageSize: 50, PageNumber: 3}},
+			"page_number=3&page_size=50&webhook_id=wh_1"},
+		{"WebhookIDEscaped", []pancake.PendingListParams{{WebhookID: "wh 1&x"}}, "webhook_id=wh+1%26x"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			client, bundle := setup(t)
+			bundle.mux.HandleFunc(shopPath+"/webhook-deliveries/pending", func(w http.ResponseWriter, r *http.Request) {
+				testRequest(t, r, "GET")
+				testQuery(t, r, tc.query)
+				testNoBody(t, r)
+				writeJSON(w, 200, `{"total_count":31,"deliveries":[`+pendingDeliveryJSON+`]}`)
+			})
+			got, err := client.Webhooks.GetPendingDeliveries(t.Context(), tc.params...)
+			if err != nil {
+				t.Fatalf("Webhooks.GetPendingDeliveries returned error: %v", err)
+			}
+			want := &pancake.PendingDeliveries{TotalCount: 31, Deliveries: []pancake.WebhookDelivery{wantPendingDelivery(t)}}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("Webhooks.GetPendingDeliveries returned diff (-want +got):\n%s", diff)
+			}
+		})
+	}
+
+	t.Run("TwoParamsIsAnErrorWithoutRequest", func(t *testing.T) {
+		t.Parallel()
+		client, _ := setup(t) // any request fails the test
+		_, err := client.Webhooks.GetPendingDeliveries(t.Context(), pancake.PendingListParams{}, pancake.PendingListParams{PageSize: 5})
+		if err == nil || !strings.Contains(err.Error(), "at most one") {
+			t.Errorf("err = %v, want an error saying at most one PendingListParams", err)
+		}
 	})
-	got, err := client.Webhooks.GetPendingDeliveries(t.Context())
-	if err != nil {
-		t.Fatalf("Webhooks.GetPendingDeliveries returned error: %v", err)
+}
+
+func TestWebhooksService_PendingDeliveries(t *testing.T) {
+	t.Parallel()
+
+	// pendingBundle records the queries of a fake pending list of total
+	// deliveries dlv_1…; failAt, when > 0, makes that page a 500.
+	type pendingBundle struct {
+		*testBundle
+		queries *[]string
 	}
-	want := &pancake.PendingDeliveries{TotalCount: 31, Deliveries: []pancake.WebhookDelivery{wantPendingDelivery(t)}}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("Webhooks.GetPendingDeliveries returned diff (-want +got):\n%s", diff)
+	setupPending := func(t *testing.T, total, failAt int) (*pancake.Client, *pendingBundle) {
+		t.Helper()
+		client, bundle := setup(t)
+		var queries []string
+		bundle.mux.HandleFunc(shopPath+"/webhook-deliveries/pending", func(w http.ResponseWriter, r *http.Request) {
+			testRequest(t, r, "GET")
+			queries = append(queries, r.URL.RawQuery)
+			q := r.URL.Query()
+			size, _ := strconv.Atoi(q.Get("page_size"))
+			page, _ := strconv.Atoi(q.Get("page_number"))
+			if failAt > 0 && page == failAt {
+				writeError(w, 500, "internal", "Internal error")
+				return
+			}
+			items := []string{}
+			for i := (page-1)*size + 1; i <= min(page*size, total); i++ {
+				items = append(items, fmt.Sprintf(`{"id":"dlv_%d","webhook_id":"wh_1","event":"order.created","payload":{},
+					"response":{"status_code":0,"headers":{}},"status":"pending","created_at":"2024-04-02T10:00:00.000Z",
+					"duration_ms":0,"scheduled_at":"2024-04-02T10:05:00.000Z"}`, i))
+			}
+			writeJSON(w, 200, fmt.Sprintf(`{"total_count":%d,"deliveries":[%s]}`, total, strings.Join(items, ",")))
+		})
+		return client, &pendingBundle{bundle, &queries}
 	}
+	collect := func(t *testing.T, client *pancake.Client, params pancake.PendingListParams) ([]string, error) {
+		t.Helper()
+		var ids []string
+		for d, err := range client.Webhooks.PendingDeliveries(t.Context(), params) {
+			if err != nil {
+				return ids, err
+			}
+			ids = append(ids, d.ID)
+		}
+		return ids, nil
+	}
+	idRange := func(from, to int) []string {
+		var out []string
+		for i := from; i <= to; i++ {
+			out = append(out, fmt.Sprintf("dlv_%d", i))
+		}
+		return out
+	}
+
+	t.Run("WalksEveryPage", func(t *testing.T) {
+		t.Parallel()
+		client, bundle := setupPending(t, 7, 0)
+		ids, err := collect(t, client, pancake.PendingListParams{WebhookID: "wh_1", PageSize: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(idRange(1, 7), ids); diff != "" {
+			t.Errorf("Webhooks.PendingDeliveries yielded diff (-want +got):\n%s", diff)
+		}
+		want := []string{
+			"page_number=1&page_size=3&webhook_id=wh_1",
+			"page_number=2&page_size=3&webhook_id=wh_1",
+			"page_number=3&page_size=3&webhook_id=wh_1",
+		}
+		if diff := cmp.Diff(want, *bundle.queries); diff != "" {
+			t.Errorf("queries diff (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("StopsAfterAFullLastPage", func(t *testing.T) {
+		t.Parallel()
+		client, bundle := setupPending(t, 6, 0)
+		ids, err := collect(t, client, pancake.PendingListParams{PageSize: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(idRange(1, 6), ids); diff != "" {
+			t.Errorf("Webhooks.PendingDeliveries yielded diff (-want +got):\n%s", diff)
+		}
+		if len(*bundle.queries) != 2 {
+			t.Errorf("requests = %d, want 2: %v", len(*bundle.queries), *bundle.queries)
+		}
+	})
+
+	t.Run("DefaultsToPagesOf100FromPage1", func(t *testing.T) {
+		t.Parallel()
+		client, bundle := setupPending(t, 150, 0)
+		ids, err := collect(t, client, pancake.PendingListParams{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ids) != 150 {
+			t.Errorf("yielded %d deliveries, want 150", len(ids))
+		}
+		want := []string{"page_number=1&page_size=100", "page_number=2&page_size=100"}
+		if diff := cmp.Diff(want, *bundle.queries); diff != "" {
+			t.Errorf("queries diff (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("StartsAtPageNumber", func(t *testing.T) {
+		t.Parallel()
+		client, _ := setupPending(t, 10, 0)
+		ids, err := collect(t, client, pancake.PendingListParams{PageSize: 4, PageNumber: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(idRange(5, 10), ids); diff != "" {
+			t.Errorf("Webhooks.PendingDeliveries yielded diff (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("EmptyQueueMakesOneRequest", func(t *testing.T) {
+		t.Parallel()
+		client, bundle := setupPending(t, 0, 0)
+		ids, err := collect(t, client, pancake.PendingListParams{})
+		if err != nil || len(ids) != 0 {
+			t.Errorf("got %v, %v; want nothing", ids, err)
+		}
+		if len(*bundle.queries) != 1 {
+			t.Errorf("requests = %d, want 1", len(*bundle.queries))
+		}
+	})
+
+	t.Run("StopsAtAnEmptyPage", func(t *testing.T) {
+		t.Parallel()
+		client, bundle := setup(t)
+		var calls atomic.Int32
+		bundle.mux.HandleFunc(shopPath+"/webhook-deliveries/pending", func(w http.ResponseWriter, r *http.Request) {
+			calls.Add(1)
+			// The queue drained since total_count was counted.
+			writeJSON(w, 200, `{"total_count":500,"deliveries":[]}`)
+		})
+		if _, err := collect(t, client, pancake.PendingListParams{}); err != nil {
+			t.Fatal(err)
+		}
+		if got := calls.Load(); got != 1 {
+			t.Errorf("requests = %d, want 1", got)
+		}
+	})
+
+	t.Run("EarlyBreakStopsRequests", func(t *testing.T) {
+		t.Parallel()
+		client, bundle := setupPending(t, 10, 0)
+		var ids []string
+		for d, err := range client.Webhooks.PendingDeliveries(t.Context(), pancake.PendingListParams{PageSize: 3}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, d.ID)
+			if len(ids) == 2 {
+				break
+			}
+		}
+		if diff := cmp.Diff(idRange(1, 2), ids); diff != "" {
+			t.Errorf("yielded diff (-want +got):\n%s", diff)
+		}
+		if len(*bundle.queries) != 1 {
+			t.Errorf("requests = %d, want 1", len(*bundle.queries))
+		}
+	})
+
+	t.Run("ErrorEndsTheWalk", func(t *testing.T) {
+		t.Parallel()
+		client, bundle := setupPending(t, 10, 2)
+		var ids []string
+		var errs []error
+		for d, err := range client.Webhooks.PendingDeliveries(t.Context(), pancake.PendingListParams{PageSize: 3}) {
+			if err != nil {
+				errs = append(errs, err)
+				if d.ID != "" {
+					t.Errorf("delivery %q yielded with the error", d.ID)
+				}
+				continue // the iterator must end by itself
+			}
+			ids = append(ids, d.ID)
+		}
+		if diff := cmp.Diff(idRange(1, 3), ids); diff != "" {
+			t.Errorf("yielded diff (-want +got):\n%s", diff)
+		}
+		var apiErr *pancake.Error
+		if len(errs) != 1 || !errors.As(errs[0], &apiErr) || apiErr.StatusCode != 500 {
+			t.Errorf("errors = %v, want one 500", errs)
+		}
+		if len(*bundle.queries) != 2 {
+			t.Errorf("requests = %d, want 2", len(*bundle.queries))
+		}
+	})
 }
 
 func TestWebhooksService_Deliveries(t *testing.T) {

@@ -162,6 +162,33 @@ func ExampleWebhooksService_Deliveries() {
 	// 3 requests
 }
 
+// PendingDeliveries walks the queue page by page, next due first;
+// GetPendingDeliveries returns one page and the total.
+func ExampleWebhooksService_PendingDeliveries() {
+	api := newFakeAPI()
+	defer api.Close()
+	client := pancake.NewClient("your-api-key", "your-shop-id", pancake.WithBaseURL(api.URL+"/api/v1"))
+	ctx := context.Background()
+
+	first, err := client.Webhooks.GetPendingDeliveries(ctx, pancake.PendingListParams{WebhookID: "wh_orders", PageSize: 2})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(len(first.Deliveries), "of", first.TotalCount, "queued")
+
+	for d, err := range client.Webhooks.PendingDeliveries(ctx, pancake.PendingListParams{WebhookID: "wh_orders", PageSize: 2}) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(d.ID, d.Event, "attempt", d.Attempt, "due", d.ScheduledAt.Format(time.RFC3339))
+	}
+	// Output:
+	// 2 of 3 queued
+	// dlv_q1 order.created attempt 2 due 2024-04-29T12:00:05Z
+	// dlv_q2 order.status_changed attempt 1 due 2024-04-29T12:01:00Z
+	// dlv_q3 order.created attempt 3 due 2024-04-29T12:30:00Z
+}
+
 // Errors of the API are *pancake.Error; errors.Is tells their kind.
 func ExampleError() {
 	api := newFakeAPI()
@@ -261,7 +288,7 @@ func ExampleWebhookHandler() {
 
 // fakeAPI is the stand-in server of the examples: the shop your-shop-id,
 // key your-api-key, one webhook wh_orders whose receiver refuses
-// connections, 40 attempts of which 12 failed.
+// connections, 40 attempts of which 12 failed, and 3 queued deliveries.
 type fakeAPI struct {
 	*httptest.Server
 	requests int // to GET /webhook-deliveries
@@ -295,7 +322,9 @@ func newFakeAPI() *fakeAPI {
 		reply(w, 201, webhook())
 	})
 	mux.HandleFunc("POST "+shop+"/webhooks/wh_orders/test", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, 200, map[string]any{"delivery_id": "dlv_test", "status": "failed", "failure_reason": "connection refused"})
+		// No HTTP response came: status_code 0, and failure_reason says why.
+		reply(w, 200, map[string]any{"delivery_id": "dlv_test", "status": "failed",
+			"response": map[string]any{"status_code": 0}, "failure_reason": "connection refused"})
 	})
 	mux.HandleFunc("PUT "+shop+"/webhooks/wh_orders/set-active", func(w http.ResponseWriter, r *http.Request) {
 		var body struct {
@@ -333,6 +362,34 @@ func newFakeAPI() *fakeAPI {
 		}
 		reply(w, 200, map[string]any{"data": data, "total": total, "page_number": page, "page_size": size,
 			"total_pages": (total + size - 1) / size})
+	})
+	mux.HandleFunc("GET "+shop+"/webhook-deliveries/pending", func(w http.ResponseWriter, r *http.Request) {
+		size, _ := strconv.Atoi(r.URL.Query().Get("page_size"))
+		page, _ := strconv.Atoi(r.URL.Query().Get("page_number"))
+		if size <= 0 {
+			size = 20 // the server's default
+		}
+		page = max(page, 1)
+		type queued struct {
+			id, event string
+			attempt   int
+			due       string
+		}
+		queue := []queued{ // next due first
+			{"dlv_q1", "order.created", 2, "2024-04-29T12:00:05.000Z"},
+			{"dlv_q2", "order.status_changed", 1, "2024-04-29T12:01:00.000Z"},
+			{"dlv_q3", "order.created", 3, "2024-04-29T12:30:00.000Z"},
+		}
+		data := []any{}
+		for i := (page - 1) * size; i < min(page*size, len(queue)); i++ {
+			q := queue[i]
+			data = append(data, map[string]any{
+				"id": q.id, "webhook_id": "wh_orders", "event": q.event, "status": "pending", "payload": map[string]any{},
+				"response": map[string]any{"status_code": 0, "headers": map[string]any{}}, "duration_ms": 0,
+				"created_at": "2024-04-29T11:59:00.000Z", "attempt": q.attempt, "scheduled_at": q.due,
+			})
+		}
+		reply(w, 200, map[string]any{"total_count": len(queue), "deliveries": data})
 	})
 	api.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer your-api-key" {

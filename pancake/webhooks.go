@@ -69,19 +69,35 @@ type CreateWebhookRequest struct {
 	// most 2,048 characters, with no user:password.
 	URL string `json:"url"`
 	// Events is a non-empty list of event types; duplicates are folded.
+	// It is always sent: nil as null, empty as [], both refused
+	// (ErrValidation).
 	Events []WebhookEvent `json:"events"`
-	// Description is optional, at most 1,000 characters.
+	// Description is optional, at most 1,000 characters; "" is left out
+	// of the request and gives a webhook without one.
 	Description string `json:"description,omitempty"`
-	// IsActive defaults to true when nil.
+	// IsActive is sent when not nil: Bool(false) creates the webhook
+	// disabled. nil is left out and the server's default, true, applies.
 	IsActive *bool `json:"is_active,omitempty"`
 }
 
-// UpdateWebhookRequest changes a webhook: nil fields keep their value.
+// UpdateWebhookRequest changes a webhook: a nil field is left out of the
+// request and keeps its value; a non-nil one is sent even when it holds a
+// zero value (String(""), Bool(false), an empty slice), and validated as
+// in CreateWebhookRequest.
 type UpdateWebhookRequest struct {
-	URL         *string        `json:"url,omitempty"`
-	Events      []WebhookEvent `json:"events,omitempty"`
-	Description *string        `json:"description,omitempty"`
-	IsActive    *bool          `json:"is_active,omitempty"`
+	// URL, when not nil, is the new URL, with the rules of
+	// CreateWebhookRequest.URL.
+	URL *string `json:"url,omitempty"`
+	// Events, when not nil, replaces the event types. A non-nil empty
+	// slice is sent as [], which the server refuses (ErrValidation): a
+	// webhook needs at least one event type.
+	Events []WebhookEvent `json:"events,omitzero"`
+	// Description, when not nil, is the new description; String("")
+	// clears it.
+	Description *string `json:"description,omitempty"`
+	// IsActive, when not nil, enables (Bool(true)) or disables
+	// (Bool(false)) the webhook, as SetActive does.
+	IsActive *bool `json:"is_active,omitempty"`
 }
 
 // Delivery statuses (WebhookDelivery.Status, DeliveryResult.Status and the
@@ -93,20 +109,37 @@ const (
 	StatusPending = "pending"
 )
 
-// DeliveryResult answers Test and RetryDelivery: the attempt made.
+// DeliveryResult answers Test and RetryDelivery: the attempt made, which
+// is recorded as a delivery (GetDeliveryByID(DeliveryID) has its details).
 type DeliveryResult struct {
+	// DeliveryID is the id (dlv_…) of the delivery recorded for the
+	// attempt.
 	DeliveryID string `json:"delivery_id"`
-	// Status is StatusSuccess or StatusFailed.
+	// Status is StatusSuccess (the receiver answered 2xx in time) or
+	// StatusFailed.
 	Status string `json:"status"`
-	// Response is nil when no HTTP response came.
-	Response      *AttemptResponse `json:"response,omitempty"`
-	FailureReason string           `json:"failure_reason,omitempty"`
+	// Response is the outcome of the attempt. Our server sends it for
+	// every attempt: when no HTTP response came (timeout, connection
+	// refused, DNS, TLS, destination not allowed) it is
+	// {"status_code": 0}, a non-nil Response with StatusCode 0, and
+	// FailureReason says which. It is nil only if a server leaves
+	// "response" out, which the contract (response?) allows.
+	Response *AttemptResponse `json:"response,omitempty"`
+	// FailureReason says why a failed attempt failed ("HTTP 500",
+	// "connection refused", ...); "" on success.
+	FailureReason string `json:"failure_reason,omitempty"`
 }
 
-// AttemptResponse is what the receiver answered to an attempt.
+// AttemptResponse is the HTTP response to an attempt, as DeliveryResult
+// carries it.
 type AttemptResponse struct {
-	StatusCode int    `json:"status_code"`
-	Body       string `json:"body,omitempty"`
+	// StatusCode is the receiver's HTTP status, or 0 when no HTTP response
+	// came (DeliveryResult.FailureReason says why).
+	StatusCode int `json:"status_code"`
+	// Body is the receiver's response body, kept up to 64 KiB (the
+	// delivery's DeliveryResponse.BodyTruncated says whether it was cut);
+	// "" when it was empty or no response came.
+	Body string `json:"body,omitempty"`
 }
 
 // RotateSecretResult answers RotateSecret.

@@ -163,6 +163,14 @@ func TestWebhooksService_Update(t *testing.T) {
 		{"ClearDescriptionAndDisable", pancake.UpdateWebhookRequest{
 			Description: pancake.String(""), IsActive: pancake.Bool(false),
 		}, `{"description":"","is_active":false}`},
+		// A non-nil empty Events is sent, for the server to refuse, rather
+		// than dropped into an update that changes nothing.
+		{"EmptyEventsSentAsEmptyList", pancake.UpdateWebhookRequest{
+			Events: []pancake.WebhookEvent{},
+		}, `{"events":[]}`},
+		{"EveryZeroValueSent", pancake.UpdateWebhookRequest{
+			URL: pancake.String(""), Events: []pancake.WebhookEvent{}, Description: pancake.String(""), IsActive: pancake.Bool(false),
+		}, `{"url":"","events":[],"description":"","is_active":false}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -243,19 +251,40 @@ func TestWebhooksService_Test(t *testing.T) {
 		}
 	})
 
-	t.Run("FailedReceiverWithoutPayload", func(t *testing.T) {
+	// What our server answers when no HTTP response came: a response
+	// with status_code 0, not a missing one.
+	t.Run("NoResponseIsStatusCodeZero", func(t *testing.T) {
 		t.Parallel()
 		client, bundle := setup(t)
 		bundle.mux.HandleFunc(shopPath+"/webhooks/wh_1/test", func(w http.ResponseWriter, r *http.Request) {
 			testRequest(t, r, "POST")
 			testBody(t, r, `{"event":"product.updated"}`)
-			writeJSON(w, 200, `{"delivery_id":"dlv_2","status":"failed","failure_reason":"connection refused"}`)
+			writeJSON(w, 200, `{"delivery_id":"dlv_2","status":"failed","response":{"status_code":0},"failure_reason":"connection refused"}`)
 		})
 		got, err := client.Webhooks.Test(t.Context(), "wh_1", pancake.EventProductUpdated, nil)
 		if err != nil {
 			t.Fatalf("Webhooks.Test returned error: %v", err)
 		}
-		want := &pancake.DeliveryResult{DeliveryID: "dlv_2", Status: pancake.StatusFailed, FailureReason: "connection refused"}
+		want := &pancake.DeliveryResult{DeliveryID: "dlv_2", Status: pancake.StatusFailed,
+			Response: &pancake.AttemptResponse{StatusCode: 0}, FailureReason: "connection refused"}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("Webhooks.Test returned diff (-want +got):\n%s", diff)
+		}
+	})
+
+	// The contract makes response optional; a server that leaves it out
+	// gives a nil Response.
+	t.Run("ResponseLeftOutIsNil", func(t *testing.T) {
+		t.Parallel()
+		client, bundle := setup(t)
+		bundle.mux.HandleFunc(shopPath+"/webhooks/wh_1/test", func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, 200, `{"delivery_id":"dlv_3","status":"failed","failure_reason":"connection refused"}`)
+		})
+		got, err := client.Webhooks.Test(t.Context(), "wh_1", pancake.EventProductUpdated, nil)
+		if err != nil {
+			t.Fatalf("Webhooks.Test returned error: %v", err)
+		}
+		want := &pancake.DeliveryResult{DeliveryID: "dlv_3", Status: pancake.StatusFailed, FailureReason: "connection refused"}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("Webhooks.Test returned diff (-want +got):\n%s", diff)
 		}

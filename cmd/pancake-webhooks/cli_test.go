@@ -503,6 +503,17 @@ func TestCLIWebhooks(t *testing.T) {
 		if res.Status != pancake.StatusFailed || res.FailureReason == "" {
 			t.Errorf("test --json of a failing receiver = %+v", res)
 		}
+		// No HTTP response at all: no "HTTP 0", the failure says why.
+		closed := httptest.NewServer(http.NotFoundHandler())
+		closed.Close()
+		gone, err := b.client.Webhooks.Create(t.Context(), pancake.CreateWebhookRequest{URL: closed.URL, Events: []pancake.WebhookEvent{pancake.EventOrderCreated}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := b.run(t, "webhooks", "test", gone.ID, "--event", "order.created").wantOK(t).contains(t, "✖ failed", "Failure:", "connection refused")
+		if strings.Contains(out.stdout, "Response:") {
+			t.Errorf("test of a receiver that never answered shows a response:\n%s", out.stdout)
+		}
 		// Health shows at a glance: two failures in a row are a warning at
 		// least.
 		r := b.run(t, "webhooks", "list").wantOK(t)

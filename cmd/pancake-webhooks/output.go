@@ -198,8 +198,8 @@ func printWebhook(w io.Writer, h *pancake.Webhook) error {
 
 // printResult prints the attempt a test or a retry made.
 func printResult(w io.Writer, r *pancake.DeliveryResult) error {
-	resp := ""
-	if r.Response != nil {
+	resp := "" // none when no HTTP response came (status_code 0)
+	if r.Response != nil && r.Response.StatusCode != 0 {
 		resp = "HTTP " + strconv.Itoa(r.Response.StatusCode)
 		if r.Response.Body != "" {
 			resp += " " + cut(r.Response.Body, 200)
