@@ -49,8 +49,10 @@ type Config struct {
 	// so a slow endpoint can't take every worker; default 32. It also caps
 	// one webhook's delivery rate at about the bound divided by its
 	// receiver's response time: 32 in flight to a receiver answering in
-	// 20 ms made ~1,400 deliveries/s (10 made ~460/s). After 5 failed
-	// attempts in a row a webhook gets at most 4 until one succeeds.
+	// 20 ms made ~1,400 deliveries/s (10 made ~460/s). A webhook not sent
+	// to lately starts with 4 in flight, and each success lets it have one
+	// more, up to the bound (a slow start, as TCP's); after 5 failed
+	// attempts in a row it gets at most 4 until one succeeds.
 	MaxInFlightPerWebhook int
 	// ClaimBatch is the most deliveries one claim takes for free workers;
 	// default 64. A claim also takes what webhooks at their bound need
@@ -445,19 +447,27 @@ func (d *Dispatcher) claimOnce(ctx context.Context) (int, bool, error) {
 // dispatchWaiting hands claimed jobs to the workers while a worker is free
 // and their webhook is under its bound. Called with d.mu held.
 func (d *Dispatcher) dispatchWaiting() {
-	for id, q := range d.backlog {
-		for len(q) > 0 && d.total < d.cfg.Workers && d.inFlight[id] < d.bound(id) {
-			d.inFlight[id]++
-			d.total++
-			d.queued--
-			d.jobs <- q[0] // never blocks: at most Workers jobs are in flight
-			q = q[1:]
-		}
-		if len(q) == 0 {
-			delete(d.backlog, id)
-		} else {
-			d.backlog[id] = q
-		}
+	for id := range d.backlog {
+		d.dispatchWebhook(id)
+	}
+}
+
+// dispatchWebhook hands a webhook's claimed jobs to the workers while a
+// worker is free and the webhook is under its bound. Called with d.mu
+// held.
+func (d *Dispatcher) dispatchWebhook(id string) {
+	q := d.backlog[id]
+	for len(q) > 0 && d.total < d.cfg.Workers && d.inFlight[id] < d.bound(id) {
+		d.inFlight[id]++
+		d.total++
+		d.queued--
+		d.jobs <- q[0] // never blocks: at most Workers jobs are in flight
+		q = q[1:]
+	}
+	if len(q) == 0 {
+		delete(d.backlog, id)
+	} else {
+		d.backlog[id] = q
 	}
 }
 
@@ -485,11 +495,22 @@ func (d *Dispatcher) ahead(webhookID string) int {
 	return int(min(max(n, float64(bound)), float64(d.maxAhead())))
 }
 
-// pace is how long a webhook's attempts took lately.
+// pace is how a webhook's attempts went lately.
 type pace struct {
 	attempt time.Duration // moving average
 	at      time.Time     // of the last attempt
 	streak  int           // attempts failed in a row, up to the last one (0: it succeeded)
+	window  int           // attempts it may have in flight, before the bound: grown by its successes
+}
+
+// allowed is how many attempts p's webhook may have in flight, before the
+// configured bound: its window, startWindow for one not sent to lately,
+// and failingBound while it is failing.
+func (p pace) allowed() int {
+	if p.failing() {
+		return failingBound
+	}
+	return max(p.window, startWindow)
 }
 
 // failing says whether the webhook's attempts have failed failingStreak
@@ -508,6 +529,13 @@ const (
 	failingStreak = 5
 	failingBound  = 4
 	failingTTL    = 10 * time.Minute
+	// startWindow is how many attempts a webhook not sent to lately (no
+	// pace kept) may have in flight; each success adds one, up to the
+	// bound, so a receiver that answers doubles its window every round
+	// trip. An endpoint that starts hanging gets startWindow attempts
+	// stuck until the timeout, not its bound: with 256 workers and a
+	// bound of 32, 8 such endpoints at once would hold every worker.
+	startWindow = 4
 )
 
 // ttl is how long p is kept after its last attempt.
@@ -519,13 +547,10 @@ func (p pace) ttl() time.Duration {
 }
 
 // bound is how many attempts may be in flight to a webhook: the
-// configured bound, or failingBound while it is failing. Called with d.mu
-// held.
+// configured bound, or less while its window grows or while it is failing
+// (see pace.allowed). Called with d.mu held.
 func (d *Dispatcher) bound(webhookID string) int {
-	if d.pace[webhookID].failing() {
-		return min(d.cfg.MaxInFlightPerWebhook, failingBound)
-	}
-	return d.cfg.MaxInFlightPerWebhook
+	return min(d.cfg.MaxInFlightPerWebhook, d.pace[webhookID].allowed())
 }
 
 // maxAhead bounds one claim, and what one webhook keeps claimed ahead.
@@ -551,11 +576,13 @@ func (d *Dispatcher) release(webhookID string, took time.Duration, ok bool) {
 	defer d.mu.Unlock()
 	if took > 0 {
 		p := d.pace[webhookID]
-		streak := 0
-		if !ok {
+		streak, window := 0, max(p.window, startWindow)
+		if ok {
+			window = min(window+1, d.cfg.MaxInFlightPerWebhook)
+		} else {
 			streak = p.streak + 1
 		}
-		d.pace[webhookID] = pace{movingAverage(p.attempt, took, 8), time.Now(), streak}
+		d.pace[webhookID] = pace{movingAverage(p.attempt, took, 8), time.Now(), streak, window}
 	}
 	// The next job of the webhook takes the slot over, unless the webhook
 	// has more in flight than its bound now allows (it has turned failing).
@@ -566,7 +593,10 @@ func (d *Dispatcher) release(webhookID string, took time.Duration, ok bool) {
 		}
 		d.queued--
 		d.jobs <- q[0] // never blocks: the job takes over the slot just freed
-		if len(q)-1 < d.ahead(webhookID) {
+		if ok {
+			d.dispatchWebhook(webhookID) // its window grew: one more may start
+		}
+		if len(d.backlog[webhookID]) < d.ahead(webhookID) {
 			d.signalFreed() // room to claim ahead for this webhook again
 		}
 		return
