@@ -686,6 +686,21 @@ func (d *Dispatcher) queuedBehind() {
 }
 
 // signalFreed wakes the claim loop without blocking.
+// Stopped forgets the deliveries of a webhook just disabled or deleted that
+// were claimed or handed over but not sent: the store has cancelled (or
+// deleted) its queue, and no attempt may start once it is stopped.
+// Attempts in flight finish and are recorded. The store calls it after the
+// commit (OnWebhookStopped); other replicas send what they had claimed.
+func (d *Dispatcher) Stopped(webhookID string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if q := d.backlog[webhookID]; len(q) > 0 {
+		d.queued -= len(q)
+		delete(d.backlog, webhookID)
+		d.signalFreed()
+	}
+}
+
 func (d *Dispatcher) signalFreed() {
 	select {
 	case d.freed <- struct{}{}:
@@ -718,6 +733,9 @@ func (d *Dispatcher) worker(ctx context.Context) {
 		d.metrics.track(-1)
 		cancel()
 		d.results <- res
+		if res.Disable != "" {
+			d.Stopped(j.WebhookID) // 410 Gone: what waits is cancelled when res is recorded
+		}
 		d.release(j.WebhookID, took, res.Success)
 	}
 }

@@ -123,6 +123,7 @@ func setupWith(t *testing.T, cfg dispatch.Config, wrap func(*store.DB) dispatch.
 		t.Fatal(err)
 	}
 	db.OnQueued(b.disp.Wake)
+	db.OnWebhookStopped(b.disp.Stopped)
 	db.SetHandoff(b.disp)
 	if err := b.disp.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -488,6 +489,84 @@ func TestDispatcher(t *testing.T) {
 		}
 		if second.AttemptedAt.Before(first.AttemptedAt.Add(first.Duration + 2*time.Second - 5*time.Millisecond)) {
 			t.Errorf("retried at %v, %v after the first attempt ended; want 2s", second.AttemptedAt, second.AttemptedAt.Sub(first.AttemptedAt.Add(first.Duration)))
+		}
+	})
+
+	t.Run("NothingStartsAfterTheWebhookIsDisabled", func(t *testing.T) {
+		t.Parallel()
+		// A slow receiver: deliveries wait claimed behind the ones in
+		// flight. Once the webhook is disabled, none of them may go out;
+		// those in flight finish and are recorded.
+		b := setup(t, dispatch.Config{})
+		var mu sync.Mutex
+		var arrived []time.Time
+		rc := newReceiver(t, func(http.ResponseWriter, *recorded) {
+			mu.Lock()
+			arrived = append(arrived, time.Now())
+			mu.Unlock()
+			time.Sleep(300 * time.Millisecond)
+		})
+		w := storetest.MustCreateWebhook(t, b.db, testShop, rc.srv.URL, time.Now(), "order.created")
+		b.publish(t, 40)
+		rc.next(t)
+		f := false
+		if _, err := b.db.UpdateWebhook(b.ctx, testShop, w.ID, webhooks.WebhookUpdate{IsActive: &f}); err != nil {
+			t.Fatal(err)
+		}
+		disabled := time.Now()
+		time.Sleep(time.Second)
+		mu.Lock()
+		late, sent := 0, len(arrived)
+		for _, at := range arrived {
+			if at.After(disabled.Add(100 * time.Millisecond)) {
+				late++
+			}
+		}
+		mu.Unlock()
+		if late > 0 {
+			t.Errorf("%d of %d requests arrived after the webhook was disabled", late, sent)
+		}
+		// Every delivery is accounted for: those sent as attempts, the rest
+		// cancelled.
+		b.waitRecordedWithin(t, sent, 10*time.Second)
+		all, total, err := b.db.FindDeliveries(b.ctx, webhooks.DeliveryFilter{ShopID: testShop, Limit: 100})
+		if err != nil || total != 40 {
+			t.Fatalf("%d deliveries listed (%v), want 40", total, err)
+		}
+		cancelled := 0
+		for _, d := range all {
+			if d.FailureReason == webhooks.FailureWebhookDisabled {
+				cancelled++
+			}
+		}
+		if cancelled != 40-sent {
+			t.Errorf("%d cancelled, %d sent; want the %d not sent cancelled", cancelled, sent, 40-sent)
+		}
+	})
+
+	t.Run("NothingStartsAfterA410", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, dispatch.Config{})
+		var mu sync.Mutex
+		var arrived []time.Time
+		rc := newReceiver(t, func(w http.ResponseWriter, _ *recorded) {
+			mu.Lock()
+			arrived = append(arrived, time.Now())
+			mu.Unlock()
+			time.Sleep(200 * time.Millisecond)
+			w.WriteHeader(http.StatusGone)
+		})
+		storetest.MustCreateWebhook(t, b.db, testShop, rc.srv.URL, time.Now(), "order.created")
+		b.publish(t, 30)
+		gone := b.waitRecorded(t, 1)[0].AttemptedAt
+		time.Sleep(time.Second)
+		mu.Lock()
+		defer mu.Unlock()
+		for _, at := range arrived {
+			if at.After(gone.Add(300 * time.Millisecond)) {
+				t.Errorf("%d requests; one arrived %v after the first attempt that got 410 began", len(arrived), at.Sub(gone))
+				break
+			}
 		}
 	})
 

@@ -37,13 +37,13 @@ func (db *DB) DeleteFinishedBefore(ctx context.Context, t time.Time, limit int) 
 // DisableFailingWebhooks disables the active webhooks whose deliveries have
 // all failed since before t, cancelling their queued deliveries.
 func (db *DB) DisableFailingWebhooks(ctx context.Context, t time.Time, reason string) (int64, error) {
-	var n int64
+	var ids []string
 	err := db.write(ctx, func(tx *Tx) error {
+		ids = nil
 		rows, err := tx.QueryContext(ctx, `SELECT id FROM webhooks WHERE is_active = TRUE AND failing_since IS NOT NULL AND failing_since <= $1`, ms(t))
 		if err != nil {
 			return fmt.Errorf("find failing webhooks: %w", err)
 		}
-		var ids []string
 		for rows.Next() {
 			var id string
 			if err := rows.Scan(&id); err != nil {
@@ -62,10 +62,13 @@ func (db *DB) DisableFailingWebhooks(ctx context.Context, t time.Time, reason st
 				return err
 			}
 		}
-		n = int64(len(ids))
 		return nil
 	})
-	return n, err
+	if err != nil {
+		return 0, err
+	}
+	db.notifyStopped(ids...)
+	return int64(len(ids)), nil
 }
 
 // QueueStats reads the gauges exported as metrics.

@@ -69,10 +69,12 @@ type DB struct {
 	stop     chan struct{}
 	maxBatch int
 
-	// notify, when set, is called after a commit that queued deliveries.
-	mu       sync.Mutex
-	onQueued []func()
-	closeFn  func() error
+	// Hooks, called after a commit that queued deliveries (onQueued) and
+	// one that stopped webhooks (onStopped).
+	mu        sync.Mutex
+	onQueued  []func()
+	onStopped []func(webhookID string)
+	closeFn   func() error
 
 	stmts    stmtCache
 	wconn    *sql.Conn     // SQLite: the writer's one connection, held for good
@@ -226,6 +228,27 @@ func (db *DB) OnQueued(f func()) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	db.onQueued = append(db.onQueued, f)
+}
+
+// OnWebhookStopped registers f to be called (without blocking) after each
+// commit that disabled or deleted a webhook through this process (a user's
+// update or delete, the 5-day rule): its queued deliveries are cancelled
+// (or deleted), and the dispatcher must not send those it had claimed.
+func (db *DB) OnWebhookStopped(f func(webhookID string)) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	db.onStopped = append(db.onStopped, f)
+}
+
+func (db *DB) notifyStopped(ids ...string) {
+	db.mu.Lock()
+	fs := db.onStopped
+	db.mu.Unlock()
+	for _, id := range ids {
+		for _, f := range fs {
+			f(id)
+		}
+	}
 }
 
 func (db *DB) notifyQueued() {

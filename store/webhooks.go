@@ -171,7 +171,9 @@ func isFKViolation(err error) bool {
 // UpdateWebhook applies upd and returns the result, or ENOTFOUND.
 func (db *DB) UpdateWebhook(ctx context.Context, shopID, id string, upd webhooks.WebhookUpdate) (*webhooks.Webhook, error) {
 	var out *webhooks.Webhook
+	stopped := false
 	err := db.write(ctx, func(tx *Tx) error {
+		stopped = false
 		w, err := findWebhook(ctx, tx, shopID, id)
 		if err != nil {
 			return err
@@ -198,6 +200,7 @@ func (db *DB) UpdateWebhook(ctx context.Context, shopID, id string, upd webhooks
 				if err := cancelQueued(ctx, tx, w.ID, now); err != nil {
 					return err
 				}
+				stopped = true
 			}
 			w.IsActive = *upd.IsActive
 		}
@@ -218,6 +221,9 @@ func (db *DB) UpdateWebhook(ctx context.Context, shopID, id string, upd webhooks
 	})
 	if err != nil {
 		return nil, err
+	}
+	if stopped {
+		db.notifyStopped(id)
 	}
 	if err := db.fillHealth(ctx, db.rdb, []*webhooks.Webhook{out}); err != nil {
 		return nil, err
@@ -246,7 +252,7 @@ func cancelQueued(ctx context.Context, tx *Tx, webhookID string, now time.Time) 
 
 // DeleteWebhook removes the webhook, its queued deliveries and its history.
 func (db *DB) DeleteWebhook(ctx context.Context, shopID, id string) error {
-	return db.write(ctx, func(tx *Tx) error {
+	err := db.write(ctx, func(tx *Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM webhooks WHERE id = $1 AND shop_id = $2`, id, shopID)
 		if err != nil {
 			return fmt.Errorf("delete webhook: %w", err)
@@ -262,6 +268,10 @@ func (db *DB) DeleteWebhook(ctx context.Context, shopID, id string) error {
 		}
 		return nil
 	})
+	if err == nil {
+		db.notifyStopped(id)
+	}
+	return err
 }
 
 // RotateSecret makes secret the current one; the old one signs for overlap.

@@ -253,6 +253,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.Addr = ln.Addr().String()
 	m.db.OnQueued(m.dispatcher.Wake)
+	m.db.OnWebhookStopped(m.dispatcher.Stopped)
 	m.db.SetHandoff(m.dispatcher)
 	if err := m.dispatcher.Start(ctx); err != nil {
 		ln.Close()
