@@ -688,6 +688,19 @@ test('listDeliveries: paginated, newest first, with every filter', async () => {
   assert.equal(shop.total, 7);
   assert.ok(shop.data.every((d) => [main.id, need('second').id].includes(d.webhook_id)));
 
+  // The product document's own example filters by 'webhook-id': no such
+  // webhook, so nothing, not an error.
+  const docExample = await webhooks.listDeliveries({ webhook_id: 'webhook-id', status: 'failed', page_size: 10 });
+  assertPage(docExample, "listDeliveries({webhook_id: 'webhook-id'})");
+  assert.equal(docExample.total, 0);
+  assert.deepEqual(docExample.data, []);
+
+  // A base URL that ends in '/' (the SDK then asks for /api/v1//shops/…).
+  const slashed = new PancakeClient(API_KEY, SHOP_ID);
+  slashed.baseUrl = `${BASE_URL}/`;
+  const viaSlash = await slashed.webhooks.listDeliveries({ webhook_id: main.id });
+  assert.equal(viaSlash.total, 6, 'the same list through a base URL ending in /');
+
   await rejectsWith(webhooks.listDeliveries({ status: 'ok' }), 400, 'listDeliveries(status=ok)');
   await rejectsWith(webhooks.listDeliveries({ page_size: 'abc' }), 400, 'listDeliveries(page_size=abc)');
   await rejectsWith(webhooks.listDeliveries({ from_date: '2024-13-01' }), 400, 'listDeliveries(from_date=2024-13-01)');
