@@ -347,6 +347,25 @@ func TestAnEndpointEarnsItsBound(t *testing.T) {
 	if recovered > 16 {
 		t.Errorf("%d attempts in flight once it answered well; want its bound (16) at most", recovered)
 	}
+
+	// At its bound, it starts failing: after 5 failures in a row it gets 4.
+	failing.Store(true)
+	mu.Lock()
+	atStart = atStart[:0]
+	mu.Unlock()
+	b.publish(t, 60)
+	wait(60, false)
+	mu.Lock()
+	// The first 16 go at the bound; each of the first failures hands its
+	// slot to the next (4 more) before the fifth makes it failing.
+	first, later := slices.Max(atStart[:16]), slices.Max(atStart[24:])
+	mu.Unlock()
+	if first < 8 {
+		t.Errorf("at most %d attempts in flight before it failed again, want its bound (16) used", first)
+	}
+	if later > 4 {
+		t.Errorf("%d attempts in flight to a failing endpoint, want at most 4", later)
+	}
 }
 
 func TestDispatcher(t *testing.T) {

@@ -323,9 +323,6 @@ func (s *Server) observe(r *http.Request, route string, status int, d time.Durat
 		slog.Duration("duration", d))
 }
 
-// isCleanPath reports whether p needs no cleaning: no "//", "/./", "/../"
-// and no trailing "/." or "/..". Uncleaned paths are 404s here rather than
-// the mux's redirects, which are not JSON.
 // withSlashesFolded returns r with each run of slashes in its path folded
 // into one: the TypeScript SDK given a base URL that ends in a slash asks
 // for /api/v1//shops/…, which the mux would redirect (a POST lost).
@@ -372,6 +369,9 @@ func allowCORS(h http.Header, r *http.Request) (preflight bool) {
 	return false
 }
 
+// isCleanPath reports whether p needs no cleaning: no "//", "/./", "/../"
+// and no trailing "/." or "/..". Uncleaned paths are 404s here rather than
+// the mux's redirects, which are not JSON.
 func isCleanPath(p string) bool {
 	return !strings.Contains(p, "//") && !strings.Contains(p, "/./") && !strings.Contains(p, "/../") &&
 		!strings.HasSuffix(p, "/.") && !strings.HasSuffix(p, "/..")

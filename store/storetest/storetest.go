@@ -779,7 +779,6 @@ func testQueue(t *testing.T, setup func(*testing.T) *testBundle) {
 		if d, _ := b.db.FindDelivery(b.ctx, b.shop, jobs[0].DeliveryID); d.NextRetryAt != nil {
 			t.Fatalf("failed attempt whose retry was cancelled says the next is due at %v; want none", d.NextRetryAt)
 		}
-		f = false
 		if _, n, _ := b.db.FindDeliveries(b.ctx, webhooks.DeliveryFilter{ShopID: b.shop, Status: webhooks.StatusPending}); n != 0 {
 			t.Fatalf("%d still pending", n)
 		}
