@@ -690,7 +690,8 @@ func (d *Dispatcher) queuedBehind() {
 // were claimed or handed over but not sent: the store has cancelled (or
 // deleted) its queue, and no attempt may start once it is stopped.
 // Attempts in flight finish and are recorded. The store calls it after the
-// commit (OnWebhookStopped); other replicas send what they had claimed.
+// commit (OnWebhookStopped), on PostgreSQL for every replica's stops; a
+// second call for one webhook does nothing.
 func (d *Dispatcher) Stopped(webhookID string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -14,6 +14,11 @@ import (
 // queued, so every replica's dispatcher wakes at once.
 const queuedChannel = "pancake_webhooks_queued"
 
+// stoppedChannel is the LISTEN/NOTIFY channel that names a webhook just
+// disabled or deleted, so every replica's dispatcher forgets the
+// deliveries of it that it had claimed.
+const stoppedChannel = "pancake_webhooks_stopped"
+
 // leaderLockKey, with the schema, is the advisory lock held by the
 // replica that runs the housekeeping: deployments in different schemas of
 // one database each have their own leader.
@@ -176,16 +181,37 @@ func (db *DB) listenOnce(ctx context.Context) error {
 		return fmt.Errorf("acquire: %w", err)
 	}
 	defer conn.Release()
-	if _, err := conn.Exec(ctx, "LISTEN "+queuedChannel); err != nil {
-		return fmt.Errorf("listen: %w", err)
+	for _, ch := range []string{queuedChannel, stoppedChannel} {
+		if _, err := conn.Exec(ctx, "LISTEN "+ch); err != nil {
+			return fmt.Errorf("listen: %w", err)
+		}
 	}
 	for {
-		if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
+		n, err := conn.Conn().WaitForNotification(ctx)
+		if err != nil {
 			conn.Conn().Close(context.Background()) // don't return a listening connection to the pool
 			return fmt.Errorf("wait for notification: %w", err)
 		}
-		db.notifyQueued()
+		if n.Channel == stoppedChannel {
+			db.notifyStopped(n.Payload)
+		} else {
+			db.notifyQueued()
+		}
 	}
+}
+
+// announceStopped is run inside a transaction that disabled or deleted a
+// webhook: on PostgreSQL, every replica hears of it when it commits (this
+// process, which also calls notifyStopped itself, a second time: the
+// dispatcher's Stopped does nothing the second time).
+func (db *DB) announceStopped(ctx context.Context, tx *Tx, webhookID string) error {
+	if db.pool == nil {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_notify($1, $2)`, stoppedChannel, webhookID); err != nil {
+		return fmt.Errorf("notify replicas: %w", err)
+	}
+	return nil
 }
 
 // notifyReplicas is run inside a transaction that queued deliveries; the

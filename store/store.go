@@ -231,9 +231,11 @@ func (db *DB) OnQueued(f func()) {
 }
 
 // OnWebhookStopped registers f to be called (without blocking) after each
-// commit that disabled or deleted a webhook through this process (a user's
-// update or delete, the 5-day rule): its queued deliveries are cancelled
-// (or deleted), and the dispatcher must not send those it had claimed.
+// commit that disabled or deleted a webhook (a user's update or delete,
+// the 5-day rule): its queued deliveries are cancelled (or deleted), and
+// the dispatcher must not send those it had claimed. On PostgreSQL it is
+// also called for those of the other replicas (LISTEN/NOTIFY), and may be
+// called twice for one of this process.
 func (db *DB) OnWebhookStopped(f func(webhookID string)) {
 	db.mu.Lock()
 	defer db.mu.Unlock()

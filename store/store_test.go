@@ -103,6 +103,67 @@ func TestPostgresReplicas(t *testing.T) {
 	})
 }
 
+// A webhook disabled or deleted through one replica is announced to the
+// others, whose dispatchers must forget what they had claimed of it.
+func TestPostgresReplicasHearOfStoppedWebhooks(t *testing.T) {
+	t.Parallel()
+	dsn := storetest.PostgresDSN(t)
+	open := func() *store.DB {
+		db, err := store.Open(context.Background(), dsn, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	a := open()
+	b := open() // after the schema exists
+	heard := make(chan string, 10)
+	b.OnWebhookStopped(func(id string) { heard <- id })
+	now := time.Now()
+	storetest.MustCreateShop(t, a, "s", now)
+	ctx := context.Background()
+	f := false
+	// LISTEN starts asynchronously: disable fresh webhooks until the other
+	// replica hears of one (of those disabled before, it may hear or not).
+	disabled := map[string]bool{}
+	deadline := time.After(10 * time.Second)
+	for heardOne := false; !heardOne; {
+		w := storetest.MustCreateWebhook(t, a, "s", "https://x.example", now, "order.created")
+		if _, err := a.UpdateWebhook(ctx, "s", w.ID, webhooks.WebhookUpdate{IsActive: &f}); err != nil {
+			t.Fatal(err)
+		}
+		disabled[w.ID] = true
+		select {
+		case id := <-heard:
+			if !disabled[id] {
+				t.Fatalf("heard %s stopped; it was not", id)
+			}
+			heardOne = true
+		case <-time.After(200 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("the other replica did not hear of a disable within 10s")
+		}
+	}
+	gone := storetest.MustCreateWebhook(t, a, "s", "https://y.example", now, "order.created")
+	if err := a.DeleteWebhook(ctx, "s", gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		select {
+		case id := <-heard:
+			if id == gone.ID {
+				return
+			}
+			if !disabled[id] {
+				t.Fatalf("heard %s stopped; it was not", id)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the other replica did not hear of the delete within 10s")
+		}
+	}
+}
+
 // A PostgreSQL without autovacuum bloats the queue and leaves the planner
 // without statistics: the store says so when it opens, and only then.
 func TestPostgresWarnsWithoutAutovacuum(t *testing.T) {

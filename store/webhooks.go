@@ -200,6 +200,9 @@ func (db *DB) UpdateWebhook(ctx context.Context, shopID, id string, upd webhooks
 				if err := cancelQueued(ctx, tx, w.ID, now); err != nil {
 					return err
 				}
+				if err := db.announceStopped(ctx, tx, w.ID); err != nil {
+					return err
+				}
 				stopped = true
 			}
 			w.IsActive = *upd.IsActive
@@ -266,7 +269,7 @@ func (db *DB) DeleteWebhook(ctx context.Context, shopID, id string) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM webhook_stats WHERE webhook_id = $1`, id); err != nil {
 			return fmt.Errorf("delete stats: %w", err)
 		}
-		return nil
+		return db.announceStopped(ctx, tx, id)
 	})
 	if err == nil {
 		db.notifyStopped(id)
