@@ -183,29 +183,40 @@ func (s *WebhooksService) ListDeliveries(ctx context.Context, params DeliveryLis
 //
 // API: GET /api/v1/shops/{shop_id}/webhook-deliveries
 func (s *WebhooksService) Deliveries(ctx context.Context, params DeliveryListParams) iter.Seq2[WebhookDelivery, error] {
-	return func(yield func(WebhookDelivery, error) bool) {
+	return walk(params.PageNumber, params.PageSize, func(number, size int) ([]WebhookDelivery, int, error) {
 		p := params
-		if p.PageSize <= 0 {
-			p.PageSize = DefaultIterPageSize
+		p.PageNumber, p.PageSize = number, size
+		page, err := s.ListDeliveries(ctx, p)
+		if err != nil {
+			return nil, 0, err
 		}
-		if p.PageNumber <= 0 {
-			p.PageNumber = 1
+		return page.Data, page.TotalPages, nil
+	})
+}
+
+// walk yields the deliveries of the pages fetch returns, from page number
+// (default 1) on, in pages of size (default DefaultIterPageSize), until
+// the last of the pages fetch counts, or an empty one. The first error
+// ends it, yielded with a zero WebhookDelivery.
+func walk(number, size int, fetch func(number, size int) (data []WebhookDelivery, pages int, err error)) iter.Seq2[WebhookDelivery, error] {
+	return func(yield func(WebhookDelivery, error) bool) {
+		if size <= 0 {
+			size = DefaultIterPageSize
 		}
-		for {
-			page, err := s.ListDeliveries(ctx, p)
+		for number = max(number, 1); ; number++ {
+			data, pages, err := fetch(number, size)
 			if err != nil {
 				yield(WebhookDelivery{}, err)
 				return
 			}
-			for _, d := range page.Data {
+			for _, d := range data {
 				if !yield(d, nil) {
 					return
 				}
 			}
-			if len(page.Data) == 0 || p.PageNumber >= page.TotalPages {
+			if len(data) == 0 || number >= pages {
 				return
 			}
-			p.PageNumber++
 		}
 	}
 }
@@ -266,29 +277,13 @@ func (s *WebhooksService) GetPendingDeliveries(ctx context.Context, params ...Pe
 //
 // API: GET /api/v1/shops/{shop_id}/webhook-deliveries/pending
 func (s *WebhooksService) PendingDeliveries(ctx context.Context, params PendingListParams) iter.Seq2[WebhookDelivery, error] {
-	return func(yield func(WebhookDelivery, error) bool) {
+	return walk(params.PageNumber, params.PageSize, func(number, size int) ([]WebhookDelivery, int, error) {
 		p := params
-		if p.PageSize <= 0 {
-			p.PageSize = DefaultIterPageSize
+		p.PageNumber, p.PageSize = number, size
+		page, err := s.GetPendingDeliveries(ctx, p)
+		if err != nil {
+			return nil, 0, err
 		}
-		if p.PageNumber <= 0 {
-			p.PageNumber = 1
-		}
-		for {
-			page, err := s.GetPendingDeliveries(ctx, p)
-			if err != nil {
-				yield(WebhookDelivery{}, err)
-				return
-			}
-			for _, d := range page.Deliveries {
-				if !yield(d, nil) {
-					return
-				}
-			}
-			if len(page.Deliveries) == 0 || p.PageNumber >= (page.TotalCount+p.PageSize-1)/p.PageSize {
-				return
-			}
-			p.PageNumber++
-		}
-	}
+		return page.Deliveries, (page.TotalCount + size - 1) / size, nil
+	})
 }

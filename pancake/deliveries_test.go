@@ -3,6 +3,7 @@ package pancake_test
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"net/http"
 	"strconv"
 	"strings"
@@ -226,58 +227,21 @@ func TestWebhooksService_GetPendingDeliveries(t *testing.T) {
 func TestWebhooksService_PendingDeliveries(t *testing.T) {
 	t.Parallel()
 
-	// pendingBundle records the queries of a fake pending list of total
-	// deliveries dlv_1…; failAt, when > 0, makes that page a 500.
-	type pendingBundle struct {
-		*testBundle
-		queries *[]string
-	}
-	setupPending := func(t *testing.T, total, failAt int) (*pancake.Client, *pendingBundle) {
-		t.Helper()
-		client, bundle := setup(t)
-		var queries []string
-		bundle.mux.HandleFunc(shopPath+"/webhook-deliveries/pending", func(w http.ResponseWriter, r *http.Request) {
-			testRequest(t, r, "GET")
-			queries = append(queries, r.URL.RawQuery)
-			q := r.URL.Query()
-			size, _ := strconv.Atoi(q.Get("page_size"))
-			page, _ := strconv.Atoi(q.Get("page_number"))
-			if failAt > 0 && page == failAt {
-				writeError(w, 500, "internal", "Internal error")
-				return
-			}
-			items := []string{}
-			for i := (page-1)*size + 1; i <= min(page*size, total); i++ {
-				items = append(items, fmt.Sprintf(`{"id":"dlv_%d","webhook_id":"wh_1","event":"order.created","payload":{},
-					"response":{"status_code":0,"headers":{}},"status":"pending","created_at":"2024-04-02T10:00:00.000Z",
-					"duration_ms":0,"scheduled_at":"2024-04-02T10:05:00.000Z"}`, i))
-			}
-			writeJSON(w, 200, fmt.Sprintf(`{"total_count":%d,"deliveries":[%s]}`, total, strings.Join(items, ",")))
+	// setupPending serves a queue of total deliveries dlv_1…; failAt, when
+	// > 0, makes that page a 500.
+	setupPending := func(t *testing.T, total, failAt int) (*pancake.Client, *[]string) {
+		return fakePages(t, "/webhook-deliveries/pending", pendingItem, total, failAt, func(items string, total, _, _ int) string {
+			return fmt.Sprintf(`{"total_count":%d,"deliveries":[%s]}`, total, items)
 		})
-		return client, &pendingBundle{bundle, &queries}
 	}
 	collect := func(t *testing.T, client *pancake.Client, params pancake.PendingListParams) ([]string, error) {
 		t.Helper()
-		var ids []string
-		for d, err := range client.Webhooks.PendingDeliveries(t.Context(), params) {
-			if err != nil {
-				return ids, err
-			}
-			ids = append(ids, d.ID)
-		}
-		return ids, nil
-	}
-	idRange := func(from, to int) []string {
-		var out []string
-		for i := from; i <= to; i++ {
-			out = append(out, fmt.Sprintf("dlv_%d", i))
-		}
-		return out
+		return collectIDs(client.Webhooks.PendingDeliveries(t.Context(), params))
 	}
 
 	t.Run("WalksEveryPage", func(t *testing.T) {
 		t.Parallel()
-		client, bundle := setupPending(t, 7, 0)
+		client, queries := setupPending(t, 7, 0)
 		ids, err := collect(t, client, pancake.PendingListParams{WebhookID: "wh_1", PageSize: 3})
 		if err != nil {
 			t.Fatal(err)
@@ -290,14 +254,14 @@ func TestWebhooksService_PendingDeliveries(t *testing.T) {
 			"page_number=2&page_size=3&webhook_id=wh_1",
 			"page_number=3&page_size=3&webhook_id=wh_1",
 		}
-		if diff := cmp.Diff(want, *bundle.queries); diff != "" {
+		if diff := cmp.Diff(want, *queries); diff != "" {
 			t.Errorf("queries diff (-want +got):\n%s", diff)
 		}
 	})
 
 	t.Run("StopsAfterAFullLastPage", func(t *testing.T) {
 		t.Parallel()
-		client, bundle := setupPending(t, 6, 0)
+		client, queries := setupPending(t, 6, 0)
 		ids, err := collect(t, client, pancake.PendingListParams{PageSize: 3})
 		if err != nil {
 			t.Fatal(err)
@@ -305,14 +269,14 @@ func TestWebhooksService_PendingDeliveries(t *testing.T) {
 		if diff := cmp.Diff(idRange(1, 6), ids); diff != "" {
 			t.Errorf("Webhooks.PendingDeliveries yielded diff (-want +got):\n%s", diff)
 		}
-		if len(*bundle.queries) != 2 {
-			t.Errorf("requests = %d, want 2: %v", len(*bundle.queries), *bundle.queries)
+		if len(*queries) != 2 {
+			t.Errorf("requests = %d, want 2: %v", len(*queries), *queries)
 		}
 	})
 
 	t.Run("DefaultsToPagesOf100FromPage1", func(t *testing.T) {
 		t.Parallel()
-		client, bundle := setupPending(t, 150, 0)
+		client, queries := setupPending(t, 150, 0)
 		ids, err := collect(t, client, pancake.PendingListParams{})
 		if err != nil {
 			t.Fatal(err)
@@ -321,32 +285,20 @@ func TestWebhooksService_PendingDeliveries(t *testing.T) {
 			t.Errorf("yielded %d deliveries, want 150", len(ids))
 		}
 		want := []string{"page_number=1&page_size=100", "page_number=2&page_size=100"}
-		if diff := cmp.Diff(want, *bundle.queries); diff != "" {
+		if diff := cmp.Diff(want, *queries); diff != "" {
 			t.Errorf("queries diff (-want +got):\n%s", diff)
-		}
-	})
-
-	t.Run("StartsAtPageNumber", func(t *testing.T) {
-		t.Parallel()
-		client, _ := setupPending(t, 10, 0)
-		ids, err := collect(t, client, pancake.PendingListParams{PageSize: 4, PageNumber: 2})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if diff := cmp.Diff(idRange(5, 10), ids); diff != "" {
-			t.Errorf("Webhooks.PendingDeliveries yielded diff (-want +got):\n%s", diff)
 		}
 	})
 
 	t.Run("EmptyQueueMakesOneRequest", func(t *testing.T) {
 		t.Parallel()
-		client, bundle := setupPending(t, 0, 0)
+		client, queries := setupPending(t, 0, 0)
 		ids, err := collect(t, client, pancake.PendingListParams{})
 		if err != nil || len(ids) != 0 {
 			t.Errorf("got %v, %v; want nothing", ids, err)
 		}
-		if len(*bundle.queries) != 1 {
-			t.Errorf("requests = %d, want 1", len(*bundle.queries))
+		if len(*queries) != 1 {
+			t.Errorf("requests = %d, want 1", len(*queries))
 		}
 	})
 
@@ -366,112 +318,27 @@ func TestWebhooksService_PendingDeliveries(t *testing.T) {
 			t.Errorf("requests = %d, want 1", got)
 		}
 	})
-
-	t.Run("EarlyBreakStopsRequests", func(t *testing.T) {
-		t.Parallel()
-		client, bundle := setupPending(t, 10, 0)
-		var ids []string
-		for d, err := range client.Webhooks.PendingDeliveries(t.Context(), pancake.PendingListParams{PageSize: 3}) {
-			if err != nil {
-				t.Fatal(err)
-			}
-			ids = append(ids, d.ID)
-			if len(ids) == 2 {
-				break
-			}
-		}
-		if diff := cmp.Diff(idRange(1, 2), ids); diff != "" {
-			t.Errorf("yielded diff (-want +got):\n%s", diff)
-		}
-		if len(*bundle.queries) != 1 {
-			t.Errorf("requests = %d, want 1", len(*bundle.queries))
-		}
-	})
-
-	t.Run("ErrorEndsTheWalk", func(t *testing.T) {
-		t.Parallel()
-		client, bundle := setupPending(t, 10, 2)
-		var ids []string
-		var errs []error
-		for d, err := range client.Webhooks.PendingDeliveries(t.Context(), pancake.PendingListParams{PageSize: 3}) {
-			if err != nil {
-				errs = append(errs, err)
-				if d.ID != "" {
-					t.Errorf("delivery %q yielded with the error", d.ID)
-				}
-				continue // the iterator must end by itself
-			}
-			ids = append(ids, d.ID)
-		}
-		if diff := cmp.Diff(idRange(1, 3), ids); diff != "" {
-			t.Errorf("yielded diff (-want +got):\n%s", diff)
-		}
-		var apiErr *pancake.Error
-		if len(errs) != 1 || !errors.As(errs[0], &apiErr) || apiErr.StatusCode != 500 {
-			t.Errorf("errors = %v, want one 500", errs)
-		}
-		if len(*bundle.queries) != 2 {
-			t.Errorf("requests = %d, want 2", len(*bundle.queries))
-		}
-	})
 }
 
 func TestWebhooksService_Deliveries(t *testing.T) {
 	t.Parallel()
 
-	// pages serves total deliveries dlv_1… in pages, recording the queries;
-	// failAt, when > 0, makes that page a 500.
-	type pagesBundle struct {
-		*testBundle
-		queries *[]string
-	}
-	setupPages := func(t *testing.T, total, failAt int) (*pancake.Client, *pagesBundle) {
-		t.Helper()
-		client, bundle := setup(t)
-		var queries []string
-		bundle.mux.HandleFunc(shopPath+"/webhook-deliveries", func(w http.ResponseWriter, r *http.Request) {
-			testRequest(t, r, "GET")
-			queries = append(queries, r.URL.RawQuery)
-			q := r.URL.Query()
-			size, _ := strconv.Atoi(q.Get("page_size"))
-			page, _ := strconv.Atoi(q.Get("page_number"))
-			if page == failAt {
-				writeError(w, 500, "internal", "Internal error")
-				return
-			}
-			var items []string
-			for i := (page-1)*size + 1; i <= min(page*size, total); i++ {
-				items = append(items, fmt.Sprintf(`{"id":"dlv_%d","webhook_id":"wh_1","event":"order.created","payload":{},
-					"response":{"status_code":200,"headers":{}},"status":"success","created_at":"2024-04-02T10:00:00.000Z","duration_ms":1}`, i))
-			}
-			pages := (total + size - 1) / size
-			writeJSON(w, 200, fmt.Sprintf(`{"data":[%s],"total":%d,"page_number":%d,"page_size":%d,"total_pages":%d}`,
-				strings.Join(items, ","), total, page, size, pages))
+	// setupPages serves a list of total deliveries dlv_1…; failAt, when
+	// > 0, makes that page a 500.
+	setupPages := func(t *testing.T, total, failAt int) (*pancake.Client, *[]string) {
+		return fakePages(t, "/webhook-deliveries", listedItem, total, failAt, func(items string, total, page, size int) string {
+			return fmt.Sprintf(`{"data":[%s],"total":%d,"page_number":%d,"page_size":%d,"total_pages":%d}`,
+				items, total, page, size, (total+size-1)/size)
 		})
-		return client, &pagesBundle{bundle, &queries}
 	}
 	collect := func(t *testing.T, client *pancake.Client, params pancake.DeliveryListParams) ([]string, error) {
 		t.Helper()
-		var ids []string
-		for d, err := range client.Webhooks.Deliveries(t.Context(), params) {
-			if err != nil {
-				return ids, err
-			}
-			ids = append(ids, d.ID)
-		}
-		return ids, nil
-	}
-	idRange := func(from, to int) []string {
-		var out []string
-		for i := from; i <= to; i++ {
-			out = append(out, fmt.Sprintf("dlv_%d", i))
-		}
-		return out
+		return collectIDs(client.Webhooks.Deliveries(t.Context(), params))
 	}
 
 	t.Run("WalksEveryPage", func(t *testing.T) {
 		t.Parallel()
-		client, bundle := setupPages(t, 7, 0)
+		client, queries := setupPages(t, 7, 0)
 		ids, err := collect(t, client, pancake.DeliveryListParams{WebhookID: "wh_1", Status: pancake.StatusSuccess, PageSize: 3})
 		if err != nil {
 			t.Fatal(err)
@@ -484,14 +351,14 @@ func TestWebhooksService_Deliveries(t *testing.T) {
 			"page_number=2&page_size=3&status=success&webhook_id=wh_1",
 			"page_number=3&page_size=3&status=success&webhook_id=wh_1",
 		}
-		if diff := cmp.Diff(want, *bundle.queries); diff != "" {
+		if diff := cmp.Diff(want, *queries); diff != "" {
 			t.Errorf("queries diff (-want +got):\n%s", diff)
 		}
 	})
 
 	t.Run("DefaultsToPagesOf100FromPage1", func(t *testing.T) {
 		t.Parallel()
-		client, bundle := setupPages(t, 150, 0)
+		client, queries := setupPages(t, 150, 0)
 		ids, err := collect(t, client, pancake.DeliveryListParams{})
 		if err != nil {
 			t.Fatal(err)
@@ -500,7 +367,7 @@ func TestWebhooksService_Deliveries(t *testing.T) {
 			t.Errorf("yielded %d deliveries, want 150", len(ids))
 		}
 		want := []string{"page_number=1&page_size=100", "page_number=2&page_size=100"}
-		if diff := cmp.Diff(want, *bundle.queries); diff != "" {
+		if diff := cmp.Diff(want, *queries); diff != "" {
 			t.Errorf("queries diff (-want +got):\n%s", diff)
 		}
 	})
@@ -519,13 +386,13 @@ func TestWebhooksService_Deliveries(t *testing.T) {
 
 	t.Run("EmptyListMakesOneRequest", func(t *testing.T) {
 		t.Parallel()
-		client, bundle := setupPages(t, 0, 0)
+		client, queries := setupPages(t, 0, 0)
 		ids, err := collect(t, client, pancake.DeliveryListParams{})
 		if err != nil || len(ids) != 0 {
 			t.Errorf("got %v, %v; want nothing", ids, err)
 		}
-		if len(*bundle.queries) != 1 {
-			t.Errorf("requests = %d, want 1", len(*bundle.queries))
+		if len(*queries) != 1 {
+			t.Errorf("requests = %d, want 1", len(*queries))
 		}
 	})
 
@@ -548,7 +415,7 @@ func TestWebhooksService_Deliveries(t *testing.T) {
 
 	t.Run("EarlyBreakStopsRequests", func(t *testing.T) {
 		t.Parallel()
-		client, bundle := setupPages(t, 10, 0)
+		client, queries := setupPages(t, 10, 0)
 		var ids []string
 		for d, err := range client.Webhooks.Deliveries(t.Context(), pancake.DeliveryListParams{PageSize: 3}) {
 			if err != nil {
@@ -562,14 +429,14 @@ func TestWebhooksService_Deliveries(t *testing.T) {
 		if diff := cmp.Diff(idRange(1, 2), ids); diff != "" {
 			t.Errorf("yielded diff (-want +got):\n%s", diff)
 		}
-		if len(*bundle.queries) != 1 {
-			t.Errorf("requests = %d, want 1", len(*bundle.queries))
+		if len(*queries) != 1 {
+			t.Errorf("requests = %d, want 1", len(*queries))
 		}
 	})
 
 	t.Run("ErrorEndsTheWalk", func(t *testing.T) {
 		t.Parallel()
-		client, bundle := setupPages(t, 10, 2)
+		client, queries := setupPages(t, 10, 2)
 		var ids []string
 		var errs []error
 		for d, err := range client.Webhooks.Deliveries(t.Context(), pancake.DeliveryListParams{PageSize: 3}) {
@@ -589,8 +456,66 @@ func TestWebhooksService_Deliveries(t *testing.T) {
 		if len(errs) != 1 || !errors.As(errs[0], &apiErr) || apiErr.StatusCode != 500 {
 			t.Errorf("errors = %v, want one 500", errs)
 		}
-		if len(*bundle.queries) != 2 {
-			t.Errorf("requests = %d, want 2", len(*bundle.queries))
+		if len(*queries) != 2 {
+			t.Errorf("requests = %d, want 2", len(*queries))
 		}
 	})
+}
+
+// Items of the fake lists: a queued delivery (no response yet) and an
+// attempt made; %d is the number in the id.
+const (
+	pendingItem = `{"id":"dlv_%d","webhook_id":"wh_1","event":"order.created","payload":{},"status":"pending",
+		"created_at":"2024-04-02T10:00:00.000Z","duration_ms":0,"scheduled_at":"2024-04-02T10:05:00.000Z"}`
+	listedItem = `{"id":"dlv_%d","webhook_id":"wh_1","event":"order.created","payload":{},
+		"response":{"status_code":200,"headers":{}},"status":"success","created_at":"2024-04-02T10:00:00.000Z","duration_ms":1}`
+)
+
+// fakePages serves total deliveries dlv_1… (item, a format of the id's
+// number) at the shop's path in the pages page_size and page_number ask
+// for, each answered by page (the items' JSON, total, the page's number and
+// size); it returns the raw queries it got. failAt, when > 0, makes that
+// page a 500.
+func fakePages(t *testing.T, path, item string, total, failAt int, page func(items string, total, number, size int) string) (*pancake.Client, *[]string) {
+	t.Helper()
+	client, bundle := setup(t)
+	var queries []string
+	bundle.mux.HandleFunc(shopPath+path, func(w http.ResponseWriter, r *http.Request) {
+		testRequest(t, r, "GET")
+		queries = append(queries, r.URL.RawQuery)
+		q := r.URL.Query()
+		size, _ := strconv.Atoi(q.Get("page_size"))
+		number, _ := strconv.Atoi(q.Get("page_number"))
+		if failAt > 0 && number == failAt {
+			writeError(w, 500, "internal", "Internal error")
+			return
+		}
+		var items []string
+		for i := (number-1)*size + 1; i <= min(number*size, total); i++ {
+			items = append(items, fmt.Sprintf(item, i))
+		}
+		writeJSON(w, 200, page(strings.Join(items, ","), total, number, size))
+	})
+	return client, &queries
+}
+
+// collectIDs walks seq to its end or its first error.
+func collectIDs(seq iter.Seq2[pancake.WebhookDelivery, error]) ([]string, error) {
+	var ids []string
+	for d, err := range seq {
+		if err != nil {
+			return ids, err
+		}
+		ids = append(ids, d.ID)
+	}
+	return ids, nil
+}
+
+// idRange is dlv_from … dlv_to.
+func idRange(from, to int) []string {
+	var out []string
+	for i := from; i <= to; i++ {
+		out = append(out, fmt.Sprintf("dlv_%d", i))
+	}
+	return out
 }
