@@ -685,7 +685,6 @@ func (d *Dispatcher) queuedBehind() {
 	d.behind++
 }
 
-// signalFreed wakes the claim loop without blocking.
 // Stopped forgets the deliveries of a webhook just disabled or deleted that
 // were claimed or handed over but not sent: the store has cancelled (or
 // deleted) its queue, and no attempt may start once it is stopped.
@@ -702,6 +701,7 @@ func (d *Dispatcher) Stopped(webhookID string) {
 	}
 }
 
+// signalFreed wakes the claim loop without blocking.
 func (d *Dispatcher) signalFreed() {
 	select {
 	case d.freed <- struct{}{}:
@@ -735,7 +735,10 @@ func (d *Dispatcher) worker(ctx context.Context) {
 		cancel()
 		d.results <- res
 		if res.Disable != "" {
-			d.Stopped(j.WebhookID) // 410 Gone: what waits is cancelled when res is recorded
+			// 410 Gone: what waits is cancelled when res is recorded (and on
+			// PostgreSQL announced to the other replicas); this process
+			// stops now, before its slot is handed over.
+			d.Stopped(j.WebhookID)
 		}
 		d.release(j.WebhookID, took, res.Success)
 	}
@@ -783,8 +786,8 @@ func (d *Dispatcher) attempt(ctx context.Context, j *webhooks.Job) webhooks.Atte
 }
 
 // nextAttempt returns when attempt n+1 is due after attempt n failed,
-// ending at end, or nil when n was the last. A Retry-After (429/503) pushes it later, up
-// to MaxRetryAfter.
+// ending at end, or nil when n was the last. A Retry-After (429/503)
+// pushes it later, up to MaxRetryAfter.
 func (d *Dispatcher) nextAttempt(n int, end time.Time, retryAfter time.Duration) *time.Time {
 	if n < 1 || n > len(d.cfg.Schedule) {
 		return nil

@@ -313,59 +313,74 @@ func TestAnEndpointEarnsItsBound(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	})
 	storetest.MustCreateWebhook(t, b.db, testShop, rc.srv.URL, time.Now(), "order.created")
-	wait := func(n int, ok bool) {
+	// phase publishes 60 events to a receiver that fails or not, waits
+	// for their 60 attempts and returns how many were in flight as each
+	// began.
+	phase := func(fail bool) []int {
 		t.Helper()
-		for _, r := range b.waitRecordedWithin(t, n, 30*time.Second) {
-			if r.Success != ok {
-				t.Fatalf("attempt recorded with success %v, want %v", r.Success, ok)
+		failing.Store(fail)
+		mu.Lock()
+		atStart = atStart[:0]
+		mu.Unlock()
+		b.publish(t, 60)
+		for _, r := range b.waitRecordedWithin(t, 60, 30*time.Second) {
+			if r.Success == fail {
+				t.Fatalf("attempt recorded with success %v, want %v", r.Success, !fail)
 			}
 		}
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(atStart)
 	}
-	b.publish(t, 60)
-	wait(60, false)
-	mu.Lock()
-	most := slices.Max(atStart)
-	mu.Unlock()
-	if most > 4 {
+
+	if most := slices.Max(phase(true)); most > 4 {
 		t.Errorf("%d attempts in flight to an endpoint that never answered well, want at most 4", most)
 	}
 
-	failing.Store(false)
-	mu.Lock()
-	atStart = atStart[:0]
-	mu.Unlock()
-	b.publish(t, 60)
-	wait(60, true)
-	mu.Lock()
-	reached, recovered := slices.Index(atStart, 16), slices.Max(atStart)
-	mu.Unlock()
 	// 4, then 8 as the first 4 succeed, then 16: the window doubles each
 	// round trip, and 12 successes give it its bound, by the 28th attempt.
-	if reached < 0 || reached >= 36 {
+	ok := phase(false)
+	if reached := slices.Index(ok, 16); reached < 0 || reached >= 36 {
 		t.Errorf("16 attempts in flight first at the %dth attempt (-1: never); want it by the 36th (4 + 8 + 16, and margin)", reached+1)
 	}
-	if recovered > 16 {
+	if recovered := slices.Max(ok); recovered > 16 {
 		t.Errorf("%d attempts in flight once it answered well; want its bound (16) at most", recovered)
 	}
 
 	// At its bound, it starts failing: after 5 failures in a row it gets 4.
-	failing.Store(true)
-	mu.Lock()
-	atStart = atStart[:0]
-	mu.Unlock()
-	b.publish(t, 60)
-	wait(60, false)
-	mu.Lock()
 	// The first 16 go at the bound; each of the first failures hands its
 	// slot to the next (4 more) before the fifth makes it failing.
-	first, later := slices.Max(atStart[:16]), slices.Max(atStart[24:])
-	mu.Unlock()
-	if first < 8 {
+	failed := phase(true)
+	if first := slices.Max(failed[:16]); first < 8 {
 		t.Errorf("at most %d attempts in flight before it failed again, want its bound (16) used", first)
 	}
-	if later > 4 {
+	if later := slices.Max(failed[24:]); later > 4 {
 		t.Errorf("%d attempts in flight to a failing endpoint, want at most 4", later)
 	}
+}
+
+// arrivals notes when each request reached a receiver.
+type arrivals struct {
+	mu sync.Mutex
+	at []time.Time
+}
+
+func (a *arrivals) note() {
+	a.mu.Lock()
+	a.at = append(a.at, time.Now())
+	a.mu.Unlock()
+}
+
+// since returns how many requests arrived in all, and how many after t.
+func (a *arrivals) since(t time.Time) (all, after int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, at := range a.at {
+		if at.After(t) {
+			after++
+		}
+	}
+	return len(a.at), after
 }
 
 func TestDispatcher(t *testing.T) {
@@ -517,12 +532,9 @@ func TestDispatcher(t *testing.T) {
 		// flight. Once the webhook is disabled, none of them may go out;
 		// those in flight finish and are recorded.
 		b := setup(t, dispatch.Config{})
-		var mu sync.Mutex
-		var arrived []time.Time
+		var arrived arrivals
 		rc := newReceiver(t, func(http.ResponseWriter, *recorded) {
-			mu.Lock()
-			arrived = append(arrived, time.Now())
-			mu.Unlock()
+			arrived.note()
 			time.Sleep(300 * time.Millisecond)
 		})
 		w := storetest.MustCreateWebhook(t, b.db, testShop, rc.srv.URL, time.Now(), "order.created")
@@ -534,14 +546,7 @@ func TestDispatcher(t *testing.T) {
 		}
 		disabled := time.Now()
 		time.Sleep(time.Second)
-		mu.Lock()
-		late, sent := 0, len(arrived)
-		for _, at := range arrived {
-			if at.After(disabled.Add(100 * time.Millisecond)) {
-				late++
-			}
-		}
-		mu.Unlock()
+		sent, late := arrived.since(disabled.Add(100 * time.Millisecond))
 		if late > 0 {
 			t.Errorf("%d of %d requests arrived after the webhook was disabled", late, sent)
 		}
@@ -566,12 +571,9 @@ func TestDispatcher(t *testing.T) {
 	t.Run("NothingStartsAfterA410", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, dispatch.Config{})
-		var mu sync.Mutex
-		var arrived []time.Time
+		var arrived arrivals
 		rc := newReceiver(t, func(w http.ResponseWriter, _ *recorded) {
-			mu.Lock()
-			arrived = append(arrived, time.Now())
-			mu.Unlock()
+			arrived.note()
 			time.Sleep(200 * time.Millisecond)
 			w.WriteHeader(http.StatusGone)
 		})
@@ -579,13 +581,8 @@ func TestDispatcher(t *testing.T) {
 		b.publish(t, 30)
 		gone := b.waitRecorded(t, 1)[0].AttemptedAt
 		time.Sleep(time.Second)
-		mu.Lock()
-		defer mu.Unlock()
-		for _, at := range arrived {
-			if at.After(gone.Add(300 * time.Millisecond)) {
-				t.Errorf("%d requests; one arrived %v after the first attempt that got 410 began", len(arrived), at.Sub(gone))
-				break
-			}
+		if all, late := arrived.since(gone.Add(300 * time.Millisecond)); late > 0 {
+			t.Errorf("%d of %d requests arrived more than 300ms after the first attempt that got 410 began", late, all)
 		}
 	})
 

@@ -100,7 +100,8 @@ func invalidUTF8At(b []byte) int {
 // whole text, then scan it again to decode, at each level of nesting (a
 // batch of publishes was scanned seven times). They accept what
 // encoding/json accepts (duplicate names, the last one winning, and
-// invalid UTF-8, mangled to U+FFFD in names) and give the same result;
+// invalid UTF-8, mangled to U+FFFD in names, though parseObject has
+// refused a body with any before) and give the same result;
 // when they fail, the caller takes encoding/json's path, which says what
 // is wrong as before.
 

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"fmt"
 	"math"
 	"net/url"
 	"strconv"
@@ -129,19 +128,14 @@ func (q *queryParams) eventType(name string) string {
 	return s
 }
 
-// maxFilterID is the longest ID a query may filter by.
-const maxFilterID = 255
-
-// filterID reads an ID to filter by, "" when absent: up to maxFilterID
-// letters, digits, '_' and '-'. One that is no ID of ours (such as
-// "webhook-id", the product document's example) matches nothing, as an
-// unknown ID does, rather than failing the list.
+// filterID reads an ID to filter by, "" when absent: what a shop ID may be
+// (1–64 letters, digits, _ and -), which every ID of ours is too. One that
+// is no ID of ours (such as "webhook-id", the product document's example)
+// matches nothing, as an unknown ID does, rather than failing the list.
 func (q *queryParams) filterID(name string) string {
 	s := q.get(name)
-	if len(s) > maxFilterID || strings.ContainsFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-')
-	}) {
-		q.errs.Add(name, fmt.Sprintf("must be an ID: at most %d letters, digits, _ and -", maxFilterID))
+	if s != "" && !webhooks.ValidShopID(s) {
+		q.errs.Add(name, "must be an ID: at most 64 letters, digits, _ and -")
 		return ""
 	}
 	return s

@@ -28,7 +28,7 @@
 //     MaxBodyBytes (256 KiB).
 //   - Query parameters: an empty value counts as absent; a parameter given
 //     twice is a 400; a page past the last is empty; a webhook_id filter
-//     (up to 255 letters, digits, _ and -) that names no webhook of the
+//     (up to 64 letters, digits, _ and -) that names no webhook of the
 //     shop lists nothing, whether it looks like an ID of ours or not.
 //   - Bodies that are not UTF-8 are invalid_json, as JSON must be UTF-8.
 //   - Dates before 1970-01-01 count as that day: nothing is older.

@@ -62,7 +62,6 @@ func wantFailedDelivery(t *testing.T) pancake.WebhookDelivery {
 // pendingDeliveryJSON is a queued delivery: no response yet, scheduled.
 const pendingDeliveryJSON = `{
 	"id": "dlv_3", "webhook_id": "wh_1", "event": "order.updated", "payload": {},
-	"response": {"status_code": 0, "headers": {}},
 	"status": "pending", "created_at": "2024-04-02T10:00:00.000Z", "duration_ms": 0,
 	"event_id": "evt_2", "attempt": 2, "trigger": "retry", "scheduled_at": "2024-04-02T10:05:00.000Z"
 }`
@@ -70,8 +69,7 @@ const pendingDeliveryJSON = `{
 func wantPendingDelivery(t *testing.T) pancake.WebhookDelivery {
 	return pancake.WebhookDelivery{
 		ID: "dlv_3", WebhookID: "wh_1", Event: pancake.EventOrderUpdated, Payload: map[string]any{},
-		Response: pancake.DeliveryResponse{Headers: map[string]string{}},
-		Status:   pancake.StatusPending, CreatedAt: ts(t, "2024-04-02T10:00:00Z"),
+		Status: pancake.StatusPending, CreatedAt: ts(t, "2024-04-02T10:00:00Z"),
 		EventID: "evt_2", Attempt: 2, Trigger: pancake.TriggerRetry, ScheduledAt: tsp(t, "2024-04-02T10:05:00Z"),
 	}
 }

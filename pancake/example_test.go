@@ -385,8 +385,7 @@ func newFakeAPI() *fakeAPI {
 			q := queue[i]
 			data = append(data, map[string]any{
 				"id": q.id, "webhook_id": "wh_orders", "event": q.event, "status": "pending", "payload": map[string]any{},
-				"response": map[string]any{"status_code": 0, "headers": map[string]any{}}, "duration_ms": 0,
-				"created_at": "2024-04-29T11:59:00.000Z", "attempt": q.attempt, "scheduled_at": q.due,
+				"duration_ms": 0, "created_at": "2024-04-29T11:59:00.000Z", "attempt": q.attempt, "scheduled_at": q.due,
 			})
 		}
 		reply(w, 200, map[string]any{"total_count": len(queue), "deliveries": data})

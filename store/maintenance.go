@@ -61,9 +61,6 @@ func (db *DB) DisableFailingWebhooks(ctx context.Context, t time.Time, reason st
 			if err := disableWebhook(ctx, tx, id, reason, now); err != nil {
 				return err
 			}
-			if err := db.announceStopped(ctx, tx, id); err != nil {
-				return err
-			}
 		}
 		return nil
 	})

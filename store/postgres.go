@@ -200,10 +200,10 @@ func (db *DB) listenOnce(ctx context.Context) error {
 	}
 }
 
-// announceStopped is run inside a transaction that disabled or deleted a
-// webhook: on PostgreSQL, every replica hears of it when it commits (this
-// process, which also calls notifyStopped itself, a second time: the
-// dispatcher's Stopped does nothing the second time).
+// announceStopped is run inside a transaction that disabled (cancelQueued)
+// or deleted a webhook: on PostgreSQL, every replica hears of it when it
+// commits, this one too (a second time where it also calls notifyStopped
+// itself: the dispatcher's Stopped does nothing the second time).
 func (db *DB) announceStopped(ctx context.Context, tx *Tx, webhookID string) error {
 	if db.pool == nil {
 		return nil

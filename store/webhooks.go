@@ -200,9 +200,6 @@ func (db *DB) UpdateWebhook(ctx context.Context, shopID, id string, upd webhooks
 				if err := cancelQueued(ctx, tx, w.ID, now); err != nil {
 					return err
 				}
-				if err := db.announceStopped(ctx, tx, w.ID); err != nil {
-					return err
-				}
 				stopped = true
 			}
 			w.IsActive = *upd.IsActive
@@ -238,6 +235,8 @@ func (db *DB) UpdateWebhook(ctx context.Context, shopID, id string, upd webhooks
 // that say why, so nothing disappears without a trace. They are not counted
 // in stats or health: no attempt was made. The failed attempts whose
 // retries they were no longer say when the next one is due: none will come.
+// Every way a webhook is stopped comes here (a user, a 410, the 5-day
+// rule), so here the other replicas are told to drop what they claimed.
 func cancelQueued(ctx context.Context, tx *Tx, webhookID string, now time.Time) error {
 	_, err := tx.ExecContext(ctx, `UPDATE deliveries SET next_retry_at = NULL WHERE id IN (
 		SELECT retry_of FROM deliveries WHERE webhook_id = $1 AND status = 'pending' AND retry_of <> '')`, webhookID)
@@ -250,7 +249,7 @@ func cancelQueued(ctx context.Context, tx *Tx, webhookID string, now time.Time) 
 	if err != nil {
 		return fmt.Errorf("cancel queued deliveries: %w", err)
 	}
-	return nil
+	return tx.db.announceStopped(ctx, tx, webhookID)
 }
 
 // DeleteWebhook removes the webhook, its queued deliveries and its history.
