@@ -156,6 +156,12 @@ type Client interface {
 	Send(ctx context.Context, req egress.Request) egress.Result
 }
 
+// userAgenter is a Client that says which User-Agent it sends (egress.Client
+// does), so that an attempt's request.headers shows it.
+type userAgenter interface {
+	UserAgent() string
+}
+
 // Dispatcher delivers queued deliveries and makes synchronous attempts.
 type Dispatcher struct {
 	logger  *slog.Logger
@@ -820,11 +826,14 @@ func (d *Dispatcher) send(ctx context.Context, eventID, deliveryID, shopID, even
 	h.Set("X-Pancake-Delivery", deliveryID)
 	h.Set("X-Pancake-Shop", shopID)
 	res := d.client.Send(ctx, egress.Request{URL: url, Header: h, Body: body})
-	sent := make(map[string]string, len(h)+1)
+	sent := make(map[string]string, len(h)+2)
 	for k, v := range h {
 		sent[k] = strings.Join(v, ", ")
 	}
 	sent["Content-Type"] = "application/json"
+	if ua, ok := d.client.(userAgenter); ok {
+		sent["User-Agent"] = ua.UserAgent()
+	}
 	return res, sent, at
 }
 

@@ -428,6 +428,12 @@ func TestDispatcher(t *testing.T) {
 		if err != nil || d.Status != webhooks.StatusSuccess || d.Response.StatusCode != 200 || req.header.Get("X-Pancake-Delivery") != d.ID {
 			t.Fatalf("delivery = %+v, %v", d, err)
 		}
+		// request.headers shows what the receiver got, User-Agent included.
+		for _, h := range []string{"webhook-id", "webhook-timestamp", "webhook-signature", "Content-Type", "User-Agent", "X-Pancake-Event", "X-Pancake-Delivery", "X-Pancake-Shop"} {
+			if got, want := d.RequestHeaders[http.CanonicalHeaderKey(h)], req.header.Get(h); got != want {
+				t.Errorf("request.headers[%s] = %q, the receiver got %q", h, got, want)
+			}
+		}
 		got, _ := b.db.FindWebhook(b.ctx, testShop, w.ID)
 		if got.LastTriggeredAt == nil || got.Health.LastSuccessAt == nil {
 			t.Errorf("webhook not touched: %+v", got)

@@ -195,6 +195,9 @@ func (r Result) Outcome() string {
 	}
 }
 
+// UserAgent is the User-Agent header every request carries.
+func (c *Client) UserAgent() string { return c.cfg.UserAgent }
+
 // CloseIdleConnections closes kept-alive connections that are not in use.
 // The server calls it on shutdown; tests call it in cleanup.
 func (c *Client) CloseIdleConnections() { c.transport.CloseIdleConnections() }
