@@ -191,3 +191,44 @@ func (db *DB) kickCheckpointer() {
 	default:
 	}
 }
+
+// lockServer takes the server lock of the SQLite database file (see
+// Options.Server).
+func (db *DB) lockServer(file string) error {
+	f, err := flockFile(file + "-server.lock")
+	switch {
+	case errors.Is(err, errServerLocked):
+		return fmt.Errorf("sqlite %s: %w", file, ErrDatabaseInUse)
+	case errors.Is(err, errors.ErrUnsupported):
+		db.logger.Info("sqlite: no server lock on this system; deliveries a killed server had claimed wait for their lease to run out")
+		return nil
+	case err != nil:
+		return fmt.Errorf("sqlite: server lock: %w", err)
+	}
+	db.lock = f
+	return nil
+}
+
+// freeDeadLeases frees the leases of queued deliveries, once this process
+// holds the server lock: a lease left in the database is a dead server's
+// (one stopped gracefully frees its own). Their deliveries are sent again
+// now, not when the lease would have run out (--lease, 1.5 minutes by
+// default).
+func (db *DB) freeDeadLeases(ctx context.Context) error {
+	var n int64
+	err := db.write(ctx, func(tx *Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE deliveries SET leased_until = NULL WHERE status = 'pending' AND leased_until IS NOT NULL`)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: free the leases of a stopped server: %w", err)
+	}
+	if n > 0 {
+		db.logger.Info("queued deliveries a stopped server had claimed are free again", "deliveries", n)
+	}
+	return nil
+}

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -52,7 +53,22 @@ type Options struct {
 	// (BENCHMARKS.md, sixth sitting). One writer was slowest at batch
 	// publishing; a second keeps it as fast as with 4.
 	Writers int
+	// Server says this process runs the delivery engine. On SQLite, Open
+	// then takes the database's server lock (FILE-server.lock beside it),
+	// failing with ErrDatabaseInUse while another server holds it, and
+	// frees the leases of queued deliveries, which only a server that died
+	// can have left: they are sent again at once instead of after their
+	// lease. On PostgreSQL replicas share the work; nothing is taken or
+	// freed.
+	Server bool
 }
+
+// ErrDatabaseInUse is wrapped by Open's error when Options.Server is set and
+// another server runs on the same SQLite database.
+var ErrDatabaseInUse = errors.New("another pancake-webhooks server is running on this SQLite database")
+
+// errServerLocked says another process holds a server lock.
+var errServerLocked = errors.New("locked by another process")
 
 // DB is the store: it implements every service interface of the domain.
 type DB struct {
@@ -81,6 +97,7 @@ type DB struct {
 	ckpt     *sql.DB       // SQLite: the checkpointer's connection
 	walKick  chan struct{} // SQLite: a commit added to the WAL
 	lazySync bool          // SQLite: wconn runs with synchronous=NORMAL (writer goroutine only)
+	lock     *os.File      // SQLite with Options.Server: the server lock, held until Close
 	pool     *pgxpool.Pool // PostgreSQL only
 	leadMu   sync.Mutex
 	leadConn *sql.Conn // holds the leader lock (PostgreSQL)
@@ -167,6 +184,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		db.closeFn()
 		return nil, fmt.Errorf("apply migrations: %w", err)
 	}
+	if opts.Server && db.dialect.name == "sqlite" {
+		if err := db.lockServer(strings.TrimPrefix(dsn, "sqlite:")); err != nil {
+			db.closeFn()
+			return nil, err
+		}
+	}
 	if db.dialect.name == "sqlite" {
 		// Hold the one writer connection, so statements prepared on it are
 		// reused in every transaction.
@@ -191,6 +214,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		db.wg.Add(1)
 		go db.checkpointer()
 	}
+	if db.lock != nil {
+		if err := db.freeDeadLeases(ctx); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	return db, nil
 }
 
@@ -203,7 +232,11 @@ func (db *DB) Close() error {
 	if db.wconn != nil {
 		db.wconn.Close()
 	}
-	return db.closeFn()
+	err := db.closeFn()
+	if db.lock != nil {
+		err = errors.Join(err, db.lock.Close())
+	}
+	return err
 }
 
 // Dialect names the database: "sqlite" or "postgres".

@@ -3,6 +3,7 @@ package store_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -25,6 +26,61 @@ func TestSQLite(t *testing.T) {
 		t.Cleanup(func() { db.Close() })
 		return db
 	})
+}
+
+// TestSQLiteServerLock: one server per SQLite file; the next one frees the
+// leases a killed one left, and a process that is no server leaves them.
+func TestSQLiteServerLock(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "lock.db")
+	open := func(server bool) *store.DB {
+		t.Helper()
+		db, err := store.Open(ctx, dsn, store.Options{Server: server})
+		if err != nil {
+			t.Fatalf("open (server %v): %v", server, err)
+		}
+		return db
+	}
+	claim := func(db *store.DB) int {
+		t.Helper()
+		jobs, err := db.ClaimDeliveries(ctx, webhooks.Claim{Limit: 10, LeaseFor: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(jobs)
+	}
+
+	first := open(true)
+	if db, err := store.Open(ctx, dsn, store.Options{Server: true}); !errors.Is(err, store.ErrDatabaseInUse) {
+		if db != nil {
+			db.Close()
+		}
+		t.Fatalf("a second server: %v, want ErrDatabaseInUse", err)
+	}
+	open(false).Close() // a command that is no server still opens it
+
+	now := time.Now()
+	storetest.MustCreateShop(t, first, "s", now)
+	storetest.MustCreateWebhook(t, first, "s", "https://example.com/hook", now, "order.created")
+	if _, err := first.Publish(ctx, "s", []webhooks.PublishInput{{Event: "order.created"}, {Event: "order.created"}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := claim(first); n != 2 {
+		t.Fatalf("claimed %d, want 2", n)
+	}
+	first.Close() // as if killed: its claims stay leased for an hour
+
+	plain := open(false)
+	if n := claim(plain); n != 0 {
+		t.Errorf("a process that is no server claimed %d deliveries still leased to the first", n)
+	}
+	plain.Close()
+	next := open(true)
+	defer next.Close()
+	if n := claim(next); n != 2 {
+		t.Errorf("the next server claimed %d, want the 2 the first had claimed", n)
+	}
 }
 
 func TestPostgres(t *testing.T) {

@@ -185,7 +185,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return usageErr("--admin-token must be at least 16 characters")
 	}
 
-	m.db, err = store.Open(ctx, cfg.DB, store.Options{Logger: logger})
+	m.db, err = store.Open(ctx, cfg.DB, store.Options{Logger: logger, Server: true})
 	if err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}
