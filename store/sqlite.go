@@ -193,7 +193,7 @@ func (db *DB) kickCheckpointer() {
 }
 
 // lockServer takes the server lock of the SQLite database file (see
-// Options.Server).
+// Options.Server); closeFn releases it once the database is closed.
 func (db *DB) lockServer(file string) error {
 	f, err := flockFile(file + "-server.lock")
 	switch {
@@ -206,6 +206,8 @@ func (db *DB) lockServer(file string) error {
 		return fmt.Errorf("sqlite: server lock: %w", err)
 	}
 	db.lock = f
+	closeDB := db.closeFn
+	db.closeFn = func() error { return errors.Join(closeDB(), f.Close()) }
 	return nil
 }
 

@@ -97,7 +97,7 @@ type DB struct {
 	ckpt     *sql.DB       // SQLite: the checkpointer's connection
 	walKick  chan struct{} // SQLite: a commit added to the WAL
 	lazySync bool          // SQLite: wconn runs with synchronous=NORMAL (writer goroutine only)
-	lock     *os.File      // SQLite with Options.Server: the server lock, held until Close
+	lock     *os.File      // SQLite with Options.Server: the server lock, released by closeFn
 	pool     *pgxpool.Pool // PostgreSQL only
 	leadMu   sync.Mutex
 	leadConn *sql.Conn // holds the leader lock (PostgreSQL)
@@ -180,15 +180,15 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := db.migrate(ctx); err != nil {
-		db.closeFn()
-		return nil, fmt.Errorf("apply migrations: %w", err)
-	}
 	if opts.Server && db.dialect.name == "sqlite" {
 		if err := db.lockServer(strings.TrimPrefix(dsn, "sqlite:")); err != nil {
 			db.closeFn()
 			return nil, err
 		}
+	}
+	if err := db.migrate(ctx); err != nil {
+		db.closeFn()
+		return nil, fmt.Errorf("apply migrations: %w", err)
 	}
 	if db.dialect.name == "sqlite" {
 		// Hold the one writer connection, so statements prepared on it are
@@ -232,11 +232,7 @@ func (db *DB) Close() error {
 	if db.wconn != nil {
 		db.wconn.Close()
 	}
-	err := db.closeFn()
-	if db.lock != nil {
-		err = errors.Join(err, db.lock.Close())
-	}
-	return err
+	return db.closeFn()
 }
 
 // Dialect names the database: "sqlite" or "postgres".
