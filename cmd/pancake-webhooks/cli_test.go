@@ -24,6 +24,7 @@ import (
 
 	pw "github.com/pancake-pos/pancake-webhooks/cmd/pancake-webhooks"
 	"github.com/pancake-pos/pancake-webhooks/pancake"
+	"github.com/pancake-pos/pancake-webhooks/store"
 )
 
 // testClient is the tests' HTTP client. Not http.DefaultClient: closing an
@@ -811,6 +812,30 @@ func TestCLIEventsPublish(t *testing.T) {
 			t.Errorf("publish of an event nobody subscribes to = %+v", none)
 		}
 	})
+}
+
+// TestCLIDBCopyRefusesARunningServer: db copy does not start while a server
+// runs on the SQLite database (what the server writes meanwhile would not be
+// copied), and says why; once the server stopped, it goes on.
+func TestCLIDBCopyRefusesARunningServer(t *testing.T) {
+	t.Parallel()
+	from := "sqlite:" + filepath.Join(t.TempDir(), "live.db")
+	to := "postgres://postgres@127.0.0.1:1/nowhere?connect_timeout=5" // never reached while the server runs
+	server, err := store.Open(t.Context(), from, store.Options{Server: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, "db", "copy", "--from", from, "--to", to).wantCode(t, pw.ExitInvalid)
+	if !strings.Contains(r.stderr, "another pancake-webhooks server is running") || !strings.Contains(r.stderr, "stop it first") {
+		t.Errorf("stderr does not say why the copy refused:\n%s", r.stderr)
+	}
+	if err := server.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r = runCLI(t, "db", "copy", "--from", from, "--to", to)
+	if r.code == pw.ExitInvalid || !strings.Contains(r.stderr, "open target") {
+		t.Errorf("after the server stopped: exit %d, want the copy to go on to the target\n%s", r.code, r.stderr)
+	}
 }
 
 func TestCLIErrors(t *testing.T) {

@@ -35,6 +35,7 @@ and queued deliveries, and the stats. Then check that every table holds as many
 rows on both sides, and print the row counts as JSON.
 
 Stop the server first: what it writes after the copy started is not copied.
+While a server runs on the SQLite database, the copy refuses to start.
 Queued deliveries are copied unleased, so the first server started on
 PostgreSQL sends them at once.
 
@@ -82,7 +83,12 @@ the URL.`,
 }
 
 func runDBCopy(ctx context.Context, from, to string, batch int, stdout, stderr io.Writer) error {
-	src, err := store.Open(ctx, from, store.Options{})
+	// Opened as a server would be: a server running on it holds the lock,
+	// and the copy must not start.
+	src, err := store.Open(ctx, from, store.Options{Server: true})
+	if errors.Is(err, store.ErrDatabaseInUse) {
+		return &exitError{code: ExitInvalid, err: fmt.Errorf("source: %w; stop it first (SIGTERM): what it writes after the copy started would not be copied", err)}
+	}
 	if err != nil {
 		return fmt.Errorf("open source: %w", err)
 	}
