@@ -81,7 +81,7 @@ command -v curl >/dev/null && command -v jq >/dev/null || { echo "backlog.sh: ne
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 if [[ -z $DB ]]; then
-	rm -f "$OUT"/backlog.db "$OUT"/backlog.db-wal "$OUT"/backlog.db-shm
+	rm -f "$OUT"/backlog.db "$OUT"/backlog.db-wal "$OUT"/backlog.db-shm "$OUT"/backlog.db-server.lock
 	DB="sqlite:$OUT/backlog.db"
 	OWNDB=1
 else
@@ -109,7 +109,7 @@ cleanup() {
 		for _ in $(seq 1 100); do kill -0 "$SPID" 2>/dev/null || break; sleep 0.1; done
 		kill -KILL "$SPID" 2>/dev/null || true
 	fi
-	if ((OWNDB && !KEEP)); then rm -f "$OUT"/backlog.db "$OUT"/backlog.db-wal "$OUT"/backlog.db-shm; fi
+	if ((OWNDB && !KEEP)); then rm -f "$OUT"/backlog.db "$OUT"/backlog.db-wal "$OUT"/backlog.db-shm "$OUT"/backlog.db-server.lock; fi
 }
 trap cleanup EXIT
 
