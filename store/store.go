@@ -53,8 +53,10 @@ type Options struct {
 	// (BENCHMARKS.md, sixth sitting). One writer was slowest at batch
 	// publishing; a second keeps it as fast as with 4.
 	Writers int
-	// Server says this process runs the delivery engine. On SQLite, Open
-	// then takes the database's server lock (FILE-server.lock beside it),
+	// Server says this process runs the delivery engine, or must keep
+	// servers off the database while it works (db copy's source). On
+	// SQLite, Open then takes the database's server lock (FILE-server.lock
+	// beside it),
 	// failing with ErrDatabaseInUse while another server holds it, and
 	// frees the leases of queued deliveries, which only a server that died
 	// can have left: they are sent again at once instead of after their
