@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"time"
@@ -56,6 +58,7 @@ func (db *DB) openPostgres(ctx context.Context, dsn string, maxConns int) error 
 	db.wdb, db.rdb = sdb, sdb
 	db.closeFn = func() error {
 		db.releaseLeadership()
+		db.leaveServers()
 		err := sdb.Close()
 		pool.Close()
 		return err
@@ -264,4 +267,110 @@ func (db *DB) releaseLeadership() {
 	_, _ = db.leadConn.ExecContext(ctx, `SELECT pg_advisory_unlock($1, hashtext(current_schema()))`, leaderLockKey)
 	db.leadConn.Close()
 	db.leadConn = nil
+}
+
+// memberLockKey, with the schema, is the advisory lock every server on the
+// database (Options.Server) holds shared for as long as it runs. A server
+// that starts and can take it exclusively is alone.
+const memberLockKey = 7240123
+
+// memberCheckEvery is how often a server checks that it still holds its
+// member lock (a lost connection loses it) and takes it again if not.
+const memberCheckEvery = 5 * time.Second
+
+// joinServers takes this server's shared member lock. A server that finds
+// none held (it took the lock exclusively) is alone: every lease in the
+// database is then a dead server's (a whole cluster killed, or the one
+// server restarted), and it frees them before it joins, so their
+// deliveries go out at once. Servers starting together take turns on the
+// lock: the second waits until the first has freed and joined, and frees
+// nothing. A server that joins running ones leaves the leases to run out.
+func (db *DB) joinServers(ctx context.Context) error {
+	conn, err := db.wdb.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: join the servers: %w", err)
+	}
+	var alone bool
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1, hashtext(current_schema()))`, memberLockKey).Scan(&alone); err != nil {
+		discardConn(conn)
+		return fmt.Errorf("postgres: join the servers: %w", err)
+	}
+	if alone {
+		err := db.freeDeadLeases(ctx)
+		if _, uerr := conn.ExecContext(ctx, `SELECT pg_advisory_unlock($1, hashtext(current_schema()))`, memberLockKey); uerr != nil {
+			err = errors.Join(err, fmt.Errorf("postgres: unlock: %w", uerr))
+		}
+		if err != nil {
+			discardConn(conn)
+			return err
+		}
+	}
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock_shared($1, hashtext(current_schema()))`, memberLockKey); err != nil {
+		discardConn(conn)
+		return fmt.Errorf("postgres: join the servers: %w", err)
+	}
+	db.memberMu.Lock()
+	db.memberConn = conn
+	db.memberMu.Unlock()
+	return nil
+}
+
+// keepMembership takes the member lock again when its connection was lost,
+// so that a server starting meanwhile does not count itself alone, until
+// Close.
+func (db *DB) keepMembership() {
+	defer db.wg.Done()
+	tick := time.NewTicker(memberCheckEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-db.stop:
+			return
+		case <-tick.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), memberCheckEvery)
+		db.checkMembership(ctx)
+		cancel()
+	}
+}
+
+// checkMembership pings the member lock's connection, and takes the lock
+// again on a new one if it was lost.
+func (db *DB) checkMembership(ctx context.Context) {
+	db.memberMu.Lock()
+	defer db.memberMu.Unlock()
+	if db.memberConn != nil {
+		if err := db.memberConn.PingContext(ctx); err == nil {
+			return
+		}
+		discardConn(db.memberConn)
+		db.memberConn = nil
+	}
+	conn, err := db.wdb.Conn(ctx)
+	if err != nil {
+		return
+	}
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock_shared($1, hashtext(current_schema()))`, memberLockKey); err != nil {
+		discardConn(conn)
+		return
+	}
+	db.memberConn = conn
+	db.logger.Info("postgres: this server lost its member lock with its connection, and took it again")
+}
+
+// leaveServers ends the member lock's session.
+func (db *DB) leaveServers() {
+	db.memberMu.Lock()
+	defer db.memberMu.Unlock()
+	if db.memberConn != nil {
+		discardConn(db.memberConn)
+		db.memberConn = nil
+	}
+}
+
+// discardConn closes conn's session instead of giving it back to the pool,
+// so that the advisory locks it holds end with it.
+func discardConn(conn *sql.Conn) {
+	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	conn.Close()
 }

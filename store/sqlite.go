@@ -212,10 +212,11 @@ func (db *DB) lockServer(file string) error {
 }
 
 // freeDeadLeases frees the leases of queued deliveries, once this process
-// holds the server lock: a lease left in the database is a dead server's
-// (one stopped gracefully frees its own). Their deliveries are sent again
-// now, not when the lease would have run out (--lease, 1.5 minutes by
-// default).
+// knows no other server runs (the SQLite server lock, or alone among the
+// PostgreSQL servers): a lease left in the database is then a dead
+// server's (one stopped gracefully frees its own). Their deliveries are
+// sent again now, not when the lease would have run out (--lease, 1.5
+// minutes by default).
 func (db *DB) freeDeadLeases(ctx context.Context) error {
 	var n int64
 	err := db.write(ctx, func(tx *Tx) error {
@@ -227,7 +228,7 @@ func (db *DB) freeDeadLeases(ctx context.Context) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite: free the leases of a stopped server: %w", err)
+		return fmt.Errorf("free the leases of a stopped server: %w", err)
 	}
 	if n > 0 {
 		db.logger.Info("queued deliveries a stopped server had claimed are free again", "deliveries", n)

@@ -56,12 +56,12 @@ type Options struct {
 	// Server says this process runs the delivery engine, or must keep
 	// servers off the database while it works (db copy's source). On
 	// SQLite, Open then takes the database's server lock (FILE-server.lock
-	// beside it),
-	// failing with ErrDatabaseInUse while another server holds it, and
-	// frees the leases of queued deliveries, which only a server that died
-	// can have left: they are sent again at once instead of after their
-	// lease. On PostgreSQL replicas share the work; nothing is taken or
-	// freed.
+	// beside it), failing with ErrDatabaseInUse while another server holds
+	// it, and frees the leases of queued deliveries, which only a server
+	// that died can have left: they are sent again at once instead of after
+	// their lease. On PostgreSQL, where replicas share the work, a server
+	// that starts while no other runs frees them likewise (see
+	// joinServers); one that joins running replicas leaves them to run out.
 	Server bool
 }
 
@@ -94,15 +94,17 @@ type DB struct {
 	onStopped []func(webhookID string)
 	closeFn   func() error
 
-	stmts    stmtCache
-	wconn    *sql.Conn     // SQLite: the writer's one connection, held for good
-	ckpt     *sql.DB       // SQLite: the checkpointer's connection
-	walKick  chan struct{} // SQLite: a commit added to the WAL
-	lazySync bool          // SQLite: wconn runs with synchronous=NORMAL (writer goroutine only)
-	lock     *os.File      // SQLite with Options.Server: the server lock, released by closeFn
-	pool     *pgxpool.Pool // PostgreSQL only
-	leadMu   sync.Mutex
-	leadConn *sql.Conn // holds the leader lock (PostgreSQL)
+	stmts      stmtCache
+	wconn      *sql.Conn     // SQLite: the writer's one connection, held for good
+	ckpt       *sql.DB       // SQLite: the checkpointer's connection
+	walKick    chan struct{} // SQLite: a commit added to the WAL
+	lazySync   bool          // SQLite: wconn runs with synchronous=NORMAL (writer goroutine only)
+	lock       *os.File      // SQLite with Options.Server: the server lock, released by closeFn
+	pool       *pgxpool.Pool // PostgreSQL only
+	leadMu     sync.Mutex
+	leadConn   *sql.Conn // holds the leader lock (PostgreSQL)
+	memberMu   sync.Mutex
+	memberConn *sql.Conn // holds the shared member lock of a server (PostgreSQL, Options.Server)
 
 	checkpoints atomic.Int64 // SQLite: checkpoints the checkpointer ran
 
@@ -221,6 +223,14 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 			db.Close()
 			return nil, err
 		}
+	}
+	if opts.Server && db.pool != nil {
+		if err := db.joinServers(ctx); err != nil {
+			db.Close()
+			return nil, err
+		}
+		db.wg.Add(1)
+		go db.keepMembership()
 	}
 	return db, nil
 }

@@ -83,6 +83,58 @@ func TestSQLiteServerLock(t *testing.T) {
 	}
 }
 
+// TestPostgresAloneServerFreesDeadLeases: a server that starts while no
+// other runs on the database frees the leases it finds; one that joins a
+// running server leaves them.
+func TestPostgresAloneServerFreesDeadLeases(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := storetest.PostgresDSN(t)
+	open := func() *store.DB {
+		t.Helper()
+		db, err := store.Open(ctx, dsn, store.Options{Server: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db
+	}
+	claim := func(db *store.DB) int {
+		t.Helper()
+		jobs, err := db.ClaimDeliveries(ctx, webhooks.Claim{Limit: 10, LeaseFor: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(jobs)
+	}
+
+	killed := open()
+	now := time.Now()
+	storetest.MustCreateShop(t, killed, "s", now)
+	storetest.MustCreateWebhook(t, killed, "s", "https://example.com/hook", now, "order.created")
+	if _, err := killed.Publish(ctx, "s", []webhooks.PublishInput{{Event: "order.created"}, {Event: "order.created"}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := claim(killed); n != 2 {
+		t.Fatalf("claimed %d, want 2", n)
+	}
+	running := open() // joins the first: frees nothing
+	killed.Close()    // its claims stay leased for an hour
+	if n := claim(running); n != 0 {
+		t.Errorf("a server that joined a running one claimed %d deliveries leased to it", n)
+	}
+	joining := open() // another runs: frees nothing
+	if n := claim(joining); n != 0 {
+		t.Errorf("a server that started beside a running one claimed %d deliveries leased to a dead one", n)
+	}
+	running.Close()
+	joining.Close()
+	alone := open()
+	defer alone.Close()
+	if n := claim(alone); n != 2 {
+		t.Errorf("a server alone claimed %d, want the 2 its dead predecessors left", n)
+	}
+}
+
 func TestPostgres(t *testing.T) {
 	t.Parallel()
 	storetest.Run(t, func(t *testing.T, clock *storetest.Clock) *store.DB {

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pancake-pos/pancake-webhooks/store/storetest"
 )
 
 const adminToken = "test-admin-token-0123456789"
@@ -196,17 +198,28 @@ func (a *arrivals) missing(want map[string]bool) int {
 // at random moments, restarts it on the same database each time, and checks
 // that every event answered 202 reaches the receiver at least once, soon:
 // the leases are far longer than the test waits, so what a killed server
-// had claimed comes back only because the next one frees it at start.
+// had claimed comes back only because the next one frees it at start (on
+// PostgreSQL: a server that starts while no other runs).
 func TestKillNineLosesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills a real server; skipped with -short")
 	}
 	t.Parallel()
+	t.Run("SQLite", func(t *testing.T) {
+		t.Parallel()
+		killNineLosesNothing(t, "sqlite:"+filepath.Join(t.TempDir(), "kill.db"))
+	})
+	t.Run("PostgreSQL", func(t *testing.T) {
+		t.Parallel()
+		killNineLosesNothing(t, storetest.PostgresDSN(t))
+	})
+}
+
+func killNineLosesNothing(t *testing.T, db string) {
 	bin := buildBinary(t)
 	rcv := newArrivals()
 	receiver := httptest.NewServer(rcv)
 	defer receiver.Close()
-	db := "sqlite:" + filepath.Join(t.TempDir(), "kill.db")
 	args := []string{"--db", db, "--lease", "10m", "--attempt-timeout", "1s", "--poll-interval", "200ms"}
 
 	srv := startServer(t, bin, args...)
