@@ -369,8 +369,16 @@ func (db *DB) leaveServers() {
 }
 
 // discardConn closes conn's session instead of giving it back to the pool,
-// so that the advisory locks it holds end with it.
+// so that the advisory locks it holds end with it. (Closing a *sql.Conn of
+// the pool only gives it back, its session and locks alive.)
 func discardConn(conn *sql.Conn) {
-	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	_ = conn.Raw(func(dc any) error {
+		if c, ok := dc.(*stdlib.Conn); ok {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = c.Conn().Close(ctx)
+		}
+		return driver.ErrBadConn
+	})
 	conn.Close()
 }

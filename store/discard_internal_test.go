@@ -1,0 +1,58 @@
+package store
+
+import (
+	"context"
+	"math/rand/v2"
+	"os"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+)
+
+// discardConn must end the session of a pooled connection, and with it the
+// advisory locks it holds: closing a *sql.Conn only gives it back to the
+// pool, locks and all.
+func TestDiscardConnEndsItsSession(t *testing.T) {
+	base := os.Getenv("PANCAKE_TEST_POSTGRES_URL")
+	if base == "" {
+		if os.Getenv("PANCAKE_TEST_REQUIRE_POSTGRES") == "1" {
+			t.Fatal("PANCAKE_TEST_POSTGRES_URL is not set, and PostgreSQL tests are required here")
+		}
+		t.Skip("PostgreSQL tests skipped: set PANCAKE_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable to run them")
+	}
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	sdb := stdlib.OpenDBFromPool(pool)
+	defer sdb.Close()
+	key := rand.Int32()
+
+	holder, err := sdb.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := holder.ExecContext(ctx, `SELECT pg_advisory_lock(7240199, $1)`, key); err != nil {
+		t.Fatal(err)
+	}
+	discardConn(holder)
+
+	// Asked from a session of its own (one of the pool's might be the
+	// holder's, where the lock is granted again).
+	other, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close(ctx)
+	var got bool
+	if err := other.QueryRow(ctx, `SELECT pg_try_advisory_lock(7240199, $1)`, key).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if !got {
+		t.Fatal("the lock is still held after discardConn: its session lives on in the pool")
+	}
+}
