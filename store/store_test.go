@@ -135,6 +135,76 @@ func TestPostgresAloneServerFreesDeadLeases(t *testing.T) {
 	}
 }
 
+// TestPostgresServerTakesItsMemberLockAgain: a server whose member lock
+// went with its connection takes it again, so that a server starting later
+// does not count itself alone and free the running one's leases.
+func TestPostgresServerTakesItsMemberLockAgain(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := storetest.PostgresDSN(t)
+	raw := storetest.RawPostgres(t, dsn)
+	running, err := store.Open(ctx, dsn, store.Options{Server: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer running.Close()
+	// This schema's member lock (7240123, hashtext of the schema): who holds it.
+	const holders = `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = 7240123
+		AND objid::bigint = (hashtext(current_schema())::bigint & 4294967295)`
+	pids := func() []int {
+		t.Helper()
+		rows, err := raw.QueryContext(ctx, holders)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []int
+		for rows.Next() {
+			var pid int
+			if err := rows.Scan(&pid); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, pid)
+		}
+		return out
+	}
+	lost := pids()
+	if len(lost) != 1 {
+		t.Fatalf("%d sessions hold the member lock, want the running server's 1", len(lost))
+	}
+	if _, err := raw.ExecContext(ctx, `SELECT pg_terminate_backend($1)`, lost[0]); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if now := pids(); len(now) == 1 && now[0] != lost[0] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server did not take its member lock again within 20s (holders: %v)", pids())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	now := time.Now()
+	storetest.MustCreateShop(t, running, "s", now)
+	storetest.MustCreateWebhook(t, running, "s", "https://example.com/hook", now, "order.created")
+	if _, err := running.Publish(ctx, "s", []webhooks.PublishInput{{Event: "order.created"}}); err != nil {
+		t.Fatal(err)
+	}
+	if jobs, err := running.ClaimDeliveries(ctx, webhooks.Claim{Limit: 10, LeaseFor: time.Hour}); err != nil || len(jobs) != 1 {
+		t.Fatalf("claimed %d, %v; want 1", len(jobs), err)
+	}
+	later, err := store.Open(ctx, dsn, store.Options{Server: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer later.Close()
+	if jobs, err := later.ClaimDeliveries(ctx, webhooks.Claim{Limit: 10, LeaseFor: time.Hour}); err != nil || len(jobs) != 0 {
+		t.Errorf("a server started later claimed %d (%v) deliveries leased to the running one", len(jobs), err)
+	}
+}
+
 func TestPostgres(t *testing.T) {
 	t.Parallel()
 	storetest.Run(t, func(t *testing.T, clock *storetest.Clock) *store.DB {
