@@ -192,10 +192,27 @@ func (db *DB) kickCheckpointer() {
 	}
 }
 
+// lockServerPoll is how often lockServer tries again while it waits.
+const lockServerPoll = 100 * time.Millisecond
+
 // lockServer takes the server lock of the SQLite database file (see
-// Options.Server); closeFn releases it once the database is closed.
-func (db *DB) lockServer(file string) error {
-	f, err := flockFile(file + "-server.lock")
+// Options.Server), waiting up to wait for another server to let go of it;
+// closeFn releases it once the database is closed.
+func (db *DB) lockServer(ctx context.Context, file string, wait time.Duration) error {
+	path := file + "-server.lock"
+	f, err := flockFile(path)
+	if errors.Is(err, errServerLocked) && wait > 0 {
+		db.logger.Info("another server runs on this SQLite database; waiting for it to stop", "lock", path, "wait", wait.String())
+		deadline := time.Now().Add(wait)
+		for errors.Is(err, errServerLocked) && time.Now().Before(deadline) {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("sqlite %s: wait for the server lock: %w", file, ctx.Err())
+			case <-time.After(lockServerPoll):
+			}
+			f, err = flockFile(path)
+		}
+	}
 	switch {
 	case errors.Is(err, errServerLocked):
 		return fmt.Errorf("sqlite %s: %w", file, ErrDatabaseInUse)

@@ -63,6 +63,11 @@ type Options struct {
 	// that starts while no other runs frees them likewise (see
 	// joinServers); one that joins running replicas leaves them to run out.
 	Server bool
+	// LockWait is how long Open with Server waits for another server to
+	// let go of the SQLite database (a restart that starts the new server
+	// while the old one still stops gracefully) before it fails with
+	// ErrDatabaseInUse; 0: it fails at once.
+	LockWait time.Duration
 }
 
 // ErrDatabaseInUse is wrapped by Open's error when Options.Server is set and
@@ -185,7 +190,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	if opts.Server && db.dialect.name == "sqlite" {
-		if err := db.lockServer(strings.TrimPrefix(dsn, "sqlite:")); err != nil {
+		if err := db.lockServer(ctx, strings.TrimPrefix(dsn, "sqlite:"), opts.LockWait); err != nil {
 			db.closeFn()
 			return nil, err
 		}

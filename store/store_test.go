@@ -83,6 +83,41 @@ func TestSQLiteServerLock(t *testing.T) {
 	}
 }
 
+// TestSQLiteServerLockWait: a server opening a SQLite database another
+// server holds waits up to LockWait for it, and gets it once it is let go.
+func TestSQLiteServerLockWait(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "wait.db")
+	first, err := store.Open(ctx, dsn, store.Options{Server: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if db, err := store.Open(ctx, dsn, store.Options{Server: true, LockWait: 300 * time.Millisecond}); !errors.Is(err, store.ErrDatabaseInUse) {
+		if db != nil {
+			db.Close()
+		}
+		t.Fatalf("a second server: %v, want ErrDatabaseInUse", err)
+	}
+	if waited := time.Since(start); waited < 300*time.Millisecond {
+		t.Errorf("the second server gave up after %v, before its LockWait", waited)
+	}
+	closed := make(chan error, 1)
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		closed <- first.Close()
+	}()
+	next, err := store.Open(ctx, dsn, store.Options{Server: true, LockWait: time.Minute})
+	if err != nil {
+		t.Fatalf("a server waiting for the first to close: %v", err)
+	}
+	next.Close()
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestPostgresAloneServerFreesDeadLeases: a server that starts while no
 // other runs on the database frees the leases it finds; one that joins a
 // running server leaves them.

@@ -295,7 +295,8 @@ func killNineLosesNothing(t *testing.T, db string) {
 }
 
 // TestOneServerPerSQLiteFile checks that a second server on the same SQLite
-// database refuses to start, and says why, while the first one runs.
+// database does not run beside the first: it waits for the first to stop
+// (a restart), and gives up after --shutdown-timeout, saying why.
 func TestOneServerPerSQLiteFile(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs real servers; skipped with -short")
@@ -306,7 +307,8 @@ func TestOneServerPerSQLiteFile(t *testing.T) {
 	first := startServer(t, bin, "--db", db)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, bin, "serve", "--db", db, "--addr", "127.0.0.1:0", "--admin-token", adminToken).CombinedOutput()
+	out, err := exec.CommandContext(ctx, bin, "serve", "--db", db, "--addr", "127.0.0.1:0", "--admin-token", adminToken,
+		"--shutdown-timeout", "500ms").CombinedOutput()
 	if err == nil || ctx.Err() != nil {
 		t.Fatalf("a second server on %s: %v, want it to exit with an error\n%s", db, err, out)
 	}
@@ -315,6 +317,56 @@ func TestOneServerPerSQLiteFile(t *testing.T) {
 	}
 	if code := doJSON(t, "GET", first.url("/healthz"), "", nil, nil); code != http.StatusOK {
 		t.Errorf("the first server answers /healthz with %d", code)
+	}
+
+	// A restart that starts the new server while the old one still runs:
+	// the new one waits, and serves once the old one stopped.
+	next := exec.Command(bin, "serve", "--db", db, "--addr", "127.0.0.1:0", "--admin-token", adminToken)
+	stderr, err := next.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := next.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 64)
+	defer func() {
+		next.Process.Kill()
+		for range lines { // read to the end before Wait closes the pipe
+		}
+		next.Wait()
+	}()
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	waitFor := func(msg string) {
+		t.Helper()
+		timeout := time.After(20 * time.Second)
+		for {
+			select {
+			case line, ok := <-lines:
+				if !ok {
+					t.Fatalf("the new server exited before logging %q", msg)
+				}
+				if strings.Contains(line, msg) {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("the new server did not log %q within 20s", msg)
+			}
+		}
+	}
+	waitFor("waiting for it to stop")
+	if err := first.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(`"msg":"serving"`)
+	if err := <-first.done; err != nil {
+		t.Errorf("the old server's exit: %v", err)
 	}
 }
 

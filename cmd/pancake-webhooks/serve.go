@@ -125,7 +125,7 @@ is honoured as usual.`,
 	f.DurationVar(&cfg.LeaseFor, "lease", 0, "how long a claimed delivery stays taken before another worker may take it (0: sized from the timeout)")
 	f.DurationVar(&cfg.PollInterval, "poll-interval", dispatch.DefaultPollInterval, "how often the queue is polled when nothing wakes the engine")
 	f.DurationVar(&cfg.Retention, "retention", dispatch.DefaultRetention, "how long finished deliveries are kept")
-	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown may take")
+	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown may take; on SQLite also how long a starting server waits for one still stopping")
 	f.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (keep it on loopback; off by default)")
 	noEnv(f, "dev")
 	return cmd
@@ -185,7 +185,9 @@ func (m *Main) Run(ctx context.Context) error {
 		return usageErr("--admin-token must be at least 16 characters")
 	}
 
-	m.db, err = store.Open(ctx, cfg.DB, store.Options{Logger: logger, Server: true})
+	// A restart may start this server while the old one still stops: on
+	// SQLite, wait for it as long as a graceful stop may take.
+	m.db, err = store.Open(ctx, cfg.DB, store.Options{Logger: logger, Server: true, LockWait: cfg.ShutdownTimeout})
 	if err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}
