@@ -191,10 +191,14 @@ type Dispatcher struct {
 	// delivery published now may skip it; behind counts the deliveries
 	// queued (a claim that began before one of them can't tell that the
 	// queue is empty).
-	empty    bool
-	behind   uint64
-	held     map[string]int // per webhook: reserved, not yet taken
-	heldAll  int
+	empty   bool
+	behind  uint64
+	held    map[string]int // per webhook: reserved, not yet taken
+	heldAll int
+	// gone counts, per webhook, the 410 answers whose disable is not
+	// recorded yet: until it is, the store still holds that webhook's
+	// queued rows as due, and nothing more may start for it.
+	gone     map[string]int
 	closing  bool // Stop has begun: no more reservations
 	released *sync.Cond
 
@@ -236,6 +240,7 @@ func NewDispatcher(logger *slog.Logger, now func() time.Time, store Store, clien
 		pace:     map[string]pace{},
 		freed:    make(chan struct{}, 1),
 		held:     map[string]int{},
+		gone:     map[string]int{},
 	}
 	d.released = sync.NewCond(&d.mu)
 	return d, nil
@@ -402,9 +407,12 @@ func (d *Dispatcher) claimOnce(ctx context.Context) (int, bool, error) {
 	for id, n := range d.inFlight {
 		// Claim ahead: a webhook at its bound keeps waiting what it will
 		// send while the next claim commits, so its slots never run dry.
-		if n >= d.bound(id) && len(d.backlog[id]) >= d.ahead(id) {
+		if n >= d.bound(id) && len(d.backlog[id]) >= d.ahead(id) && d.gone[id] == 0 {
 			exclude = append(exclude, id)
 		}
+	}
+	for id := range d.gone {
+		exclude = append(exclude, id)
 	}
 	// Room for the webhooks that keep more than their bound ahead (fast
 	// ones, lately): what they lack of it. The rest of a claim is sized by
@@ -442,6 +450,9 @@ func (d *Dispatcher) claimOnce(ctx context.Context) (int, bool, error) {
 	// during the claims that wait longest behind the writer.
 	d.claimDur = max(took, movingAverage(d.claimDur, took, 8))
 	for _, j := range jobs {
+		if d.gone[j.WebhookID] > 0 {
+			continue // answered 410 during the claim: its disable cancels the row
+		}
 		d.backlog[j.WebhookID] = append(d.backlog[j.WebhookID], j)
 		d.queued++
 	}
@@ -640,6 +651,9 @@ func (d *Dispatcher) Reserve(webhookID string) (time.Time, bool) {
 		d.queuedBehind()
 		return time.Time{}, false
 	}
+	if d.gone[webhookID] > 0 {
+		return time.Time{}, false // queued, and cancelled by the disable of its 410
+	}
 	n := d.inFlight[webhookID] + len(d.backlog[webhookID]) + d.held[webhookID]
 	if n >= d.bound(webhookID)+d.ahead(webhookID) || d.queued+d.heldAll >= d.maxQueued() {
 		d.queuedBehind()
@@ -657,6 +671,9 @@ func (d *Dispatcher) Take(jobs []*webhooks.Job) {
 	defer d.mu.Unlock()
 	for _, j := range jobs {
 		d.unhold(j.WebhookID)
+		if d.gone[j.WebhookID] > 0 {
+			continue // reserved before a 410: its disable cancels the row
+		}
 		d.backlog[j.WebhookID] = append(d.backlog[j.WebhookID], j)
 		d.queued++
 	}
@@ -700,10 +717,36 @@ func (d *Dispatcher) queuedBehind() {
 func (d *Dispatcher) Stopped(webhookID string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.dropBacklog(webhookID)
+}
+
+// dropBacklog forgets the claimed jobs of a webhook that waited for a
+// worker. Called with d.mu held.
+func (d *Dispatcher) dropBacklog(webhookID string) {
 	if q := d.backlog[webhookID]; len(q) > 0 {
 		d.queued -= len(q)
 		delete(d.backlog, webhookID)
 		d.signalFreed()
+	}
+}
+
+// markGone stops what this process holds for a webhook that answered 410,
+// and keeps claims and hand-overs from starting more for it until the
+// result is recorded (recordedGone).
+func (d *Dispatcher) markGone(webhookID string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.gone[webhookID]++
+	d.dropBacklog(webhookID)
+}
+
+// recordedGone is called once a 410's result is recorded (or given up on):
+// the webhook is disabled and its queued rows cancelled.
+func (d *Dispatcher) recordedGone(webhookID string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.gone[webhookID]--; d.gone[webhookID] <= 0 {
+		delete(d.gone, webhookID)
 	}
 }
 
@@ -739,13 +782,14 @@ func (d *Dispatcher) worker(ctx context.Context) {
 		took := time.Since(start)
 		d.metrics.track(-1)
 		cancel()
-		d.results <- res
 		if res.Disable != "" {
 			// 410 Gone: what waits is cancelled when res is recorded (and on
 			// PostgreSQL announced to the other replicas); this process
-			// stops now, before its slot is handed over.
-			d.Stopped(j.WebhookID)
+			// stops now, before its slot is handed over, and starts nothing
+			// more for the webhook until then (see gone).
+			d.markGone(j.WebhookID)
 		}
+		d.results <- res
 		d.release(j.WebhookID, took, res.Success)
 	}
 }
@@ -923,6 +967,13 @@ func (d *Dispatcher) record(batch []webhooks.AttemptResult) {
 	if d.cfg.OnRecordFunc != nil {
 		defer func() { d.cfg.OnRecordFunc(batch, err) }()
 	}
+	defer func() {
+		for _, r := range batch {
+			if r.Disable != "" {
+				d.recordedGone(r.WebhookID)
+			}
+		}
+	}()
 	for try := range 5 {
 		if err = d.store.RecordAttempts(context.Background(), batch); err == nil {
 			return
