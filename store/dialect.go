@@ -92,6 +92,17 @@ func (db *DB) migrate(ctx context.Context) error {
 	}
 	defer conn.Close()
 	if db.dialect.name == "postgres" {
+		// With no schema of search_path in the database, PostgreSQL would
+		// only say "no schema has been selected to create in".
+		var schema sql.NullString
+		if err := conn.QueryRowContext(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+			return fmt.Errorf("read the current schema: %w", err)
+		}
+		if !schema.Valid {
+			var path string
+			_ = conn.QueryRowContext(ctx, `SHOW search_path`).Scan(&path)
+			return fmt.Errorf("postgres: no schema of the search_path (%s) exists in the database: create it (CREATE SCHEMA name), or name one that exists", path)
+		}
 		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock(7240119, hashtext(current_schema()))`); err != nil {
 			return fmt.Errorf("take migration lock: %w", err)
 		}

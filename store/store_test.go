@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -237,6 +238,28 @@ func TestPostgresServerTakesItsMemberLockAgain(t *testing.T) {
 	defer later.Close()
 	if jobs, err := later.ClaimDeliveries(ctx, webhooks.Claim{Limit: 10, LeaseFor: time.Hour}); err != nil || len(jobs) != 0 {
 		t.Errorf("a server started later claimed %d (%v) deliveries leased to the running one", len(jobs), err)
+	}
+}
+
+// TestPostgresMissingSchema: a search_path naming no schema of the
+// database is an error that says so, not PostgreSQL's "no schema has been
+// selected to create in".
+func TestPostgresMissingSchema(t *testing.T) {
+	t.Parallel()
+	u, err := url.Parse(storetest.PostgresDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", q.Get("search_path")+"_missing")
+	u.RawQuery = q.Encode()
+	db, err := store.Open(context.Background(), u.String(), store.Options{})
+	if err == nil {
+		db.Close()
+		t.Fatal("opened a database whose search_path names no schema")
+	}
+	if !strings.Contains(err.Error(), "no schema of the search_path") || !strings.Contains(err.Error(), "_missing") {
+		t.Errorf("error = %v, want it to say that the search_path's schema does not exist", err)
 	}
 }
 
