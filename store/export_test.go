@@ -60,3 +60,6 @@ func (db *DB) PreparedStatementsForTest(ctx context.Context) (map[string]bool, e
 	}
 	return texts, nil
 }
+
+// DiscardConn is discardConn.
+var DiscardConn = discardConn

@@ -995,6 +995,31 @@ func (db *DB) RecordSyncAttempt(ctx context.Context, a webhooks.SyncAttempt) err
 	})
 }
 
+// freeDeadLeases frees the leases of queued deliveries, once this process
+// knows no other server runs (the SQLite server lock, or alone among the
+// PostgreSQL servers): a lease left in the database is then a dead
+// server's (one stopped gracefully frees its own). Their deliveries are
+// sent again now, not when the lease would have run out (--lease, 1.5
+// minutes by default).
+func (db *DB) freeDeadLeases(ctx context.Context) error {
+	var n int64
+	err := db.write(ctx, func(tx *Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE deliveries SET leased_until = NULL WHERE status = 'pending' AND leased_until IS NOT NULL`)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("free the leases of a stopped server: %w", err)
+	}
+	if n > 0 {
+		db.logger.Info("queued deliveries a stopped server had claimed are free again", "deliveries", n)
+	}
+	return nil
+}
+
 // ReleaseDeliveries ends the leases of claimed deliveries that were not
 // sent, so they can be taken again at once. A lease that ran out and was
 // taken by another worker since is left alone: only rows still leased

@@ -227,28 +227,3 @@ func (db *DB) lockServer(ctx context.Context, file string, wait time.Duration) e
 	db.closeFn = func() error { return errors.Join(closeDB(), f.Close()) }
 	return nil
 }
-
-// freeDeadLeases frees the leases of queued deliveries, once this process
-// knows no other server runs (the SQLite server lock, or alone among the
-// PostgreSQL servers): a lease left in the database is then a dead
-// server's (one stopped gracefully frees its own). Their deliveries are
-// sent again now, not when the lease would have run out (--lease, 1.5
-// minutes by default).
-func (db *DB) freeDeadLeases(ctx context.Context) error {
-	var n int64
-	err := db.write(ctx, func(tx *Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE deliveries SET leased_until = NULL WHERE status = 'pending' AND leased_until IS NOT NULL`)
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("free the leases of a stopped server: %w", err)
-	}
-	if n > 0 {
-		db.logger.Info("queued deliveries a stopped server had claimed are free again", "deliveries", n)
-	}
-	return nil
-}

@@ -29,57 +29,78 @@ func TestSQLite(t *testing.T) {
 	})
 }
 
-// TestSQLiteServerLock: one server per SQLite file; the next one frees the
-// leases a killed one left, and a process that is no server leaves them.
-func TestSQLiteServerLock(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	dsn := "sqlite:" + filepath.Join(t.TempDir(), "lock.db")
-	open := func(server bool) *store.DB {
-		t.Helper()
-		db, err := store.Open(ctx, dsn, store.Options{Server: server})
-		if err != nil {
-			t.Fatalf("open (server %v): %v", server, err)
-		}
-		return db
+// openStore opens dsn, failing the test if it can't.
+func openStore(t *testing.T, dsn string, opts store.Options) *store.DB {
+	t.Helper()
+	db, err := store.Open(context.Background(), dsn, opts)
+	if err != nil {
+		t.Fatalf("open (server %v): %v", opts.Server, err)
 	}
-	claim := func(db *store.DB) int {
-		t.Helper()
-		jobs, err := db.ClaimDeliveries(ctx, webhooks.Claim{Limit: 10, LeaseFor: time.Hour})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return len(jobs)
-	}
+	return db
+}
 
-	first := open(true)
-	if db, err := store.Open(ctx, dsn, store.Options{Server: true}); !errors.Is(err, store.ErrDatabaseInUse) {
+// claimDue claims what is due, leased for an hour, and says how many.
+func claimDue(t *testing.T, db *store.DB) int {
+	t.Helper()
+	jobs, err := db.ClaimDeliveries(context.Background(), webhooks.Claim{Limit: 10, LeaseFor: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(jobs)
+}
+
+// leaseQueued queues n deliveries on db (a shop, a webhook, n events) and
+// claims them, as a server that dies next leaves them.
+func leaseQueued(t *testing.T, db *store.DB, n int) {
+	t.Helper()
+	now := time.Now()
+	storetest.MustCreateShop(t, db, "s", now)
+	storetest.MustCreateWebhook(t, db, "s", "https://example.com/hook", now, "order.created")
+	in := make([]webhooks.PublishInput, n)
+	for i := range in {
+		in[i].Event = "order.created"
+	}
+	if _, err := db.Publish(context.Background(), "s", in); err != nil {
+		t.Fatal(err)
+	}
+	if got := claimDue(t, db); got != n {
+		t.Fatalf("claimed %d, want %d", got, n)
+	}
+}
+
+// wantInUse fails the test unless a server opening dsn, waiting up to wait
+// for the lock, is refused with ErrDatabaseInUse.
+func wantInUse(t *testing.T, dsn string, wait time.Duration) {
+	t.Helper()
+	db, err := store.Open(context.Background(), dsn, store.Options{Server: true, LockWait: wait})
+	if !errors.Is(err, store.ErrDatabaseInUse) {
 		if db != nil {
 			db.Close()
 		}
 		t.Fatalf("a second server: %v, want ErrDatabaseInUse", err)
 	}
-	open(false).Close() // a command that is no server still opens it
+}
 
-	now := time.Now()
-	storetest.MustCreateShop(t, first, "s", now)
-	storetest.MustCreateWebhook(t, first, "s", "https://example.com/hook", now, "order.created")
-	if _, err := first.Publish(ctx, "s", []webhooks.PublishInput{{Event: "order.created"}, {Event: "order.created"}}); err != nil {
-		t.Fatal(err)
-	}
-	if n := claim(first); n != 2 {
-		t.Fatalf("claimed %d, want 2", n)
-	}
+// TestSQLiteServerLock: one server per SQLite file; the next one frees the
+// leases a killed one left, and a process that is no server leaves them.
+func TestSQLiteServerLock(t *testing.T) {
+	t.Parallel()
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "lock.db")
+	first := openStore(t, dsn, store.Options{Server: true})
+	wantInUse(t, dsn, 0)
+	openStore(t, dsn, store.Options{}).Close() // a command that is no server still opens it
+
+	leaseQueued(t, first, 2)
 	first.Close() // as if killed: its claims stay leased for an hour
 
-	plain := open(false)
-	if n := claim(plain); n != 0 {
+	plain := openStore(t, dsn, store.Options{})
+	if n := claimDue(t, plain); n != 0 {
 		t.Errorf("a process that is no server claimed %d deliveries still leased to the first", n)
 	}
 	plain.Close()
-	next := open(true)
+	next := openStore(t, dsn, store.Options{Server: true})
 	defer next.Close()
-	if n := claim(next); n != 2 {
+	if n := claimDue(t, next); n != 2 {
 		t.Errorf("the next server claimed %d, want the 2 the first had claimed", n)
 	}
 }
@@ -95,12 +116,7 @@ func TestSQLiteServerLockWait(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	if db, err := store.Open(ctx, dsn, store.Options{Server: true, LockWait: 300 * time.Millisecond}); !errors.Is(err, store.ErrDatabaseInUse) {
-		if db != nil {
-			db.Close()
-		}
-		t.Fatalf("a second server: %v, want ErrDatabaseInUse", err)
-	}
+	wantInUse(t, dsn, 300*time.Millisecond)
 	if waited := time.Since(start); waited < 300*time.Millisecond {
 		t.Errorf("the second server gave up after %v, before its LockWait", waited)
 	}
@@ -124,49 +140,24 @@ func TestSQLiteServerLockWait(t *testing.T) {
 // running server leaves them.
 func TestPostgresAloneServerFreesDeadLeases(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	dsn := storetest.PostgresDSN(t)
-	open := func() *store.DB {
-		t.Helper()
-		db, err := store.Open(ctx, dsn, store.Options{Server: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return db
-	}
-	claim := func(db *store.DB) int {
-		t.Helper()
-		jobs, err := db.ClaimDeliveries(ctx, webhooks.Claim{Limit: 10, LeaseFor: time.Hour})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return len(jobs)
-	}
-
-	killed := open()
-	now := time.Now()
-	storetest.MustCreateShop(t, killed, "s", now)
-	storetest.MustCreateWebhook(t, killed, "s", "https://example.com/hook", now, "order.created")
-	if _, err := killed.Publish(ctx, "s", []webhooks.PublishInput{{Event: "order.created"}, {Event: "order.created"}}); err != nil {
-		t.Fatal(err)
-	}
-	if n := claim(killed); n != 2 {
-		t.Fatalf("claimed %d, want 2", n)
-	}
-	running := open() // joins the first: frees nothing
-	killed.Close()    // its claims stay leased for an hour
-	if n := claim(running); n != 0 {
+	server := store.Options{Server: true}
+	killed := openStore(t, dsn, server)
+	leaseQueued(t, killed, 2)
+	running := openStore(t, dsn, server) // joins the first: frees nothing
+	killed.Close()                       // its claims stay leased for an hour
+	if n := claimDue(t, running); n != 0 {
 		t.Errorf("a server that joined a running one claimed %d deliveries leased to it", n)
 	}
-	joining := open() // another runs: frees nothing
-	if n := claim(joining); n != 0 {
+	joining := openStore(t, dsn, server) // another runs: frees nothing
+	if n := claimDue(t, joining); n != 0 {
 		t.Errorf("a server that started beside a running one claimed %d deliveries leased to a dead one", n)
 	}
 	running.Close()
 	joining.Close()
-	alone := open()
+	alone := openStore(t, dsn, server)
 	defer alone.Close()
-	if n := claim(alone); n != 2 {
+	if n := claimDue(t, alone); n != 2 {
 		t.Errorf("a server alone claimed %d, want the 2 its dead predecessors left", n)
 	}
 }
@@ -179,65 +170,44 @@ func TestPostgresServerTakesItsMemberLockAgain(t *testing.T) {
 	ctx := context.Background()
 	dsn := storetest.PostgresDSN(t)
 	raw := storetest.RawPostgres(t, dsn)
-	running, err := store.Open(ctx, dsn, store.Options{Server: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	running := openStore(t, dsn, store.Options{Server: true})
 	defer running.Close()
-	// This schema's member lock (7240123, hashtext of the schema): who holds it.
-	const holders = `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = 7240123
-		AND objid::bigint = (hashtext(current_schema())::bigint & 4294967295)`
-	pids := func() []int {
+	// This schema's member lock (7240123, hashtext of the schema): how many
+	// sessions hold it, and one of them.
+	holder := func() (n, pid int) {
 		t.Helper()
-		rows, err := raw.QueryContext(ctx, holders)
+		err := raw.QueryRowContext(ctx, `SELECT count(*), COALESCE(min(pid), 0) FROM pg_locks
+			WHERE locktype = 'advisory' AND granted AND classid = 7240123
+			AND objid::bigint = (hashtext(current_schema())::bigint & 4294967295)`).Scan(&n, &pid)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer rows.Close()
-		var out []int
-		for rows.Next() {
-			var pid int
-			if err := rows.Scan(&pid); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, pid)
-		}
-		return out
+		return n, pid
 	}
-	lost := pids()
-	if len(lost) != 1 {
-		t.Fatalf("%d sessions hold the member lock, want the running server's 1", len(lost))
+	n, lost := holder()
+	if n != 1 {
+		t.Fatalf("%d sessions hold the member lock, want the running server's 1", n)
 	}
-	if _, err := raw.ExecContext(ctx, `SELECT pg_terminate_backend($1)`, lost[0]); err != nil {
+	if _, err := raw.ExecContext(ctx, `SELECT pg_terminate_backend($1)`, lost); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if now := pids(); len(now) == 1 && now[0] != lost[0] {
+		if n, pid := holder(); n == 1 && pid != lost {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the server did not take its member lock again within 20s (holders: %v)", pids())
+			n, pid := holder()
+			t.Fatalf("the server did not take its member lock again within 20s (%d holders, e.g. %d)", n, pid)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 
-	now := time.Now()
-	storetest.MustCreateShop(t, running, "s", now)
-	storetest.MustCreateWebhook(t, running, "s", "https://example.com/hook", now, "order.created")
-	if _, err := running.Publish(ctx, "s", []webhooks.PublishInput{{Event: "order.created"}}); err != nil {
-		t.Fatal(err)
-	}
-	if jobs, err := running.ClaimDeliveries(ctx, webhooks.Claim{Limit: 10, LeaseFor: time.Hour}); err != nil || len(jobs) != 1 {
-		t.Fatalf("claimed %d, %v; want 1", len(jobs), err)
-	}
-	later, err := store.Open(ctx, dsn, store.Options{Server: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	leaseQueued(t, running, 1)
+	later := openStore(t, dsn, store.Options{Server: true})
 	defer later.Close()
-	if jobs, err := later.ClaimDeliveries(ctx, webhooks.Claim{Limit: 10, LeaseFor: time.Hour}); err != nil || len(jobs) != 0 {
-		t.Errorf("a server started later claimed %d (%v) deliveries leased to the running one", len(jobs), err)
+	if n := claimDue(t, later); n != 0 {
+		t.Errorf("a server started later claimed %d deliveries leased to the running one", n)
 	}
 }
 

@@ -1,29 +1,26 @@
-package store
+package store_test
 
 import (
 	"context"
 	"math/rand/v2"
-	"os"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/pancake-pos/pancake-webhooks/store"
+	"github.com/pancake-pos/pancake-webhooks/store/storetest"
 )
 
-// discardConn must end the session of a pooled connection, and with it the
+// DiscardConn must end the session of a pooled connection, and with it the
 // advisory locks it holds: closing a *sql.Conn only gives it back to the
 // pool, locks and all.
 func TestDiscardConnEndsItsSession(t *testing.T) {
-	base := os.Getenv("PANCAKE_TEST_POSTGRES_URL")
-	if base == "" {
-		if os.Getenv("PANCAKE_TEST_REQUIRE_POSTGRES") == "1" {
-			t.Fatal("PANCAKE_TEST_POSTGRES_URL is not set, and PostgreSQL tests are required here")
-		}
-		t.Skip("PostgreSQL tests skipped: set PANCAKE_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable to run them")
-	}
+	t.Parallel()
+	dsn := storetest.PostgresDSN(t)
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, base)
+	pool, err := pgxpool.New(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,11 +36,11 @@ func TestDiscardConnEndsItsSession(t *testing.T) {
 	if _, err := holder.ExecContext(ctx, `SELECT pg_advisory_lock(7240199, $1)`, key); err != nil {
 		t.Fatal(err)
 	}
-	discardConn(holder)
+	store.DiscardConn(holder)
 
 	// Asked from a session of its own (one of the pool's might be the
 	// holder's, where the lock is granted again).
-	other, err := pgx.Connect(ctx, base)
+	other, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
