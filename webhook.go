@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Limits and defaults of webhooks.
@@ -128,12 +129,13 @@ type URLPolicy struct {
 
 // ValidateURL checks a webhook URL against the contract: absolute https
 // (http only if allowed), at most 2,048 characters, a host, no user:password.
-// It returns the reason, or "".
+// It returns the reason, or "". A #fragment is allowed, as the contract
+// does not forbid one; like any HTTP client, delivery never sends it.
 func (p URLPolicy) ValidateURL(raw string) string {
 	if raw == "" {
 		return "is required"
 	}
-	if len(raw) > MaxURLLen {
+	if utf8.RuneCountInString(raw) > MaxURLLen {
 		return "must be at most 2048 characters"
 	}
 	u, err := url.Parse(raw)
@@ -154,9 +156,6 @@ func (p URLPolicy) ValidateURL(raw string) string {
 	}
 	if u.Hostname() == "" {
 		return "must have a host"
-	}
-	if u.Fragment != "" {
-		return "must not contain a fragment"
 	}
 	return ""
 }

@@ -57,8 +57,12 @@ func TestValidateURL(t *testing.T) {
 		"/relative":                            false,
 		"":                                     false,
 		"https://":                             false,
-		"https://shop.example/#frag":           false,
-		"https://" + strings.Repeat("a", 2048): false,
+		"https://shop.example/#frag":           true,
+		"https://" + strings.Repeat("a", 2040): true,
+		"https://" + strings.Repeat("a", 2041): false,
+		// Characters, not bytes: 2,048 of them, 2,084 bytes.
+		"https://shop.example/" + strings.Repeat("é", 2027): true,
+		"https://shop.example/" + strings.Repeat("é", 2028): false,
 	} {
 		if got := strict.ValidateURL(raw) == ""; got != want {
 			t.Errorf("ValidateURL(%.40q) ok = %v, want %v (%s)", raw, got, want, strict.ValidateURL(raw))

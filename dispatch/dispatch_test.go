@@ -35,6 +35,7 @@ type receiver struct {
 }
 
 type recorded struct {
+	uri    string // the request's target, as the receiver got it
 	header http.Header
 	body   []byte
 }
@@ -44,7 +45,7 @@ func newReceiver(t *testing.T, handle func(w http.ResponseWriter, r *recorded)) 
 	rc := &receiver{arrived: make(chan *recorded, 1000), handle: handle}
 	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		rec := &recorded{header: r.Header.Clone(), body: body}
+		rec := &recorded{uri: r.RequestURI, header: r.Header.Clone(), body: body}
 		rc.mu.Lock()
 		rc.requests = append(rc.requests, rec)
 		rc.mu.Unlock()
@@ -269,6 +270,22 @@ func TestResultsThatTrickleInShareACommit(t *testing.T) {
 	defer b.mu.Unlock()
 	if len(b.commits) > 2 {
 		t.Errorf("5 results that came one after the other were recorded in commits of %v; want the first alone, the rest together", b.commits)
+	}
+}
+
+// A webhook URL may carry a #fragment (the contract does not forbid one);
+// like any HTTP request, the delivery goes to the URL without it.
+func TestAFragmentIsNotSent(t *testing.T) {
+	t.Parallel()
+	b := setup(t, dispatch.Config{})
+	rc := newReceiver(t, nil)
+	storetest.MustCreateWebhook(t, b.db, testShop, rc.srv.URL+"/hooks?shop=a#primary", time.Now(), "order.created")
+	b.publish(t, 1)
+	if got := rc.next(t).uri; got != "/hooks?shop=a" {
+		t.Errorf("the receiver got a request for %q; want /hooks?shop=a", got)
+	}
+	if r := b.waitRecorded(t, 1)[0]; !r.Success {
+		t.Errorf("attempt = %+v; want a success", r)
 	}
 }
 
