@@ -918,6 +918,36 @@ func TestDispatcher(t *testing.T) {
 		if webhooks.ErrorCode(err) != webhooks.ENOTFOUND {
 			t.Errorf("retry of unknown delivery: %v", err)
 		}
+		// A disabled webhook gets no new delivery, a manual retry included;
+		// a test send still goes out, and once enabled retries do again.
+		setActive := func(on bool) {
+			t.Helper()
+			if _, err := b.db.UpdateWebhook(b.ctx, testShop, w.ID, webhooks.WebhookUpdate{IsActive: &on}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		setActive(false)
+		_, err = b.disp.Retry(b.ctx, testShop, r.ID)
+		if webhooks.ErrorCode(err) != webhooks.ECONFLICT || !strings.Contains(err.Error(), "disabled") {
+			t.Errorf("retry to a disabled webhook: %v; want a conflict that says it is disabled", err)
+		}
+		off, err := b.db.FindWebhook(b.ctx, testShop, w.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.disp.Test(b.ctx, off, "order.created", json.RawMessage(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+		if env := rc.next(t); env.header.Get("webhook-id") == req.header.Get("webhook-id") {
+			t.Errorf("the refused retry reached the receiver instead of the test send")
+		}
+		setActive(true)
+		if _, err := b.disp.Retry(b.ctx, testShop, r.ID); err != nil {
+			t.Errorf("retry once enabled again: %v", err)
+		}
+		if again := rc.next(t); again.header.Get("webhook-id") != req.header.Get("webhook-id") {
+			t.Errorf("retry once enabled again sent another event")
+		}
 		if err := b.db.DeleteWebhook(b.ctx, testShop, w.ID); err != nil {
 			t.Fatal(err)
 		}

@@ -28,7 +28,9 @@ func (d *Dispatcher) Test(ctx context.Context, w *webhooks.Webhook, event webhoo
 
 // Retry sends the event of delivery id again to its webhook now, as a new
 // delivery (trigger manual_retry, retry_of id). ENOTFOUND when the delivery
-// or its webhook is gone; ECONFLICT for a delivery still queued.
+// or its webhook is gone; ECONFLICT for a delivery still queued, and for a
+// disabled webhook: no new delivery is made for one (a test send is the
+// way to try its endpoint), so it must be enabled again first.
 func (d *Dispatcher) Retry(ctx context.Context, shopID, id string) (*webhooks.Delivery, error) {
 	orig, err := d.store.FindDelivery(ctx, shopID, id)
 	if err != nil {
@@ -42,6 +44,13 @@ func (d *Dispatcher) Retry(ctx context.Context, shopID, id string) (*webhooks.De
 		return nil, webhooks.Errorf(webhooks.ENOTFOUND, "Webhook %s of delivery %s no longer exists", orig.WebhookID, id)
 	} else if err != nil {
 		return nil, err
+	}
+	if !w.IsActive {
+		why := ""
+		if w.DisabledReason != "" {
+			why = " (" + w.DisabledReason + ")"
+		}
+		return nil, webhooks.Errorf(webhooks.ECONFLICT, "Webhook %s is disabled%s: enable it (set-active) before retrying its deliveries", w.ID, why)
 	}
 	now := d.now().UTC()
 	dl := &webhooks.Delivery{

@@ -235,7 +235,8 @@ func (s *WebhooksService) GetDeliveryByID(ctx context.Context, id string) (*Webh
 // RetryDelivery sends the delivery's event again to its webhook now, as a
 // new delivery, and returns that attempt; delivered and failed deliveries
 // alike may be retried. It is not retried itself. Errors: ErrNotFound (the
-// delivery or its webhook is gone).
+// delivery or its webhook is gone); a 409 conflict *Error when the delivery
+// is still queued, or when its webhook is disabled (enable it first).
 //
 // API: POST /api/v1/shops/{shop_id}/webhook-deliveries/{id}/retry
 func (s *WebhooksService) RetryDelivery(ctx context.Context, id string) (*DeliveryResult, error) {

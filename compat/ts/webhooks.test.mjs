@@ -561,12 +561,17 @@ test('test: a receiver answering 500 gives status failed with a failure_reason',
   assertTimestamp(w.health_status.last_failure_at, 'health_status.last_failure_at after a failure');
 });
 
-test('test: an inactive webhook can still be tested', async () => {
+test('test: an inactive webhook can still be tested, but gets no retry', async () => {
   const second = need('second');
   await webhooks.setActive(second.id, false);
   const res = await webhooks.test(second.id, 'order.updated', { n: 1 });
   assert.equal(res.status, 'success');
   assert.equal(receivedAt('/ok/second').length, 1);
+  // No new delivery is made for a disabled webhook: a manual retry is a 409.
+  await rejectsWith(webhooks.retryDelivery(res.delivery_id), 409, 'retryDelivery(disabled webhook)');
+  const r = await raw('POST', `/api/v1/shops/${SHOP_ID}/webhook-deliveries/${res.delivery_id}/retry?api_key=${API_KEY}`, { body: {} });
+  assertErrorEnvelope(r, 409, 'conflict', 'retry to a disabled webhook');
+  assert.equal(receivedAt('/ok/second').length, 1, 'the refused retries sent nothing');
   await webhooks.setActive(second.id, true);
 });
 
