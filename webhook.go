@@ -60,7 +60,8 @@ type Health struct {
 	LastSuccessAt       *time.Time
 	LastFailureAt       *time.Time
 	LastFailureReason   string
-	// Attempts and Successes in the last 24 hours.
+	// Attempts and Successes in the last 24 hours, counted in whole UTC
+	// hours as the stats are kept: the current hour and the 23 before it.
 	Attempts24h  int64
 	Successes24h int64
 }
