@@ -191,7 +191,14 @@ type WebhookUpdate struct {
 	URL         *string
 	Events      []EventType // nil: keep
 	Description *string
-	IsActive    *bool
+	// IsActive true enables the webhook: one that was inactive forgets why
+	// the system stopped it and its failure streak. An update that merely
+	// repeats true of an active one (a whole object sent back) keeps them,
+	// or it would hold off the 5-day rule for ever.
+	IsActive *bool
+	// ClearFailures, with IsActive true, clears the failure streak even of
+	// an active webhook: set-active true does, as the contract says.
+	ClearFailures bool
 }
 
 // WebhookStats is the contract's stats object.

@@ -272,7 +272,7 @@ func (s *Server) handleSetActive(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	wh, err := s.cfg.Webhooks.UpdateWebhook(r.Context(), r.PathValue("shop_id"), id, webhooks.WebhookUpdate{IsActive: &active})
+	wh, err := s.cfg.Webhooks.UpdateWebhook(r.Context(), r.PathValue("shop_id"), id, webhooks.WebhookUpdate{IsActive: &active, ClearFailures: true})
 	if err != nil {
 		return err
 	}

@@ -305,6 +305,23 @@ func testWebhooks(t *testing.T) {
 				t.Errorf("set-active %v: %d %s", active, res.Status, res.Body)
 			}
 		}
+		// true clears the failure streak of an active webhook too; an update
+		// that only repeats is_active true (a whole object sent back) keeps it.
+		b.publish(t, "order.created", map[string]any{"n": 1})
+		b.publish(t, "order.created", map[string]any{"n": 2})
+		b.attemptQueued(t, false, nil)
+		streak := func(res *response) int {
+			t.Helper()
+			var got webhookOut
+			res.Decode(t, &got)
+			return got.HealthStatus.ConsecutiveFailures
+		}
+		if n := streak(b.call(t, "PUT", shopPath(b.shopID, "/webhooks/"+created.ID), map[string]any{"description": "d", "is_active": true})); n != 2 {
+			t.Errorf("an update repeating is_active true left a streak of %d; want the 2 failures kept", n)
+		}
+		if n := streak(b.call(t, "PUT", path, map[string]any{"is_active": true})); n != 0 {
+			t.Errorf("set-active true left a streak of %d; want it cleared", n)
+		}
 		wantError(t, b.call(t, "PUT", path, `{}`), 400, "validation_failed", "is_active")
 		wantError(t, b.call(t, "PUT", path, `{"is_active":"true"}`), 400, "validation_failed", "is_active")
 		wantError(t, b.call(t, "PUT", path, `{"is_active":true,"x":1}`), 400, "validation_failed", "x")

@@ -96,7 +96,9 @@ type UpdateWebhookRequest struct {
 	// clears it.
 	Description *string `json:"description,omitempty"`
 	// IsActive, when not nil, enables (Bool(true)) or disables
-	// (Bool(false)) the webhook, as SetActive does.
+	// (Bool(false)) the webhook, as SetActive does, but for one thing:
+	// Bool(true) on a webhook already active keeps its failure streak,
+	// where SetActive clears it.
 	IsActive *bool `json:"is_active,omitempty"`
 }
 

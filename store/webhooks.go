@@ -190,12 +190,13 @@ func (db *DB) UpdateWebhook(ctx context.Context, shopID, id string, upd webhooks
 		}
 		if upd.IsActive != nil {
 			switch {
-			case *upd.IsActive:
-				// Enabled by a user, whether it was stopped or not: forget
-				// why the system stopped it, and the failure streak.
+			case *upd.IsActive && (!w.IsActive || upd.ClearFailures):
+				// Enabled by a user: forget why the system stopped it, and
+				// the failure streak (see WebhookUpdate).
 				w.DisabledReason = ""
 				w.Health.ConsecutiveFailures = 0
 				w.Health.FailingSince = nil
+			case *upd.IsActive:
 			case w.IsActive:
 				if err := cancelQueued(ctx, tx, w.ID, now); err != nil {
 					return err

@@ -712,6 +712,9 @@ func testQueue(t *testing.T, setup func(*testing.T) *testBundle) {
 			t.Fatalf("re-enabled webhook keeps %q, streak %d", got.DisabledReason, got.Health.ConsecutiveFailures)
 		}
 	})
+	// set-active true clears an active webhook's streak (the contract);
+	// an update that only repeats is_active true keeps it, or a client
+	// that sends whole objects back would hold off the 5-day rule.
 	t.Run("EnablingAnActiveWebhookClearsItsStreak", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
@@ -727,8 +730,12 @@ func testQueue(t *testing.T, setup func(*testing.T) *testBundle) {
 		if !got.IsActive || got.Health.ConsecutiveFailures != 5 || got.HealthStatus().Status != webhooks.HealthError {
 			t.Fatalf("after 5 failures: active %v, streak %d, %s", got.IsActive, got.Health.ConsecutiveFailures, got.HealthStatus().Status)
 		}
-		tr := true
-		got, err := b.db.UpdateWebhook(b.ctx, b.shop, w.ID, webhooks.WebhookUpdate{IsActive: &tr})
+		tr, desc := true, "edited"
+		got, err := b.db.UpdateWebhook(b.ctx, b.shop, w.ID, webhooks.WebhookUpdate{Description: &desc, IsActive: &tr})
+		if err != nil || got.Health.ConsecutiveFailures != 5 || got.Health.FailingSince == nil {
+			t.Fatalf("an update repeating is_active true: streak %d since %v, %v; want them kept", got.Health.ConsecutiveFailures, got.Health.FailingSince, err)
+		}
+		got, err = b.db.UpdateWebhook(b.ctx, b.shop, w.ID, webhooks.WebhookUpdate{IsActive: &tr, ClearFailures: true})
 		if err != nil || got.Health.ConsecutiveFailures != 0 || got.Health.FailingSince != nil {
 			t.Fatalf("set active again: streak %d since %v, %v; want the streak cleared", got.Health.ConsecutiveFailures, got.Health.FailingSince, err)
 		}
