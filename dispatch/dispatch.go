@@ -305,6 +305,12 @@ func (d *Dispatcher) Stop() {
 	})
 }
 
+// Renewer is implemented by stores that can extend the lease of a claimed
+// delivery (see Dispatcher.renew).
+type Renewer interface {
+	RenewLease(ctx context.Context, j *webhooks.Job, until time.Time) (bool, error)
+}
+
 // Releaser is implemented by stores that can give claimed deliveries back
 // at once, so a restart need not wait for their lease to run out.
 type Releaser interface {
@@ -769,6 +775,13 @@ func (d *Dispatcher) worker(ctx context.Context) {
 		// An attempt must end before the claim does, or another worker
 		// could take the delivery and send it while this one still is.
 		left := j.LeasedUntil.Sub(d.now()) - leaseMargin
+		if left < d.cfg.AttemptTimeout {
+			var held bool
+			if left, held = d.renew(ctx, j, left); !held {
+				d.release(j.WebhookID, 0, false)
+				continue
+			}
+		}
 		if left <= 0 {
 			// It waited too long behind its webhook's backlog: leave it
 			// to be claimed again when the lease runs out.
@@ -792,6 +805,35 @@ func (d *Dispatcher) worker(ctx context.Context) {
 		d.results <- res
 		d.release(j.WebhookID, took, res.Success)
 	}
+}
+
+// renew extends the lease of j, which waited so long behind its webhook's
+// backlog that less than a whole attempt's time is left of it (a webhook
+// that turned slow with many claimed ahead): sent as it is, the attempt
+// would be cut before the timeout a receiver is promised. It returns the
+// time the attempt may take, and false when the delivery is no longer
+// this worker's to send (finished, cancelled, or taken again after its
+// lease ran out). A store that cannot renew, a lease too short for a
+// whole attempt however it is renewed, or a failed write leaves it as
+// it was.
+func (d *Dispatcher) renew(ctx context.Context, j *webhooks.Job, left time.Duration) (time.Duration, bool) {
+	r, ok := d.store.(Renewer)
+	if !ok || d.cfg.LeaseFor-leaseMargin < d.cfg.AttemptTimeout {
+		return left, true
+	}
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	held, err := r.RenewLease(rctx, j, d.now().Add(d.cfg.LeaseFor))
+	switch {
+	case err != nil:
+		if ctx.Err() == nil { // stopping: not worth a warning
+			d.logger.Warn("renew a delivery's lease; its attempt gets what is left of it", "error", err, "delivery_id", j.DeliveryID)
+		}
+		return left, true
+	case !held:
+		return 0, false
+	}
+	return j.LeasedUntil.Sub(d.now()) - leaseMargin, true
 }
 
 // drop forgets a job not sent because the dispatcher is stopping; its

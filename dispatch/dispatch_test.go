@@ -289,6 +289,37 @@ func TestAFragmentIsNotSent(t *testing.T) {
 	}
 }
 
+// A delivery that waited so long behind its webhook's backlog that less
+// than a whole attempt's time is left of its lease gets the lease renewed,
+// and with it the whole timeout: one worker, deliveries of 1.5 s each and
+// a 5 s lease leave the third 1 s, which would cut it short.
+func TestALateAttemptGetsItsWholeTimeout(t *testing.T) {
+	t.Parallel()
+	claims := &slowClaims{}
+	b := setupWith(t, dispatch.Config{Workers: 1, LeaseFor: 5 * time.Second, AttemptTimeout: 3500 * time.Millisecond},
+		func(db *store.DB) dispatch.Store { claims.DB = db; return claims })
+	rc := newReceiver(t, func(w http.ResponseWriter, _ *recorded) {
+		time.Sleep(1500 * time.Millisecond)
+		w.WriteHeader(http.StatusOK)
+	})
+	storetest.MustCreateWebhook(t, b.db, testShop, rc.srv.URL, time.Now(), "order.created")
+	// Once the dispatcher has found the queue empty, a publish hands all 4
+	// over at once, leased together (claimed, they might come one by one).
+	claims.waitFirstClaim(t)
+	time.Sleep(100 * time.Millisecond)
+	b.publish(t, 4)
+	for _, r := range b.waitRecordedWithin(t, 4, 20*time.Second) {
+		if !r.Success {
+			t.Errorf("attempt of %s: %s after %s; want a success within its 3.5s", r.DeliveryID, r.FailureReason, r.Duration)
+		}
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if len(rc.requests) != 4 {
+		t.Errorf("the receiver got %d requests; want 4", len(rc.requests))
+	}
+}
+
 // A result after a quiet spell does not wait for others: whatever
 // RecordWait is, a lone delivery's attempt shows at once.
 func TestALoneResultIsRecordedAtOnce(t *testing.T) {

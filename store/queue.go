@@ -1020,6 +1020,30 @@ func (db *DB) freeDeadLeases(ctx context.Context) error {
 	return nil
 }
 
+// RenewLease extends the lease of a claimed delivery not yet sent to until,
+// and says whether it still held it: a delivery finished or cancelled
+// meanwhile (its webhook disabled), or whose lease ran out and was taken
+// by another worker, is not renewed. On true, j.LeasedUntil is until.
+func (db *DB) RenewLease(ctx context.Context, j *webhooks.Job, until time.Time) (bool, error) {
+	var n int64
+	err := db.write(ctx, func(tx *Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE deliveries SET leased_until = $1 WHERE id = $2 AND status = 'pending' AND leased_until = $3`,
+			ms(until), j.DeliveryID, ms(j.LeasedUntil))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("renew lease: %w", err)
+	}
+	if n == 1 {
+		j.LeasedUntil = until
+	}
+	return n == 1, nil
+}
+
 // ReleaseDeliveries ends the leases of claimed deliveries that were not
 // sent, so they can be taken again at once. A lease that ran out and was
 // taken by another worker since is left alone: only rows still leased

@@ -382,6 +382,37 @@ func publishAndClaim(t *testing.T, b *testBundle, n int) (*webhooks.Webhook, []*
 }
 
 func testQueue(t *testing.T, setup func(*testing.T) *testBundle) {
+	// A lease is renewed only while it is still the job's own: not once
+	// the delivery is finished, nor once it ran out and was taken again.
+	t.Run("RenewLease", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		_, jobs := publishAndClaim(t, b, 3)
+		until := b.clock.Now().Add(time.Hour)
+		if held, err := b.db.RenewLease(b.ctx, jobs[0], until); err != nil || !held || !jobs[0].LeasedUntil.Equal(until) {
+			t.Fatalf("renew a held lease: %v, %v, until %v; want it renewed to %v", held, err, jobs[0].LeasedUntil, until)
+		}
+		// The other two run out; the renewed one stays taken.
+		b.clock.Add(2 * time.Minute)
+		again, err := b.db.ClaimDeliveries(b.ctx, webhooks.Claim{Limit: 10, LeaseFor: time.Minute})
+		if err != nil || len(again) != 2 {
+			t.Fatalf("claim after the leases ran out = %d, %v; want the 2 not renewed", len(again), err)
+		}
+		for _, j := range again {
+			if j.DeliveryID == jobs[0].DeliveryID {
+				t.Fatalf("the renewed delivery was claimed again")
+			}
+		}
+		if held, err := b.db.RenewLease(b.ctx, jobs[1], until); err != nil || held {
+			t.Errorf("renew a lease taken again by another claim: %v, %v; want false", held, err)
+		}
+		if err := b.db.RecordAttempts(b.ctx, []webhooks.AttemptResult{success(again[0], b.clock.Now())}); err != nil {
+			t.Fatal(err)
+		}
+		if held, err := b.db.RenewLease(b.ctx, again[0], until); err != nil || held {
+			t.Errorf("renew the lease of a finished delivery: %v, %v; want false", held, err)
+		}
+	})
 	t.Run("ClaimLeasesAndRecordFinishes", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
