@@ -904,13 +904,18 @@ func (d *Dispatcher) send(ctx context.Context, eventID, deliveryID, shopID, even
 	if err != nil {
 		return egress.Result{FailureReason: "cannot sign: webhook secret is invalid"}, nil, at
 	}
-	h := http.Header{}
-	h.Set("webhook-id", eventID)
-	h.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
-	h.Set("webhook-signature", sig)
-	h.Set("X-Pancake-Event", event)
-	h.Set("X-Pancake-Delivery", deliveryID)
-	h.Set("X-Pancake-Shop", shopID)
+	// Spelled as the contract and the Standard Webhooks specification
+	// spell them, on the wire (HTTP header names are case-insensitive) and
+	// in request.headers, where a client looks them up by that spelling
+	// (request.headers["webhook-id"], pancake.HeaderWebhookID).
+	h := http.Header{
+		"webhook-id":         {eventID},
+		"webhook-timestamp":  {strconv.FormatInt(ts, 10)},
+		"webhook-signature":  {sig},
+		"X-Pancake-Event":    {event},
+		"X-Pancake-Delivery": {deliveryID},
+		"X-Pancake-Shop":     {shopID},
+	}
 	res := d.client.Send(ctx, egress.Request{URL: url, Header: h, Body: body})
 	sent := make(map[string]string, len(h)+2)
 	for k, v := range h {

@@ -476,9 +476,13 @@ func TestDispatcher(t *testing.T) {
 		if err != nil || d.Status != webhooks.StatusSuccess || d.Response.StatusCode != 200 || req.header.Get("X-Pancake-Delivery") != d.ID {
 			t.Fatalf("delivery = %+v, %v", d, err)
 		}
-		// request.headers shows what the receiver got, User-Agent included.
+		// request.headers shows what the receiver got, User-Agent included,
+		// under the names as the contract spells them.
+		if len(d.RequestHeaders) != 8 {
+			t.Errorf("request.headers = %v; want the 8 headers sent", d.RequestHeaders)
+		}
 		for _, h := range []string{"webhook-id", "webhook-timestamp", "webhook-signature", "Content-Type", "User-Agent", "X-Pancake-Event", "X-Pancake-Delivery", "X-Pancake-Shop"} {
-			if got, want := d.RequestHeaders[http.CanonicalHeaderKey(h)], req.header.Get(h); got != want {
+			if got, want := d.RequestHeaders[h], req.header.Get(h); got != want || want == "" {
 				t.Errorf("request.headers[%s] = %q, the receiver got %q", h, got, want)
 			}
 		}

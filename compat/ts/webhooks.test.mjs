@@ -619,6 +619,12 @@ test('retryDelivery: a new delivery of the same event, made now', async () => {
   assert.equal(d.status, 'success');
   assert.equal(d.trigger, 'manual_retry', 'extension trigger');
   assert.equal(d.retry_of, failed.id, 'extension retry_of');
+  // Extension request.headers: what the receiver got, under the names the
+  // contract gives them.
+  const sent = got.at(-1).headers;
+  for (const h of ['webhook-id', 'webhook-timestamp', 'webhook-signature', 'X-Pancake-Event', 'X-Pancake-Delivery', 'X-Pancake-Shop']) {
+    assert.equal(d.request?.headers?.[h], sent[h.toLowerCase()], `request.headers['${h}'] is what the receiver got`);
+  }
   const orig = await webhooks.getDeliveryById(failed.id);
   assert.equal(orig.status, 'failed', 'the original attempt stays as it was');
 
