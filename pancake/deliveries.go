@@ -80,6 +80,9 @@ type DeliveryResponse struct {
 
 // DeliveryRequest is what was sent in an attempt (an extension).
 type DeliveryRequest struct {
+	// Headers are the request's headers by the names the contract spells:
+	// Headers[HeaderWebhookID], Headers["X-Pancake-Delivery"],
+	// Headers["User-Agent"].
 	Headers map[string]string `json:"headers"`
 }
 
