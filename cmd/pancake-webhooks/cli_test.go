@@ -706,7 +706,7 @@ func TestCLIDeliveries(t *testing.T) {
 
 		b.run(t, "deliveries", "get", id).wantOK(t).
 			contains(t, "ID:", id, "Webhook:", h.ID, "Status:", "✔ success", "Trigger:", "test", "Response:", "HTTP 200",
-				"Request headers:", "Webhook-Signature", "Response body:", `{"ok":true}`, "Payload:", `"test": true`)
+				"Request headers:", "webhook-signature:", "Response body:", `{"ok":true}`, "Payload:", `"test": true`)
 		var d pancake.WebhookDelivery
 		r := b.run(t, "deliveries", "get", id, "--json").wantOK(t)
 		wantKeys(t, "deliveries get --json", r.object(t), "id", "webhook_id", "event", "payload", "response", "status", "created_at", "duration_ms")

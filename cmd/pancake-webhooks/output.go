@@ -308,7 +308,8 @@ func printHeaders(w io.Writer, h map[string]string) {
 	for k := range h {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	// By name, whatever its case (webhook-id beside X-Pancake-Delivery).
+	sort.Slice(keys, func(i, j int) bool { return strings.ToLower(keys[i]) < strings.ToLower(keys[j]) })
 	tw := newTable(w)
 	for _, k := range keys {
 		row(tw, "  "+k+":", h[k])
