@@ -193,8 +193,8 @@ type WebhookUpdate struct {
 	Description *string
 	// IsActive true enables the webhook: one that was inactive forgets why
 	// the system stopped it and its failure streak. An update that merely
-	// repeats true of an active one (a whole object sent back) keeps them,
-	// or it would hold off the 5-day rule for ever.
+	// repeats true of an active one (an edit form that sends every field)
+	// keeps them, or it would hold off the 5-day rule for ever.
 	IsActive *bool
 	// ClearFailures, with IsActive true, clears the failure streak even of
 	// an active webhook: set-active true does, as the contract says.

@@ -306,7 +306,7 @@ func testWebhooks(t *testing.T) {
 			}
 		}
 		// true clears the failure streak of an active webhook too; an update
-		// that only repeats is_active true (a whole object sent back) keeps it.
+		// that only repeats is_active true (an edit form sending every field) keeps it.
 		b.publish(t, "order.created", map[string]any{"n": 1})
 		b.publish(t, "order.created", map[string]any{"n": 2})
 		b.attemptQueued(t, false, nil)

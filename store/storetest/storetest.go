@@ -745,7 +745,7 @@ func testQueue(t *testing.T, setup func(*testing.T) *testBundle) {
 	})
 	// set-active true clears an active webhook's streak (the contract);
 	// an update that only repeats is_active true keeps it, or a client
-	// that sends whole objects back would hold off the 5-day rule.
+	// whose edit form sends every field would hold off the 5-day rule.
 	t.Run("EnablingAnActiveWebhookClearsItsStreak", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
