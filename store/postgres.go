@@ -274,6 +274,10 @@ func (db *DB) releaseLeadership() {
 // that starts and can take it exclusively is alone.
 const memberLockKey = 7240123
 
+// memberLock is the statement that calls fn, an advisory lock function, on
+// this schema's member lock ($1: memberLockKey).
+func memberLock(fn string) string { return `SELECT ` + fn + `($1, hashtext(current_schema()))` }
+
 // memberCheckEvery is how often a server checks that it still holds its
 // member lock (a lost connection loses it) and takes it again if not.
 const memberCheckEvery = 5 * time.Second
@@ -291,13 +295,13 @@ func (db *DB) joinServers(ctx context.Context) error {
 		return fmt.Errorf("postgres: join the servers: %w", err)
 	}
 	var alone bool
-	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1, hashtext(current_schema()))`, memberLockKey).Scan(&alone); err != nil {
+	if err := conn.QueryRowContext(ctx, memberLock("pg_try_advisory_lock"), memberLockKey).Scan(&alone); err != nil {
 		discardConn(conn)
 		return fmt.Errorf("postgres: join the servers: %w", err)
 	}
 	if alone {
 		err := db.freeDeadLeases(ctx)
-		if _, uerr := conn.ExecContext(ctx, `SELECT pg_advisory_unlock($1, hashtext(current_schema()))`, memberLockKey); uerr != nil {
+		if _, uerr := conn.ExecContext(ctx, memberLock("pg_advisory_unlock"), memberLockKey); uerr != nil {
 			err = errors.Join(err, fmt.Errorf("postgres: unlock: %w", uerr))
 		}
 		if err != nil {
@@ -305,7 +309,7 @@ func (db *DB) joinServers(ctx context.Context) error {
 			return err
 		}
 	}
-	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock_shared($1, hashtext(current_schema()))`, memberLockKey); err != nil {
+	if _, err := conn.ExecContext(ctx, memberLock("pg_advisory_lock_shared"), memberLockKey); err != nil {
 		discardConn(conn)
 		return fmt.Errorf("postgres: join the servers: %w", err)
 	}
@@ -350,7 +354,7 @@ func (db *DB) checkMembership(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock_shared($1, hashtext(current_schema()))`, memberLockKey); err != nil {
+	if _, err := conn.ExecContext(ctx, memberLock("pg_advisory_lock_shared"), memberLockKey); err != nil {
 		discardConn(conn)
 		return
 	}

@@ -1023,10 +1023,12 @@ func (db *DB) freeDeadLeases(ctx context.Context) error {
 // RenewLease extends the lease of a claimed delivery not yet sent to until,
 // and says whether it still held it: a delivery finished or cancelled
 // meanwhile (its webhook disabled), or whose lease ran out and was taken
-// by another worker, is not renewed. On true, j.LeasedUntil is until.
+// by another worker, is not renewed. On true, j.LeasedUntil is until. It
+// commits as a claim does: a worker waits for it, and a renewal lost in a
+// crash only leaves the older lease.
 func (db *DB) RenewLease(ctx context.Context, j *webhooks.Job, until time.Time) (bool, error) {
 	var n int64
-	err := db.write(ctx, func(tx *Tx) error {
+	err := db.writeClaim(ctx, 1, func(tx *Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE deliveries SET leased_until = $1 WHERE id = $2 AND status = 'pending' AND leased_until = $3`,
 			ms(until), j.DeliveryID, ms(j.LeasedUntil))
 		if err != nil {
