@@ -12,14 +12,20 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
-// queuedChannel is the LISTEN/NOTIFY channel that says deliveries were
-// queued, so every replica's dispatcher wakes at once.
+// queuedChannel, with channelSuffix, names the LISTEN/NOTIFY channel that
+// says deliveries were queued, so every replica's dispatcher wakes at once.
 const queuedChannel = "pancake_webhooks_queued"
 
-// stoppedChannel is the LISTEN/NOTIFY channel that names a webhook just
-// disabled or deleted, so every replica's dispatcher forgets the
-// deliveries of it that it had claimed.
+// stoppedChannel, with channelSuffix, names the LISTEN/NOTIFY channel of a
+// webhook just disabled or deleted, so every replica's dispatcher forgets
+// the deliveries of it that it had claimed.
 const stoppedChannel = "pancake_webhooks_stopped"
+
+// channelSuffix is the SQL of what the channels' names end with in the
+// schema's deployment: notifications are database-wide, and deployments
+// in different schemas of one database must not hear each other's. A name
+// stays a plain identifier of 57 characters at most, as LISTEN needs.
+const channelSuffix = `'_' || md5(current_schema())`
 
 // leaderLockKey, with the schema, is the advisory lock held by the
 // replica that runs the housekeeping: deployments in different schemas of
@@ -184,7 +190,12 @@ func (db *DB) listenOnce(ctx context.Context) error {
 		return fmt.Errorf("acquire: %w", err)
 	}
 	defer conn.Release()
-	for _, ch := range []string{queuedChannel, stoppedChannel} {
+	var suffix string
+	if err := conn.QueryRow(ctx, `SELECT `+channelSuffix).Scan(&suffix); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	stopped := stoppedChannel + suffix
+	for _, ch := range []string{queuedChannel + suffix, stopped} {
 		if _, err := conn.Exec(ctx, "LISTEN "+ch); err != nil {
 			return fmt.Errorf("listen: %w", err)
 		}
@@ -195,7 +206,7 @@ func (db *DB) listenOnce(ctx context.Context) error {
 			conn.Conn().Close(context.Background()) // don't return a listening connection to the pool
 			return fmt.Errorf("wait for notification: %w", err)
 		}
-		if n.Channel == stoppedChannel {
+		if n.Channel == stopped {
 			db.notifyStopped(n.Payload)
 		} else {
 			db.notifyQueued()
@@ -211,7 +222,7 @@ func (db *DB) announceStopped(ctx context.Context, tx *Tx, webhookID string) err
 	if db.pool == nil {
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, `SELECT pg_notify($1, $2)`, stoppedChannel, webhookID); err != nil {
+	if _, err := tx.ExecContext(ctx, `SELECT pg_notify($1 || `+channelSuffix+`, $2)`, stoppedChannel, webhookID); err != nil {
 		return fmt.Errorf("notify replicas: %w", err)
 	}
 	return nil
@@ -220,7 +231,7 @@ func (db *DB) announceStopped(ctx context.Context, tx *Tx, webhookID string) err
 // notifyReplicas is run inside a transaction that queued deliveries; the
 // notification goes out when it commits.
 func notifyReplicas(ctx context.Context, tx *Tx) error {
-	if _, err := tx.ExecContext(ctx, `SELECT pg_notify($1, '')`, queuedChannel); err != nil {
+	if _, err := tx.ExecContext(ctx, `SELECT pg_notify($1 || `+channelSuffix+`, '')`, queuedChannel); err != nil {
 		return fmt.Errorf("notify replicas: %w", err)
 	}
 	return nil

@@ -310,11 +310,12 @@ func TestPostgresReplicas(t *testing.T) {
 }
 
 // A webhook disabled or deleted through one replica is announced to the
-// others, whose dispatchers must forget what they had claimed of it.
+// others, whose dispatchers must forget what they had claimed of it; a
+// deployment in another schema of the database hears none of it.
 func TestPostgresReplicasHearOfStoppedWebhooks(t *testing.T) {
 	t.Parallel()
 	dsn := storetest.PostgresDSN(t)
-	open := func() *store.DB {
+	open := func(dsn string) *store.DB {
 		db, err := store.Open(context.Background(), dsn, store.Options{})
 		if err != nil {
 			t.Fatal(err)
@@ -322,8 +323,8 @@ func TestPostgresReplicasHearOfStoppedWebhooks(t *testing.T) {
 		t.Cleanup(func() { db.Close() })
 		return db
 	}
-	a := open()
-	b := open() // after the schema exists
+	a := open(dsn)
+	b := open(dsn) // after the schema exists
 	heard := make(chan string, 10)
 	b.OnWebhookStopped(func(id string) { heard <- id })
 	now := time.Now()
@@ -350,6 +351,14 @@ func TestPostgresReplicasHearOfStoppedWebhooks(t *testing.T) {
 		case <-deadline:
 			t.Fatal("the other replica did not hear of a disable within 10s")
 		}
+	}
+	// Notifications arrive in commit order: one from another schema's
+	// deployment, committed before the delete below, would come first.
+	other := open(storetest.PostgresDSN(t))
+	storetest.MustCreateShop(t, other, "s", now)
+	elsewhere := storetest.MustCreateWebhook(t, other, "s", "https://x.example", now, "order.created")
+	if _, err := other.UpdateWebhook(ctx, "s", elsewhere.ID, webhooks.WebhookUpdate{IsActive: &f}); err != nil {
+		t.Fatal(err)
 	}
 	gone := storetest.MustCreateWebhook(t, a, "s", "https://y.example", now, "order.created")
 	if err := a.DeleteWebhook(ctx, "s", gone.ID); err != nil {
