@@ -21,6 +21,11 @@ const queuedChannel = "pancake_webhooks_queued"
 // the deliveries of it that it had claimed.
 const stoppedChannel = "pancake_webhooks_stopped"
 
+// keysChannel, with channelSuffix, names the LISTEN/NOTIFY channel of a
+// shop whose API key was just revoked, so every replica's key cache
+// forgets the shop's keys.
+const keysChannel = "pancake_webhooks_keys"
+
 // channelSuffix is the SQL of what the channels' names end with in the
 // schema's deployment: notifications are database-wide, and deployments
 // in different schemas of one database must not hear each other's. A name
@@ -194,8 +199,8 @@ func (db *DB) listenOnce(ctx context.Context) error {
 	if err := conn.QueryRow(ctx, `SELECT `+channelSuffix).Scan(&suffix); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	stopped := stoppedChannel + suffix
-	for _, ch := range []string{queuedChannel + suffix, stopped} {
+	stopped, keys := stoppedChannel+suffix, keysChannel+suffix
+	for _, ch := range []string{queuedChannel + suffix, stopped, keys} {
 		if _, err := conn.Exec(ctx, "LISTEN "+ch); err != nil {
 			return fmt.Errorf("listen: %w", err)
 		}
@@ -206,9 +211,12 @@ func (db *DB) listenOnce(ctx context.Context) error {
 			conn.Conn().Close(context.Background()) // don't return a listening connection to the pool
 			return fmt.Errorf("wait for notification: %w", err)
 		}
-		if n.Channel == stopped {
+		switch n.Channel {
+		case stopped:
 			db.notifyStopped(n.Payload)
-		} else {
+		case keys:
+			db.notifyKeysRevoked(n.Payload)
+		default:
 			db.notifyQueued()
 		}
 	}
@@ -223,6 +231,18 @@ func (db *DB) announceStopped(ctx context.Context, tx *Tx, webhookID string) err
 		return nil
 	}
 	if _, err := tx.ExecContext(ctx, `SELECT pg_notify($1 || `+channelSuffix+`, $2)`, stoppedChannel, webhookID); err != nil {
+		return fmt.Errorf("notify replicas: %w", err)
+	}
+	return nil
+}
+
+// announceRevoked is run inside a transaction that revoked a key of
+// shopID: on PostgreSQL, every replica hears of it when it commits.
+func announceRevoked(ctx context.Context, tx *Tx, shopID string) error {
+	if tx.db.pool == nil {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_notify($1 || `+channelSuffix+`, $2)`, keysChannel, shopID); err != nil {
 		return fmt.Errorf("notify replicas: %w", err)
 	}
 	return nil

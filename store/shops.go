@@ -47,9 +47,10 @@ func (db *DB) CreateAPIKey(ctx context.Context, key *webhooks.APIKey) error {
 	})
 }
 
-// RevokeAPIKey deletes a key of the shop, or ENOTFOUND.
+// RevokeAPIKey deletes a key of the shop, or ENOTFOUND. OnKeysRevoked's
+// hooks hear of it once it committed (on PostgreSQL, every replica's).
 func (db *DB) RevokeAPIKey(ctx context.Context, shopID, keyID string) error {
-	return db.write(ctx, func(tx *Tx) error {
+	err := db.write(ctx, func(tx *Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM api_keys WHERE id = $1 AND shop_id = $2`, keyID, shopID)
 		if err != nil {
 			return fmt.Errorf("delete api key: %w", err)
@@ -57,8 +58,13 @@ func (db *DB) RevokeAPIKey(ctx context.Context, shopID, keyID string) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return webhooks.Errorf(webhooks.ENOTFOUND, "API key %s of shop %s not found", keyID, shopID)
 		}
-		return nil
+		return announceRevoked(ctx, tx, shopID)
 	})
+	if err != nil {
+		return err
+	}
+	db.notifyKeysRevoked(shopID)
+	return nil
 }
 
 // Authenticate returns the shop of the key with this hash, or EUNAUTHORIZED.

@@ -97,6 +97,7 @@ type DB struct {
 	mu        sync.Mutex
 	onQueued  []func()
 	onStopped []func(webhookID string)
+	onKeys    []func(shopID string)
 	closeFn   func() error
 
 	stmts      stmtCache
@@ -288,6 +289,27 @@ func (db *DB) OnWebhookStopped(f func(webhookID string)) {
 	db.onStopped = append(db.onStopped, f)
 }
 
+// OnKeysRevoked registers f to be called (without blocking) when API keys
+// may have been revoked: with the shop's id after a revocation through
+// this store, or, on PostgreSQL, through any replica's or the CLI's; on
+// SQLite, with "" (any shop) when a server's store sees that another
+// process wrote to the database, as the CLI does (see watchExternal).
+// The API's key cache forgets them.
+func (db *DB) OnKeysRevoked(f func(shopID string)) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	db.onKeys = append(db.onKeys, f)
+}
+
+func (db *DB) notifyKeysRevoked(shopID string) {
+	db.mu.Lock()
+	fs := db.onKeys
+	db.mu.Unlock()
+	for _, f := range fs {
+		f(shopID)
+	}
+}
+
 func (db *DB) notifyStopped(ids ...string) {
 	db.mu.Lock()
 	fs := db.onStopped
@@ -390,6 +412,16 @@ func (db *DB) submit(ctx context.Context, op *writeOp, fn func(tx *Tx, queued *b
 func (db *DB) writer() {
 	defer db.wg.Done()
 	batch := make([]*writeOp, 0, db.maxBatch)
+	var (
+		external <-chan time.Time
+		version  int64
+	)
+	if db.lock != nil { // a server on SQLite: see watchExternal
+		version = db.watchExternal(0)
+		t := time.NewTicker(externalWriteCheck)
+		defer t.Stop()
+		external = t.C
+	}
 	for {
 		var first *writeOp
 		select { // urgent ops first, whenever there are some
@@ -400,6 +432,9 @@ func (db *DB) writer() {
 			select {
 			case first = <-db.urgent:
 			case first = <-db.ops:
+			case <-external:
+				version = db.watchExternal(version)
+				continue
 			case <-db.stop:
 				// Drain what was submitted before Close.
 				for {
@@ -440,6 +475,31 @@ func (db *DB) writer() {
 		}
 		db.commit(batch)
 	}
+}
+
+// externalWriteCheck is how often a server's writer on SQLite looks for
+// commits of another process (watchExternal).
+const externalWriteCheck = 200 * time.Millisecond
+
+// watchExternal tells OnKeysRevoked's hooks, for any shop, when a process
+// other than this server committed to its SQLite database since the
+// check that returned last (0: none yet), and returns what to pass next.
+// The CLI writes so (shops keys revoke), and a revoked key must not keep
+// working for the key cache's lifetime. SQLite's data_version of the
+// writer's connection changes only with other connections' commits; this
+// server's others only read or checkpoint. Writer goroutine only.
+func (db *DB) watchExternal(last int64) int64 {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	var v int64
+	if err := db.wconn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v); err != nil {
+		db.logger.Warn("sqlite: read data_version; revocations by the CLI take effect when the key cache expires", "error", err)
+		return last
+	}
+	if last != 0 && v != last {
+		db.notifyKeysRevoked("")
+	}
+	return v
 }
 
 // errOpFailed says that an op of a batch run without savepoints failed: the

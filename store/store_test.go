@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/url"
 	"path/filepath"
@@ -376,6 +377,147 @@ func TestPostgresReplicasHearOfStoppedWebhooks(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("the other replica did not hear of the delete within 10s")
 		}
+	}
+}
+
+// A key revoked through one store is heard of by the other replicas', and
+// only those of this schema's deployment.
+func TestPostgresReplicasHearOfRevokedKeys(t *testing.T) {
+	t.Parallel()
+	dsn := storetest.PostgresDSN(t)
+	open := func(dsn string) *store.DB {
+		db, err := store.Open(context.Background(), dsn, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	a := open(dsn)
+	b := open(dsn)
+	other := open(storetest.PostgresDSN(t))
+	heard := make(chan string, 100)
+	b.OnKeysRevoked(func(shop string) { heard <- shop })
+	ctx, now := context.Background(), time.Now()
+	storetest.MustCreateShop(t, a, "s", now)
+	storetest.MustCreateShop(t, other, "elsewhere", now)
+	revoke := func(db *store.DB, shop string) {
+		t.Helper()
+		_, k := webhooks.NewAPIKey(shop, now)
+		if err := db.CreateAPIKey(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.RevokeAPIKey(ctx, shop, k.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// LISTEN starts asynchronously: revoke until b hears of one.
+	deadline := time.After(10 * time.Second)
+	for heardOne := false; !heardOne; {
+		revoke(a, "s")
+		select {
+		case shop := <-heard:
+			if shop != "s" {
+				t.Fatalf("heard of a revocation in shop %q; it was in s", shop)
+			}
+			heardOne = true
+		case <-time.After(200 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("the other replica did not hear of a revocation within 10s")
+		}
+	}
+	// Notifications arrive in commit order: one from another schema's
+	// deployment, committed first, would come before the last.
+	revoke(other, "elsewhere")
+	_, last := webhooks.NewAPIKey("s", now)
+	if err := a.CreateAPIKey(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.RevokeAPIKey(ctx, "s", last.ID); err != nil {
+		t.Fatal(err)
+	}
+	for n := 0; n < 2; {
+		select {
+		case shop := <-heard:
+			if shop != "s" {
+				t.Fatalf("heard of a revocation in shop %q; it was in s", shop)
+			}
+			n++ // possibly one of the loop's still coming, then the last
+		case <-time.After(2 * time.Second):
+			if n == 0 {
+				t.Fatal("the other replica did not hear of the last revocation within 2s")
+			}
+			return
+		}
+	}
+}
+
+// A server's store on SQLite tells of another process's commits (the CLI
+// revoking a key) as revocations in any shop, and does not take its own
+// writes, reads and checkpoints for them.
+func TestSQLiteServerHearsOfOtherWriters(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "test.db")
+	ctx, now := context.Background(), time.Now()
+	srv, err := store.Open(ctx, "sqlite:"+file, store.Options{Server: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	heard := make(chan string, 1000)
+	srv.OnKeysRevoked(func(shop string) { heard <- shop })
+	storetest.MustCreateShop(t, srv, "s", now)
+	w := storetest.MustCreateWebhook(t, srv, "s", "https://x.example", now, "order.created")
+	// Its own writes and reads for longer than a few checks.
+	for end := time.Now().Add(700 * time.Millisecond); time.Now().Before(end); {
+		desc := fmt.Sprintf("d %v", time.Now().UnixNano())
+		if _, err := srv.UpdateWebhook(ctx, "s", w.ID, webhooks.WebhookUpdate{Description: &desc}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := srv.ListWebhooks(ctx, "s"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	_, k := webhooks.NewAPIKey("s", now)
+	if err := srv.CreateAPIKey(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.RevokeAPIKey(ctx, "s", k.ID); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case shop := <-heard:
+		if shop != "s" {
+			t.Fatalf("heard %q after the server's own writes and revocation, want \"s\"", shop)
+		}
+	default:
+		t.Fatal("the server's own revocation was not heard of")
+	}
+	time.Sleep(500 * time.Millisecond)
+	if len(heard) > 0 {
+		t.Fatalf("heard of %d revocations after the server's own writes only", len(heard))
+	}
+	// Another process's store (the CLI's) revokes a key.
+	cli, err := store.Open(ctx, "sqlite:"+file, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	_, k2 := webhooks.NewAPIKey("s", now)
+	if err := cli.CreateAPIKey(ctx, k2); err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.RevokeAPIKey(ctx, "s", k2.ID); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case shop := <-heard:
+		if shop != "" {
+			t.Fatalf("heard %q of another process's revocation, want \"\" (any shop)", shop)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the server did not hear of another process's revocation within 5s")
 	}
 }
 
