@@ -44,19 +44,25 @@ func (s *Server) authenticateShop(r *http.Request) (shopID, keyHash string, err 
 		return "", "", webhooks.Errorf(webhooks.EUNAUTHORIZED, "Invalid API key")
 	}
 	hash := webhooks.HashAPIKey(key)
-	if shop, ok := s.auth.get(hash); ok {
+	shop, gen, ok := s.auth.get(hash)
+	if ok {
 		return shop, hash, nil
 	}
-	shop, err := s.cfg.Shops.Authenticate(r.Context(), hash)
+	shop, err = s.cfg.Shops.Authenticate(r.Context(), hash)
 	if err != nil {
 		if webhooks.ErrorCode(err) == webhooks.EUNAUTHORIZED || webhooks.ErrorCode(err) == webhooks.ENOTFOUND {
 			return "", "", webhooks.Errorf(webhooks.EUNAUTHORIZED, "Invalid API key")
 		}
 		return "", "", err
 	}
-	s.auth.put(hash, shop)
+	s.auth.put(hash, shop, gen)
 	return shop, hash, nil
 }
+
+// ForgetKeys drops the cached keys of shopID, or of every shop when shopID
+// is "": a key of it was revoked elsewhere (the CLI, another replica). It
+// does not block; the store's OnKeysRevoked calls it.
+func (s *Server) ForgetKeys(shopID string) { s.auth.forgetShop(shopID) }
 
 // authorizeAdmin checks the admin bearer token in constant time.
 func (s *Server) authorizeAdmin(r *http.Request) error {
@@ -82,13 +88,19 @@ const maxAuthCacheEntries = 10_000
 
 // authCache remembers, for a short TTL, which shop a key hash belongs to,
 // so that every request is not a database read. Only successes are cached:
-// a key created a moment ago works at once.
+// a key created a moment ago works at once. A revocation makes it forget
+// (forgetShop): at once for this server's, and as soon as the store hears
+// of it for the CLI's and other replicas' (Server.ForgetKeys); the TTL
+// bounds what it may miss.
 type authCache struct {
 	ttl time.Duration
 	now func() time.Time
 
 	mu      sync.Mutex
 	entries map[string]authEntry
+	// gen counts forgetShop calls: a lookup that began before one must not
+	// cache what it read, which may be a key revoked meanwhile.
+	gen uint64
 }
 
 type authEntry struct {
@@ -100,30 +112,37 @@ func newAuthCache(ttl time.Duration, now func() time.Time) *authCache {
 	return &authCache{ttl: ttl, now: now, entries: map[string]authEntry{}}
 }
 
-func (c *authCache) get(hash string) (string, bool) {
+// get returns the cached shop of hash, or ok false and the generation to
+// pass to put after looking the key up.
+func (c *authCache) get(hash string) (shopID string, gen uint64, ok bool) {
 	if c.ttl <= 0 {
-		return "", false
+		return "", 0, false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[hash]
 	if !ok {
-		return "", false
+		return "", c.gen, false
 	}
 	if !c.now().Before(e.expires) {
 		delete(c.entries, hash)
-		return "", false
+		return "", c.gen, false
 	}
-	return e.shopID, true
+	return e.shopID, c.gen, true
 }
 
-func (c *authCache) put(hash, shopID string) {
+// put caches hash's shop, read by a lookup that began at generation gen
+// (from get); not if a revocation came since.
+func (c *authCache) put(hash, shopID string, gen uint64) {
 	if c.ttl <= 0 {
 		return
 	}
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
 	if len(c.entries) >= maxAuthCacheEntries {
 		for k, e := range c.entries {
 			if !now.Before(e.expires) {
@@ -141,10 +160,16 @@ func (c *authCache) put(hash, shopID string) {
 	c.entries[hash] = authEntry{shopID: shopID, expires: now.Add(c.ttl)}
 }
 
-// forgetShop drops every cached key of shopID (after a revocation here).
+// forgetShop drops every cached key of shopID, or of every shop when
+// shopID is "" (after a revocation).
 func (c *authCache) forgetShop(shopID string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.gen++
+	if shopID == "" {
+		clear(c.entries)
+		return
+	}
 	for k, e := range c.entries {
 		if e.shopID == shopID {
 			delete(c.entries, k)

@@ -106,6 +106,45 @@ func testAuth(t *testing.T) {
 		wantError(t, b.call(t, "GET", shopPath(b.shopID, "/webhooks"), nil), 401, "unauthorized")
 	})
 
+	t.Run("RevokedElsewhereStopsWhenForgotten", func(t *testing.T) {
+		t.Parallel()
+		for _, shop := range []string{"shop-1", ""} { // "": every shop's keys
+			b := setupAPI(t)
+			if res := b.call(t, "GET", shopPath(b.shopID, "/webhooks"), nil); res.Status != 200 {
+				t.Fatalf("before: %d", res.Status)
+			}
+			// The CLI or another replica revokes it; the store tells the server.
+			if err := b.db.RevokeAPIKey(context.Background(), b.shopID, b.keyID); err != nil {
+				t.Fatal(err)
+			}
+			b.srv.ForgetKeys(shop)
+			wantError(t, b.call(t, "GET", shopPath(b.shopID, "/webhooks"), nil), 401, "unauthorized")
+		}
+	})
+
+	t.Run("ARevocationDuringTheLookupIsNotCached", func(t *testing.T) {
+		t.Parallel()
+		var b *apiBundle
+		var first atomic.Bool
+		fs := &fakeShops{}
+		fs.AuthenticateFunc = func(ctx context.Context, keyHash string) (string, error) {
+			shop, err := fs.ShopService.Authenticate(ctx, keyHash)
+			if err == nil && first.CompareAndSwap(false, true) {
+				// Revoked after this lookup read the key, before it is cached.
+				if err := b.db.RevokeAPIKey(ctx, b.shopID, b.keyID); err != nil {
+					t.Error(err)
+				}
+				b.srv.ForgetKeys(b.shopID)
+			}
+			return shop, err
+		}
+		b = setupAPI(t, func(c *httpapi.Config) { fs.ShopService = c.Shops; c.Shops = fs })
+		if res := b.call(t, "GET", shopPath(b.shopID, "/webhooks"), nil); res.Status != 200 {
+			t.Fatalf("the request whose lookup found the key: %d", res.Status)
+		}
+		wantError(t, b.call(t, "GET", shopPath(b.shopID, "/webhooks"), nil), 401, "unauthorized")
+	})
+
 	t.Run("CacheSavesLookups", func(t *testing.T) {
 		t.Parallel()
 		var lookups atomic.Int64

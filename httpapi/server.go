@@ -12,8 +12,10 @@
 //   - The admin API with no AdminToken configured answers 404 not_found
 //     "admin API disabled", so that it does not advertise itself.
 //   - An authenticated key is cached in process for AuthCacheTTL (5 s): a key
-//     revoked through this server stops at once, one revoked elsewhere within
-//     the TTL. Unknown keys are not cached, so a new key works at once.
+//     revoked through this server stops at once, one revoked elsewhere (the
+//     CLI, another replica) as soon as the store tells ForgetKeys, and within
+//     the TTL in any case. Unknown keys are not cached, so a new key works at
+//     once.
 //   - Runs of slashes in a path count as one ("/api/v1//shops/…", as the
 //     TypeScript SDK asks with a base URL ending in "/"); paths with "/./"
 //     or "/../" are 404, not the mux's redirects.
@@ -136,7 +138,8 @@ type Config struct {
 	PublishRateBurst int
 	// AuthCacheTTL is how long an authenticated key is remembered in
 	// process (default 5s; negative: no cache). Revoking a key takes effect
-	// at once on the server that revoked it and within AuthCacheTTL on others.
+	// at once on the server that revoked it, on others when they are told
+	// (ForgetKeys), and within AuthCacheTTL in any case.
 	AuthCacheTTL time.Duration
 	// Version is shown in the OpenAPI description.
 	Version string

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -42,14 +43,16 @@ const e2eAdminToken = "e2e-admin-token-0123456789abcdef"
 type e2eServer struct {
 	base   string // http://127.0.0.1:port
 	apiURL string // base + /api/v1
+	db     string // its --db
 }
 
 // startE2EServer starts Main on a free port and stops it when t ends.
 func startE2EServer(t *testing.T) *e2eServer {
 	t.Helper()
+	db := "sqlite:" + filepath.Join(t.TempDir(), "webhooks.db")
 	m := pw.NewMain(pw.ServeConfig{
 		Addr:                 "127.0.0.1:0",
-		DB:                   "sqlite:" + filepath.Join(t.TempDir(), "webhooks.db"),
+		DB:                   db,
 		AdminToken:           e2eAdminToken,
 		AllowPrivateNetworks: true,
 		AllowHTTP:            true,
@@ -66,7 +69,7 @@ func startE2EServer(t *testing.T) *e2eServer {
 		}
 	})
 	base := "http://" + m.Addr
-	return &e2eServer{base: base, apiURL: base + "/api/v1"}
+	return &e2eServer{base: base, apiURL: base + "/api/v1", db: db}
 }
 
 // createShop creates a shop through the admin API and returns its API key.
@@ -766,6 +769,48 @@ func TestCLIDeliveries(t *testing.T) {
 		}
 		b.receiver.unhold()
 	})
+}
+
+// TestCLIRevokedKeyStopsAtOnce revokes a key the running server has just
+// authenticated (so it is in its 5 s key cache) with the CLI, another
+// writer of its SQLite database, and checks that the server refuses it
+// well before the cache would have let it go.
+func TestCLIRevokedKeyStopsAtOnce(t *testing.T) {
+	t.Parallel()
+	s := startE2EServer(t)
+	s.createShop(t, "shop-rev")
+	var created struct {
+		APIKey string `json:"api_key"`
+		KeyID  string `json:"key_id"`
+	}
+	runCLI(t, "shops", "keys", "create", "--shop", "shop-rev", "--db", s.db).wantOK(t).decode(t, &created)
+	status := func() int {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, s.apiURL+"/shops/shop-rev/webhooks", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+created.APIKey)
+		resp, err := testClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for range 2 { // the second from the cache
+		if code := status(); code != http.StatusOK {
+			t.Fatalf("the new key: %d, want 200", code)
+		}
+	}
+	runCLI(t, "shops", "keys", "revoke", "--shop", "shop-rev", "--key", created.KeyID, "--db", s.db).wantOK(t)
+	revoked := time.Now()
+	for status() != http.StatusUnauthorized {
+		if time.Since(revoked) > 2500*time.Millisecond {
+			t.Fatal("the revoked key still works 2.5 s after the CLI revoked it (the key cache keeps it 5 s)")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func TestCLIEventsPublish(t *testing.T) {
