@@ -207,6 +207,7 @@ type Dispatcher struct {
 	claimWG  sync.WaitGroup
 	workWG   sync.WaitGroup
 	recordWG sync.WaitGroup
+	holdWG   sync.WaitGroup // slots of failing webhooks held (holdSlot)
 	started  bool
 }
 
@@ -299,6 +300,7 @@ func (d *Dispatcher) Stop() {
 		close(d.jobs)
 		d.mu.Unlock()
 		d.workWG.Wait()
+		d.holdWG.Wait()
 		close(d.results)
 		d.recordWG.Wait()
 		d.releaseUnsent()
@@ -598,14 +600,7 @@ func (d *Dispatcher) release(webhookID string, took time.Duration, ok bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if took > 0 {
-		p := d.pace[webhookID]
-		streak, window := 0, max(p.window, startWindow)
-		if ok {
-			window = min(window+1, d.cfg.MaxInFlightPerWebhook)
-		} else {
-			streak = p.streak + 1
-		}
-		d.pace[webhookID] = pace{movingAverage(p.attempt, took, 8), time.Now(), streak, window}
+		d.notePace(webhookID, took, ok)
 	}
 	// The next job of the webhook takes the slot over, unless the webhook
 	// has more in flight than its bound now allows (it has turned failing).
@@ -632,6 +627,19 @@ func (d *Dispatcher) release(webhookID string, took time.Duration, ok bool) {
 		d.dispatchWaiting() // a job waiting for a free worker takes this one
 	}
 	d.signalFreed()
+}
+
+// notePace folds an attempt to webhookID that took took and succeeded or
+// not into its pace. Called with d.mu held.
+func (d *Dispatcher) notePace(webhookID string, took time.Duration, ok bool) {
+	p := d.pace[webhookID]
+	streak, window := 0, max(p.window, startWindow)
+	if ok {
+		window = min(window+1, d.cfg.MaxInFlightPerWebhook)
+	} else {
+		streak = p.streak + 1
+	}
+	d.pace[webhookID] = pace{movingAverage(p.attempt, took, 8), time.Now(), streak, window}
 }
 
 // queueEmpty says whether the last claim found the queue without due work
@@ -803,8 +811,61 @@ func (d *Dispatcher) worker(ctx context.Context) {
 			d.markGone(j.WebhookID)
 		}
 		d.results <- res
+		if res.Disable == "" && d.holdSlot(j.WebhookID, took, res.Success) {
+			continue
+		}
 		d.release(j.WebhookID, took, res.Success)
 	}
+}
+
+// failingSlot is how long a failing webhook's slot stays taken after an
+// attempt starts: with failingBound slots, a failing webhook gets at most
+// failingBound / failingSlot attempts a second (40). Without it, an
+// endpoint that refuses connections or answers an error at once had its
+// whole backlog attempted as fast as the machine could: a million queued
+// deliveries to a dead receiver took every core from the publishes, the
+// API and the healthy webhooks, and hammered a receiver that may be
+// trying to recover. Every attempt still comes, none is skipped; past
+// this rate, what is due waits its turn, and the first success lifts it.
+const failingSlot = 100 * time.Millisecond
+
+// holdSlot frees the worker of a failed attempt that took took but, when
+// its webhook is failing (this attempt included) and the attempt was
+// quicker than failingSlot, keeps the webhook's slot taken until
+// failingSlot after the attempt began, then frees it as release does.
+// It reports whether it did so; if not, the caller releases.
+func (d *Dispatcher) holdSlot(webhookID string, took time.Duration, ok bool) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	rest := failingSlot - took
+	if ok || took <= 0 || rest <= 0 || d.stopping || d.pace[webhookID].streak+1 < failingStreak {
+		return false
+	}
+	d.notePace(webhookID, took, false)
+	d.total-- // the worker is free; the slot stays counted in inFlight
+	if d.queued > 0 {
+		d.dispatchWaiting()
+	}
+	d.holdWG.Add(1)
+	time.AfterFunc(rest, func() {
+		defer d.holdWG.Done()
+		d.endHold(webhookID)
+	})
+	return true
+}
+
+// endHold frees the slot holdSlot kept: the webhook's next claimed job
+// may start, on any free worker.
+func (d *Dispatcher) endHold(webhookID string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.inFlight[webhookID]--; d.inFlight[webhookID] <= 0 {
+		delete(d.inFlight, webhookID)
+	}
+	if !d.stopping {
+		d.dispatchWebhook(webhookID)
+	}
+	d.signalFreed()
 }
 
 // renew extends the lease of j, which waited so long behind its webhook's

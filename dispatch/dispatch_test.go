@@ -407,6 +407,38 @@ func TestAnEndpointEarnsItsBound(t *testing.T) {
 	}
 }
 
+// An endpoint that fails at once, 5 times in a row and more, gets at most
+// 4 attempts started every 100 ms (40 a second): a dead receiver's backlog
+// must not take every core from the rest. Every delivery is still
+// attempted.
+func TestAFailingEndpointIsPaced(t *testing.T) {
+	b := setup(t, dispatch.Config{Workers: 64, MaxInFlightPerWebhook: 16, Schedule: []time.Duration{time.Hour}, PollInterval: time.Hour})
+	var arrived arrivals
+	rc := newReceiver(t, func(w http.ResponseWriter, _ *recorded) {
+		arrived.note()
+		w.WriteHeader(http.StatusInternalServerError)
+	})
+	storetest.MustCreateWebhook(t, b.db, testShop, rc.srv.URL, time.Now(), "order.created")
+	b.publish(t, 60)
+	for _, r := range b.waitRecordedWithin(t, 60, 30*time.Second) {
+		if r.Success {
+			t.Fatal("an attempt to the failing endpoint was recorded as a success")
+		}
+	}
+	arrived.mu.Lock()
+	at := slices.Clone(arrived.at)
+	arrived.mu.Unlock()
+	if len(at) != 60 {
+		t.Fatalf("%d requests arrived, want 60", len(at))
+	}
+	slices.SortFunc(at, func(a, b time.Time) int { return a.Compare(b) })
+	// From the 11th on it is failing: 49 more attempts, 4 per 100 ms, take
+	// at least 1.1 s; unpaced, they took a few milliseconds.
+	if span := at[59].Sub(at[10]); span < 900*time.Millisecond {
+		t.Errorf("attempts 11 to 60 to a failing endpoint started within %v; want them paced at 4 per 100 ms (≥ 1.1 s)", span)
+	}
+}
+
 // arrivals notes when each request reached a receiver.
 type arrivals struct {
 	mu sync.Mutex
