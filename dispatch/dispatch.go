@@ -811,7 +811,7 @@ func (d *Dispatcher) worker(ctx context.Context) {
 			d.markGone(j.WebhookID)
 		}
 		d.results <- res
-		if res.Disable == "" && d.holdSlot(j.WebhookID, took, res.Success) {
+		if !res.Success && res.Disable == "" && d.holdSlot(j.WebhookID, took) {
 			continue
 		}
 		d.release(j.WebhookID, took, res.Success)
@@ -834,11 +834,14 @@ const failingSlot = 100 * time.Millisecond
 // quicker than failingSlot, keeps the webhook's slot taken until
 // failingSlot after the attempt began, then frees it as release does.
 // It reports whether it did so; if not, the caller releases.
-func (d *Dispatcher) holdSlot(webhookID string, took time.Duration, ok bool) bool {
+func (d *Dispatcher) holdSlot(webhookID string, took time.Duration) bool {
+	rest := failingSlot - took
+	if took <= 0 || rest <= 0 {
+		return false
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	rest := failingSlot - took
-	if ok || took <= 0 || rest <= 0 || d.stopping || d.pace[webhookID].streak+1 < failingStreak {
+	if d.stopping || d.pace[webhookID].streak+1 < failingStreak {
 		return false
 	}
 	d.notePace(webhookID, took, false)
