@@ -310,22 +310,26 @@ func TestPostgresReplicas(t *testing.T) {
 	})
 }
 
+// openReplica opens a store on dsn as another replica (or the CLI) would,
+// closed when t ends.
+func openReplica(t *testing.T, dsn string) *store.DB {
+	t.Helper()
+	db, err := store.Open(context.Background(), dsn, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
 // A webhook disabled or deleted through one replica is announced to the
 // others, whose dispatchers must forget what they had claimed of it; a
 // deployment in another schema of the database hears none of it.
 func TestPostgresReplicasHearOfStoppedWebhooks(t *testing.T) {
 	t.Parallel()
 	dsn := storetest.PostgresDSN(t)
-	open := func(dsn string) *store.DB {
-		db, err := store.Open(context.Background(), dsn, store.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return db
-	}
-	a := open(dsn)
-	b := open(dsn) // after the schema exists
+	a := openReplica(t, dsn)
+	b := openReplica(t, dsn) // after the schema exists
 	heard := make(chan string, 10)
 	b.OnWebhookStopped(func(id string) { heard <- id })
 	now := time.Now()
@@ -355,7 +359,7 @@ func TestPostgresReplicasHearOfStoppedWebhooks(t *testing.T) {
 	}
 	// Notifications arrive in commit order: one from another schema's
 	// deployment, committed before the delete below, would come first.
-	other := open(storetest.PostgresDSN(t))
+	other := openReplica(t, storetest.PostgresDSN(t))
 	storetest.MustCreateShop(t, other, "s", now)
 	elsewhere := storetest.MustCreateWebhook(t, other, "s", "https://x.example", now, "order.created")
 	if _, err := other.UpdateWebhook(ctx, "s", elsewhere.ID, webhooks.WebhookUpdate{IsActive: &f}); err != nil {
@@ -385,17 +389,9 @@ func TestPostgresReplicasHearOfStoppedWebhooks(t *testing.T) {
 func TestPostgresReplicasHearOfRevokedKeys(t *testing.T) {
 	t.Parallel()
 	dsn := storetest.PostgresDSN(t)
-	open := func(dsn string) *store.DB {
-		db, err := store.Open(context.Background(), dsn, store.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return db
-	}
-	a := open(dsn)
-	b := open(dsn)
-	other := open(storetest.PostgresDSN(t))
+	a := openReplica(t, dsn)
+	b := openReplica(t, dsn)
+	other := openReplica(t, storetest.PostgresDSN(t))
 	heard := make(chan string, 100)
 	b.OnKeysRevoked(func(shop string) { heard <- shop })
 	ctx, now := context.Background(), time.Now()
