@@ -849,6 +849,7 @@ func (d *Dispatcher) holdSlot(webhookID string, took time.Duration) bool {
 	if d.queued > 0 {
 		d.dispatchWaiting()
 	}
+	d.signalFreed() // a claim held back for want of workers may go
 	d.holdWG.Add(1)
 	time.AfterFunc(rest, func() {
 		defer d.holdWG.Done()

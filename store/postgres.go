@@ -205,6 +205,9 @@ func (db *DB) listenOnce(ctx context.Context) error {
 			return fmt.Errorf("listen: %w", err)
 		}
 	}
+	// A revocation while no connection listened (at start, or while this
+	// one reconnected) was not heard: forget every cached key.
+	db.notifyKeysRevoked("")
 	for {
 		n, err := conn.Conn().WaitForNotification(ctx)
 		if err != nil {

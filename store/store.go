@@ -98,6 +98,7 @@ type DB struct {
 	onQueued  []func()
 	onStopped []func(webhookID string)
 	onKeys    []func(shopID string)
+	server    bool // Options.Server
 	closeFn   func() error
 
 	stmts      stmtCache
@@ -171,6 +172,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		now:      opts.Now,
 		stop:     make(chan struct{}),
 		maxBatch: cmp.Or(opts.MaxBatch, DefaultMaxBatch),
+		server:   opts.Server,
 	}
 	if db.now == nil {
 		db.now = time.Now
@@ -416,13 +418,18 @@ func (db *DB) writer() {
 		external <-chan time.Time
 		version  int64
 	)
-	if db.lock != nil { // a server on SQLite: see watchExternal
+	if db.server && db.wconn != nil { // a server on SQLite: see watchExternal
 		version = db.watchExternal(0)
 		t := time.NewTicker(externalWriteCheck)
 		defer t.Stop()
 		external = t.C
 	}
 	for {
+		select { // due even while urgent ops never stop coming
+		case <-external:
+			version = db.watchExternal(version)
+		default:
+		}
 		var first *writeOp
 		select { // urgent ops first, whenever there are some
 		case first = <-db.urgent:
@@ -483,7 +490,9 @@ const externalWriteCheck = 200 * time.Millisecond
 
 // watchExternal tells OnKeysRevoked's hooks, for any shop, when a process
 // other than this server committed to its SQLite database since the
-// check that returned last (0: none yet), and returns what to pass next.
+// check that returned last (0: none yet; -1: that check failed), and
+// returns what to pass next. When it can't tell, it tells all the same:
+// a key cache that forgets too often only reads the database again.
 // The CLI writes so (shops keys revoke), and a revoked key must not keep
 // working for the key cache's lifetime. SQLite's data_version of the
 // writer's connection changes only with other connections' commits; this
@@ -493,8 +502,11 @@ func (db *DB) watchExternal(last int64) int64 {
 	defer cancel()
 	var v int64
 	if err := db.wconn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v); err != nil {
-		db.logger.Warn("sqlite: read data_version; revocations by the CLI take effect when the key cache expires", "error", err)
-		return last
+		if last != -1 { // once, not every check
+			db.logger.Warn("sqlite: read data_version; the key cache is cleared at every check until it can be read", "error", err)
+		}
+		db.notifyKeysRevoked("")
+		return -1
 	}
 	if last != 0 && v != last {
 		db.notifyKeysRevoked("")

@@ -772,9 +772,11 @@ func TestCLIDeliveries(t *testing.T) {
 }
 
 // TestCLIRevokedKeyStopsAtOnce revokes a key the running server has just
-// authenticated (so it is in its 5 s key cache) with the CLI, another
-// writer of its SQLite database, and checks that the server refuses it
-// well before the cache would have let it go.
+// authenticated (so it is in its 5 s key cache) with the CLI, run
+// in-process here: another connection to its SQLite database, as the CLI
+// in another process is (SQLite's data_version tells connections apart,
+// not processes). The server must refuse the key well before the cache
+// would have let it go.
 func TestCLIRevokedKeyStopsAtOnce(t *testing.T) {
 	t.Parallel()
 	s := startE2EServer(t)
