@@ -439,6 +439,46 @@ func TestAFailingEndpointIsPaced(t *testing.T) {
 	}
 }
 
+// A failing endpoint's held slots do not hold workers: with 4 workers
+// and a failing endpoint's backlog keeping its 4 slots held, a healthy
+// endpoint's deliveries still go out at once, not after that backlog.
+func TestAPacedEndpointHoldsNoWorkers(t *testing.T) {
+	b := setup(t, dispatch.Config{Workers: 4, MaxInFlightPerWebhook: 16, Schedule: []time.Duration{time.Hour}, PollInterval: time.Hour})
+	var mu sync.Mutex
+	var lastFailing, lastHealthy time.Time
+	failing := newReceiver(t, func(w http.ResponseWriter, _ *recorded) {
+		mu.Lock()
+		lastFailing = time.Now()
+		mu.Unlock()
+		w.WriteHeader(http.StatusInternalServerError)
+	})
+	healthy := newReceiver(t, func(w http.ResponseWriter, _ *recorded) {
+		mu.Lock()
+		lastHealthy = time.Now()
+		mu.Unlock()
+		w.WriteHeader(http.StatusOK)
+	})
+	storetest.MustCreateWebhook(t, b.db, testShop, failing.srv.URL, time.Now(), "order.created")
+	storetest.MustCreateWebhook(t, b.db, testShop, healthy.srv.URL, time.Now(), "order.updated")
+	b.publish(t, 40) // order.created: the failing endpoint's backlog, paced after its 5th failure
+	b.waitRecordedWithin(t, 10, 10*time.Second)
+	in := make([]webhooks.PublishInput, 20)
+	for i := range in {
+		in[i] = webhooks.PublishInput{Event: "order.updated", Data: json.RawMessage(`{"order_id":"o-2"}`)}
+	}
+	if _, err := b.db.Publish(b.ctx, testShop, in); err != nil {
+		t.Fatal(err)
+	}
+	b.waitRecordedWithin(t, 50, 30*time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	// The failing endpoint's 30 paced attempts take ~0.7 s more; the
+	// healthy ones must not wait for them.
+	if !lastHealthy.Before(lastFailing) {
+		t.Errorf("the healthy endpoint's last delivery came %v after the failing endpoint's last attempt; want it long before", lastHealthy.Sub(lastFailing))
+	}
+}
+
 // arrivals notes when each request reached a receiver.
 type arrivals struct {
 	mu sync.Mutex
