@@ -225,36 +225,20 @@ func (db *DB) listenOnce(ctx context.Context) error {
 	}
 }
 
-// announceStopped is run inside a transaction that disabled (cancelQueued)
-// or deleted a webhook: on PostgreSQL, every replica hears of it when it
-// commits, this one too (a second time where it also calls notifyStopped
-// itself: the dispatcher's Stopped does nothing the second time).
-func (db *DB) announceStopped(ctx context.Context, tx *Tx, webhookID string) error {
-	if db.pool == nil {
-		return nil
-	}
-	if _, err := tx.ExecContext(ctx, `SELECT pg_notify($1 || `+channelSuffix+`, $2)`, stoppedChannel, webhookID); err != nil {
-		return fmt.Errorf("notify replicas: %w", err)
-	}
-	return nil
-}
-
-// announceRevoked is run inside a transaction that revoked a key of
-// shopID: on PostgreSQL, every replica hears of it when it commits.
-func announceRevoked(ctx context.Context, tx *Tx, shopID string) error {
+// announce is run inside a transaction whose commit every replica must
+// hear of, this one too: on PostgreSQL it notifies channel (with
+// channelSuffix) with payload when the transaction commits; elsewhere it
+// does nothing. The channels:
+//   - stoppedChannel, a webhook disabled (cancelQueued) or deleted: the
+//     payload is its id (this replica's dispatcher hears it a second time
+//     where it also calls notifyStopped itself; Stopped does nothing then);
+//   - keysChannel, a key of the shop revoked: the payload is the shop id;
+//   - queuedChannel, deliveries queued: no payload.
+func announce(ctx context.Context, tx *Tx, channel, payload string) error {
 	if tx.db.pool == nil {
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, `SELECT pg_notify($1 || `+channelSuffix+`, $2)`, keysChannel, shopID); err != nil {
-		return fmt.Errorf("notify replicas: %w", err)
-	}
-	return nil
-}
-
-// notifyReplicas is run inside a transaction that queued deliveries; the
-// notification goes out when it commits.
-func notifyReplicas(ctx context.Context, tx *Tx) error {
-	if _, err := tx.ExecContext(ctx, `SELECT pg_notify($1 || `+channelSuffix+`, '')`, queuedChannel); err != nil {
+	if _, err := tx.ExecContext(ctx, `SELECT pg_notify($1 || `+channelSuffix+`, $2)`, channel, payload); err != nil {
 		return fmt.Errorf("notify replicas: %w", err)
 	}
 	return nil

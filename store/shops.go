@@ -58,7 +58,7 @@ func (db *DB) RevokeAPIKey(ctx context.Context, shopID, keyID string) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return webhooks.Errorf(webhooks.ENOTFOUND, "API key %s of shop %s not found", keyID, shopID)
 		}
-		return announceRevoked(ctx, tx, shopID)
+		return announce(ctx, tx, keysChannel, shopID)
 	})
 	if err != nil {
 		return err

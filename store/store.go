@@ -630,7 +630,7 @@ func (db *DB) runBatch(ops []*writeOp, errs []error, savepoints bool) error {
 		}
 	}
 	if db.pool != nil && slices.ContainsFunc(ops, func(op *writeOp) bool { return op.queued }) {
-		if err := notifyReplicas(ctx, tx); err != nil {
+		if err := announce(ctx, tx, queuedChannel, ""); err != nil {
 			_ = tx.tx.Rollback()
 			return err
 		}

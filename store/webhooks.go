@@ -250,7 +250,7 @@ func cancelQueued(ctx context.Context, tx *Tx, webhookID string, now time.Time) 
 	if err != nil {
 		return fmt.Errorf("cancel queued deliveries: %w", err)
 	}
-	return tx.db.announceStopped(ctx, tx, webhookID)
+	return announce(ctx, tx, stoppedChannel, webhookID)
 }
 
 // DeleteWebhook removes the webhook, its queued deliveries and its history.
@@ -269,7 +269,7 @@ func (db *DB) DeleteWebhook(ctx context.Context, shopID, id string) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM webhook_stats WHERE webhook_id = $1`, id); err != nil {
 			return fmt.Errorf("delete stats: %w", err)
 		}
-		return db.announceStopped(ctx, tx, id)
+		return announce(ctx, tx, stoppedChannel, id)
 	})
 	if err == nil {
 		db.notifyStopped(id)
