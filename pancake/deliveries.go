@@ -2,6 +2,7 @@ package pancake
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"iter"
 	"net/http"
@@ -28,12 +29,14 @@ type WebhookDelivery struct {
 	ID        string       `json:"id"`
 	WebhookID string       `json:"webhook_id"`
 	Event     WebhookEvent `json:"event"`
-	// Payload is the JSON object that was (or will be) POSTed: the Envelope.
-	Payload map[string]any `json:"payload"`
+	// Payload is the JSON object that was (or will be) POSTed, as the API
+	// gave it: json.Unmarshal it into an Envelope, or your own type. Being
+	// raw, its numbers keep every digit.
+	Payload json.RawMessage `json:"payload"`
 	// Response is what the receiver answered: StatusCode 0, with no
 	// headers, when no HTTP response came (FailureReason says why). A
 	// pending delivery has none yet (the server leaves it out): zero.
-	Response DeliveryResponse `json:"response"`
+	Response DeliveryResponse `json:"response,omitzero"`
 	// Status is StatusSuccess, StatusFailed or StatusPending.
 	Status string `json:"status"`
 	// FailureReason says why a failed attempt failed ("HTTP 500",

@@ -1,6 +1,7 @@
 package pancake_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
@@ -21,7 +22,7 @@ const failedDeliveryJSON = `{
 	"id": "dlv_2",
 	"webhook_id": "wh_1",
 	"event": "order.created",
-	"payload": {"id":"evt_1","event":"order.created","shop_id":"shop_1","created_at":"2024-04-02T10:00:00.000Z","data":{"order_id":"123"}},
+	"payload": {"id":"evt_1","event":"order.created","shop_id":"shop_1","created_at":"2024-04-02T10:00:00.000Z","data":{"order_id":"123","order_no":12345678901234567890,"n":9007199254740993}},
 	"response": {"status_code": 500, "headers": {"Content-Type": "text/plain"}, "body": "boom", "body_truncated": true},
 	"status": "failed",
 	"failure_reason": "HTTP 500",
@@ -40,10 +41,10 @@ func wantFailedDelivery(t *testing.T) pancake.WebhookDelivery {
 		ID:        "dlv_2",
 		WebhookID: "wh_1",
 		Event:     pancake.EventOrderCreated,
-		Payload: map[string]any{
-			"id": "evt_1", "event": "order.created", "shop_id": "shop_1", "created_at": "2024-04-02T10:00:00.000Z",
-			"data": map[string]any{"order_id": "123"},
-		},
+		// As sent, every digit kept (a float64 would make them
+		// 12345678901234567000 and 9007199254740992).
+		Payload: json.RawMessage(`{"id":"evt_1","event":"order.created","shop_id":"shop_1","created_at":"2024-04-02T10:00:00.000Z",` +
+			`"data":{"order_id":"123","order_no":12345678901234567890,"n":9007199254740993}}`),
 		Response: pancake.DeliveryResponse{
 			StatusCode: 500, Headers: map[string]string{"Content-Type": "text/plain"}, Body: "boom", BodyTruncated: true,
 		},
@@ -68,7 +69,7 @@ const pendingDeliveryJSON = `{
 
 func wantPendingDelivery(t *testing.T) pancake.WebhookDelivery {
 	return pancake.WebhookDelivery{
-		ID: "dlv_3", WebhookID: "wh_1", Event: pancake.EventOrderUpdated, Payload: map[string]any{},
+		ID: "dlv_3", WebhookID: "wh_1", Event: pancake.EventOrderUpdated, Payload: json.RawMessage(`{}`),
 		Status: pancake.StatusPending, CreatedAt: ts(t, "2024-04-02T10:00:00Z"),
 		EventID: "evt_2", Attempt: 2, Trigger: pancake.TriggerRetry, ScheduledAt: tsp(t, "2024-04-02T10:05:00Z"),
 	}

@@ -232,7 +232,14 @@ func ExampleVerify() {
 			http.Error(w, "invalid webhook", http.StatusBadRequest)
 			return
 		}
-		fmt.Printf("%s %s: order %v\n", e.Event, e.ID, e.Data["order_id"])
+		var order struct {
+			OrderID string `json:"order_id"`
+		}
+		if err := json.Unmarshal(e.Data, &order); err != nil {
+			http.Error(w, "unexpected data", http.StatusBadRequest)
+			return
+		}
+		fmt.Printf("%s %s: order %s\n", e.Event, e.ID, order.OrderID)
 		w.WriteHeader(http.StatusNoContent)
 	})
 

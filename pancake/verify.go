@@ -74,8 +74,10 @@ type Envelope struct {
 	ShopID string       `json:"shop_id"`
 	// CreatedAt is when the event was published.
 	CreatedAt time.Time `json:"created_at"`
-	// Data is the event's data. JSON numbers are float64.
-	Data map[string]any `json:"data"`
+	// Data is the event's data, a JSON object, as it was signed:
+	// json.Unmarshal it into your own type. Being raw, its numbers keep
+	// every digit (an order id above 2^53 stays exact).
+	Data json.RawMessage `json:"data"`
 	// Test is true for a test send (WebhooksService.Test).
 	Test bool `json:"test,omitempty"`
 }

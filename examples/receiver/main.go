@@ -126,7 +126,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logOut 
 			logger.InfoContext(ctx, "event",
 				slog.String("id", e.ID), slog.String("event", string(e.Event)),
 				slog.String("shop_id", e.ShopID), slog.Time("created_at", e.CreatedAt),
-				slog.Bool("test", e.Test), slog.Int("data_fields", len(e.Data)))
+				slog.Bool("test", e.Test), slog.Int("data_bytes", len(e.Data)))
 			return nil
 		},
 	}
