@@ -79,6 +79,9 @@ var (
 	ErrForbidden    = errors.New("pancake: forbidden")
 	ErrValidation   = errors.New("pancake: validation failed")
 	ErrRateLimited  = errors.New("pancake: rate limited")
+	// ErrInvalidID: a shop, webhook or delivery ID that cannot be part of
+	// a path ("", "." or ".."); no request was sent.
+	ErrInvalidID = errors.New("pancake: invalid ID")
 )
 
 // Error codes of the contract, as found in Error.Code.

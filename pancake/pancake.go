@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -235,7 +236,7 @@ func (c *Client) shopPath(segs ...string) (string, error) {
 // checkSegment refuses an ID that cannot be a path segment.
 func checkSegment(what, id string) error {
 	if id == "" || id == "." || id == ".." {
-		return fmt.Errorf("pancake: invalid %s %q", what, id)
+		return fmt.Errorf("%w: %s %q", ErrInvalidID, what, id)
 	}
 	return nil
 }
@@ -263,15 +264,21 @@ func (c *Client) do(ctx context.Context, r *request, out any) error {
 	if len(r.query) > 0 {
 		u += "?" + r.query.Encode()
 	}
+	reached := false // an earlier attempt may have been carried out
 	for attempt := 0; ; attempt++ {
 		err := c.send(ctx, r.method, u, body, out)
 		if err == nil {
+			return nil
+		}
+		if reached && r.method == http.MethodDelete && errors.Is(err, ErrNotFound) {
+			// The earlier attempt deleted it, and its answer was lost.
 			return nil
 		}
 		wait, retry := c.retryAfter(ctx, r, err, attempt)
 		if !retry {
 			return c.finish(r, err)
 		}
+		reached = reached || mayHaveReached(err)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -312,6 +319,23 @@ func (c *Client) retryAfter(ctx context.Context, r *request, err error, attempt 
 		return 0, false // the wait would outlast the caller
 	}
 	return wait, true
+}
+
+// mayHaveReached reports whether the failed attempt err may still have
+// been carried out by the server: its connection failed after the request
+// may have been sent, or a gateway gave up waiting for the answer (502,
+// 504). 429 and 503 say the request was not taken.
+func mayHaveReached(err error) bool {
+	var apiErr *Error
+	if errors.As(err, &apiErr) {
+		return apiErr.StatusCode == http.StatusBadGateway || apiErr.StatusCode == http.StatusGatewayTimeout
+	}
+	var te *transportError
+	if !errors.As(err, &te) {
+		return false
+	}
+	var op *net.OpError
+	return !errors.As(err, &op) || op.Op != "dial" // a failed dial sent nothing
 }
 
 // finish gives err its final form: a *Error as it is, anything else prefixed

@@ -573,6 +573,78 @@ func TestRetries(t *testing.T) {
 		}
 	})
 
+	t.Run("DeleteGoneAfterALostAnswerIsDone", func(t *testing.T) {
+		t.Parallel()
+		// first is the answer to the first DELETE; every later one is 404.
+		for _, tc := range []struct {
+			first int
+			want  error // nil: done
+		}{
+			{first: 504},                            // a gateway gave up: the delete may have happened
+			{first: 502},                            // the same
+			{first: 503, want: pancake.ErrNotFound}, // not taken: the 404 is the answer
+			{first: 429, want: pancake.ErrNotFound},
+			{first: 404, want: pancake.ErrNotFound}, // no retry at all
+		} {
+			client, bundle := setup(t)
+			var calls atomic.Int32
+			bundle.mux.HandleFunc(shopPath+"/webhooks/wh_1", func(w http.ResponseWriter, r *http.Request) {
+				if calls.Add(1) == 1 {
+					writeError(w, tc.first, "first", "first answer")
+					return
+				}
+				writeError(w, 404, "not_found", "Webhook not found")
+			})
+			err := client.Webhooks.Delete(t.Context(), "wh_1")
+			if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
+				t.Errorf("first answer %d: Delete = %v, want %v", tc.first, err, tc.want)
+			}
+		}
+
+		// A connection broken after the request went out: the same.
+		client, bundle := setup(t)
+		var calls atomic.Int32
+		bundle.mux.HandleFunc(shopPath+"/webhooks/wh_2", func(w http.ResponseWriter, r *http.Request) {
+			if calls.Add(1) == 1 {
+				if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+					conn.Close()
+				}
+				return
+			}
+			writeError(w, 404, "not_found", "Webhook not found")
+		})
+		if err := client.Webhooks.Delete(t.Context(), "wh_2"); err != nil || calls.Load() != 2 {
+			t.Errorf("Delete after a hang-up then 404 = %v after %d calls, want nil after 2", err, calls.Load())
+		}
+		// A GET is not a delete: its 404 stays an error.
+		bundle.mux.HandleFunc(shopPath+"/webhooks/wh_3", func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, 504, "gateway", "")
+		})
+		if _, err := client.Webhooks.GetByID(t.Context(), "wh_3"); err == nil {
+			t.Error("GetByID of a 504: nil error")
+		}
+	})
+
+	t.Run("InvalidIDsSendNothing", func(t *testing.T) {
+		t.Parallel()
+		client, bundle := setup(t)
+		bundle.mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
+			t.Errorf("a request was sent: %s %s", r.Method, r.URL)
+		})
+		for _, id := range []string{"", ".", ".."} {
+			if _, err := client.Webhooks.GetByID(t.Context(), id); !errors.Is(err, pancake.ErrInvalidID) {
+				t.Errorf("GetByID(%q) = %v, want ErrInvalidID", id, err)
+			}
+			if _, err := client.Webhooks.GetDeliveryByID(t.Context(), id); !errors.Is(err, pancake.ErrInvalidID) {
+				t.Errorf("GetDeliveryByID(%q) = %v, want ErrInvalidID", id, err)
+			}
+		}
+		noShop := pancake.NewClient(testKey, "..", pancake.WithBaseURL(bundle.server.URL+"/api/v1"))
+		if _, err := noShop.Webhooks.List(t.Context()); !errors.Is(err, pancake.ErrInvalidID) || !strings.Contains(err.Error(), `shop ID ".."`) {
+			t.Errorf("List with shop %q = %v, want ErrInvalidID naming the shop ID", "..", err)
+		}
+	})
+
 	t.Run("GivesUpAfterMaxWithLastError", func(t *testing.T) {
 		t.Parallel()
 		client, bundle := setup(t)

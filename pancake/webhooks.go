@@ -251,7 +251,9 @@ func (s *WebhooksService) Update(ctx context.Context, id string, req UpdateWebho
 }
 
 // Delete deletes a webhook, its queued deliveries and its history. Errors:
-// ErrNotFound.
+// ErrNotFound. A retried Delete whose earlier attempt may have been carried
+// out (its connection broke, or a gateway answered 502 or 504) and that then
+// finds no webhook returns nil: the webhook is gone either way.
 //
 // API: DELETE /api/v1/shops/{shop_id}/webhooks/{id}
 func (s *WebhooksService) Delete(ctx context.Context, id string) error {
