@@ -126,12 +126,14 @@ func (r e2eRequest) envelope(t *testing.T) map[string]any {
 }
 
 // e2eReceiver is a webhook endpoint that records what it gets. It answers
-// status (200 unless set); with hold set it waits until released.
+// status (200 unless set) with answer (`{"ok":true}` unless set); with
+// hold set it waits until released.
 type e2eReceiver struct {
 	srv    *httptest.Server
 	url    string
 	got    chan e2eRequest
 	status atomic.Int32
+	answer atomic.Pointer[string]
 
 	mu      sync.Mutex
 	hold    bool
@@ -155,8 +157,12 @@ func startE2EReceiver(t *testing.T) *e2eReceiver {
 			case <-req.Context().Done():
 			}
 		}
+		answer := `{"ok":true}`
+		if a := r.answer.Load(); a != nil {
+			answer = *a
+		}
 		w.WriteHeader(int(r.status.Load()))
-		io.WriteString(w, `{"ok":true}`)
+		io.WriteString(w, answer)
 	}))
 	r.url = r.srv.URL + "/hooks"
 	t.Cleanup(func() {
@@ -239,6 +245,17 @@ func (r cliResult) contains(t *testing.T, want ...string) cliResult {
 }
 
 // decode decodes stdout as JSON into v, refusing fields v does not have.
+// stderrContains fails the test unless stderr has every one of want.
+func (r cliResult) stderrContains(t *testing.T, want ...string) cliResult {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(r.stderr, w) {
+			t.Errorf("stderr lacks %q:\n%s", w, r.stderr)
+		}
+	}
+	return r
+}
+
 func (r cliResult) decode(t *testing.T, v any) {
 	t.Helper()
 	dec := json.NewDecoder(strings.NewReader(r.stdout))
@@ -527,6 +544,38 @@ func TestCLIWebhooks(t *testing.T) {
 		b.run(t, "webhooks", "get", h.ID).wantOK(t).contains(t, "Last failure:", "failures in a row")
 	})
 
+	t.Run("ReceiverTextCannotDriveTheTerminal", func(t *testing.T) {
+		t.Parallel()
+		b := setupE2E(t)
+		h := b.webhook(t)
+		// Colours, a carriage return over the line, a bell, a title change
+		// and a right-to-left override. (A byte that is not UTF-8 is
+		// stored as U+FFFD by the server.)
+		hostile := "boom \x1b[31mred\x1b[0m\rgone\a \x1b]0;title\x07 \u202eabc \xff\nline 2"
+		b.receiver.answer.Store(&hostile)
+		b.receiver.status.Store(http.StatusInternalServerError)
+
+		test := b.run(t, "webhooks", "test", h.ID, "--event", "order.created").wantOK(t).
+			contains(t, "HTTP 500 boom", `\x1b[31mred\x1b[0m gone\a`, `\x1b]0;title\a`, `\u202eabc`) // one line: \r and \n are spaces
+		id := deliveryIDRe.FindString(test.stdout)
+		get := b.run(t, "deliveries", "get", id).wantOK(t).
+			contains(t, "Response body:", `boom \x1b[31mred\x1b[0m\rgone\a \x1b]0;title\a \u202eabc`, "\n  line 2")
+		list := b.run(t, "deliveries", "list").wantOK(t)
+		for name, out := range map[string]string{"webhooks test": test.stdout, "deliveries get": get.stdout, "deliveries list": list.stdout} {
+			if i := strings.IndexFunc(out, func(r rune) bool {
+				return r == 0x1b || r == '\r' || r == '\a' || r == 0x202e
+			}); i >= 0 {
+				t.Errorf("%s prints the receiver's control characters raw:\n%q", name, out)
+			}
+		}
+		// --json keeps the text as stored, escaped as JSON.
+		var d pancake.WebhookDelivery
+		b.run(t, "deliveries", "get", id, "--json").wantOK(t).decode(t, &d)
+		if d.Response.Body != strings.ToValidUTF8(hostile, "\uFFFD") {
+			t.Errorf("deliveries get --json body = %q, want %q", d.Response.Body, hostile)
+		}
+	})
+
 	t.Run("RotateSecretShowsTheNewOne", func(t *testing.T) {
 		t.Parallel()
 		b := setupE2E(t)
@@ -718,8 +767,35 @@ func TestCLIDeliveries(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff(want, &d); diff != "" {
+		compact := cmp.Transformer("compact", func(m json.RawMessage) string {
+			var b bytes.Buffer
+			if err := json.Compact(&b, m); err != nil {
+				return "not JSON: " + string(m)
+			}
+			return b.String()
+		})
+		if diff := cmp.Diff(want, &d, compact); diff != "" {
 			t.Errorf("deliveries get --json returned diff (-server +cli):\n%s", diff)
+		}
+	})
+
+	t.Run("EveryDigitOfThePayloadIsKept", func(t *testing.T) {
+		t.Parallel()
+		b := setupE2E(t)
+		h := b.webhook(t)
+		// Beyond float64: these come back as ...567000 and ...992 through it.
+		data := map[string]any{"order_no": json.Number("12345678901234567890"), "n": json.Number("9007199254740993")}
+		r, err := b.client.Webhooks.Test(t.Context(), h.ID, pancake.EventOrderCreated, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, args := range [][]string{
+			{"deliveries", "get", r.DeliveryID},
+			{"deliveries", "get", r.DeliveryID, "--json"},
+			{"deliveries", "list", "--json"},
+			{"deliveries", "list", "--all", "--json"},
+		} {
+			b.run(t, args...).wantOK(t).contains(t, `"order_no": 12345678901234567890`, `"n": 9007199254740993`)
 		}
 	})
 
@@ -753,20 +829,46 @@ func TestCLIDeliveries(t *testing.T) {
 		h := b.webhook(t)
 		b.run(t, "deliveries", "pending").wantOK(t).contains(t, "No pending deliveries.")
 
-		// The attempt is held at the receiver: its delivery stays queued.
+		// The attempts are held at the receiver: their deliveries stay
+		// queued.
 		b.receiver.holdRequests()
-		if _, err := b.client.Events.Publish(t.Context(), pancake.PublishRequest{Event: pancake.EventOrderCreated}); err != nil {
-			t.Fatal(err)
+		for range 3 {
+			if _, err := b.client.Events.Publish(t.Context(), pancake.PublishRequest{Event: pancake.EventOrderCreated}); err != nil {
+				t.Fatal(err)
+			}
+			b.receiver.next(t)
 		}
-		b.receiver.next(t)
-		b.run(t, "deliveries", "pending").wantOK(t).contains(t, "ATTEMPT", "DUE", h.ID, "order.created", "1 pending delivery")
+		b.run(t, "deliveries", "pending").wantOK(t).contains(t, "ATTEMPT", "DUE", h.ID, "order.created", "3 pending deliveries")
 		var p pancake.PendingDeliveries
 		r := b.run(t, "deliveries", "pending", "--json").wantOK(t)
 		wantKeys(t, "deliveries pending --json", r.object(t), "total_count", "deliveries")
 		r.decode(t, &p)
-		if p.TotalCount != 1 || len(p.Deliveries) != 1 || p.Deliveries[0].Status != pancake.StatusPending {
+		if p.TotalCount != 3 || len(p.Deliveries) != 3 || p.Deliveries[0].Status != pancake.StatusPending {
 			t.Errorf("deliveries pending --json = %+v", p)
 		}
+		for _, d := range r.object(t)["deliveries"].([]any) {
+			if _, ok := d.(map[string]any)["response"]; ok {
+				t.Errorf("a pending delivery has a response: %v", d)
+			}
+		}
+
+		// One page at a time, of one webhook.
+		first := b.run(t, "deliveries", "pending", "--page-size", "2", "--webhook", h.ID).wantOK(t).
+			contains(t, p.Deliveries[0].ID, p.Deliveries[1].ID, "page 1 of 2, 3 pending deliveries; --page 2 for more")
+		if strings.Contains(first.stdout, p.Deliveries[2].ID) {
+			t.Errorf("page 1 of 2 per page shows the third:\n%s", first.stdout)
+		}
+		last := b.run(t, "deliveries", "pending", "--page-size", "2", "--page", "2").wantOK(t).
+			contains(t, p.Deliveries[2].ID, "page 2 of 2, 3 pending deliveries")
+		if strings.Contains(last.stdout, "for more") || strings.Contains(last.stdout, p.Deliveries[0].ID) {
+			t.Errorf("the last page:\n%s", last.stdout)
+		}
+		b.run(t, "deliveries", "pending", "--page", "9").wantOK(t).contains(t, "No pending deliveries on page 9; 3 pending deliveries in all.")
+		other, err := b.client.Webhooks.Create(t.Context(), pancake.CreateWebhookRequest{URL: b.receiver.url, Events: []pancake.WebhookEvent{pancake.EventOrderUpdated}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.run(t, "deliveries", "pending", "--webhook", other.ID).wantOK(t).contains(t, "No pending deliveries.")
 		b.receiver.unhold()
 	})
 }
@@ -970,6 +1072,11 @@ func TestCLIErrors(t *testing.T) {
 			if !strings.Contains(r.stderr, "400 validation_failed") || !strings.Contains(r.stderr, tc.say) {
 				t.Errorf("%v: stderr %q does not say what is wrong", tc.args, r.stderr)
 			}
+			// One bad field: the message names it, and is not repeated.
+			_, msg, _ := strings.Cut(strings.TrimSpace(r.stderr), "400 validation_failed: ")
+			if before, after, ok := strings.Cut(msg, " ("); ok && strings.TrimSuffix(after, ")") == before {
+				t.Errorf("%v: stderr repeats the details: %q", tc.args, r.stderr)
+			}
 			noKey(t, r, b.key)
 		}
 	})
@@ -1011,6 +1118,10 @@ func TestCLIErrors(t *testing.T) {
 			{"deliveries", "list", "--page", "x"},
 			{"events", "publish", "--event", "order.created"},                // no --data
 			{"events", "publish", "--event", "order.created", "--data", "{"}, // bad JSON
+			{"webhooks", "get", ""},                                          // not an ID
+			{"deliveries", "get", ".."},
+			{"deliveries", "pending", "--page", "0"},
+			{"deliveries", "pending", "--page-size", "101"},
 		} {
 			if !slices.Contains(args, "--api-url") {
 				args = append(args, "--api-url", b.srv.apiURL, "--api-key", b.key, "--shop", b.shop)
@@ -1022,6 +1133,23 @@ func TestCLIErrors(t *testing.T) {
 			noKey(t, r, b.key)
 		}
 	})
+}
+
+func TestCLIGroupsRefuseUnknownCommands(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"shops", "creat"},
+		{"shops", "keys", "revok"},
+		{"db", "cop"},
+		{"webhooks", "lsit"},
+	} {
+		r := runCLI(t, args...).wantCode(t, pw.ExitUsage)
+		if !strings.Contains(r.stderr, fmt.Sprintf("unknown command %q", args[len(args)-1])) {
+			t.Errorf("%v: stderr %q does not name the unknown command", args, r.stderr)
+		}
+	}
+	// Without one, a group shows its help.
+	runCLI(t, "shops").wantOK(t).contains(t, "keys", "create")
 }
 
 // TestCLIEnvironment is not parallel: it sets the environment.
@@ -1043,6 +1171,18 @@ func TestCLIEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 	runCLI(t, "deliveries", "list").wantOK(t).contains(t, "1 delivery")
+
+	// shops reads PANCAKE_DB, and no other variable: a stray PANCAKE_ID
+	// or PANCAKE_NAME neither creates nor names a shop.
+	t.Setenv("PANCAKE_DB", "sqlite:"+filepath.Join(t.TempDir(), "env.db"))
+	t.Setenv("PANCAKE_ID", "shop-from-env")
+	t.Setenv("PANCAKE_NAME", "Stray Name")
+	t.Setenv("PANCAKE_SHOP", "shop-from-env")
+	runCLI(t, "shops", "create").wantCode(t, pw.ExitUsage).stderrContains(t, `"id" not set`)
+	runCLI(t, "shops", "create", "--id", "shop-env").wantOK(t)
+	runCLI(t, "shops", "keys", "create").wantCode(t, pw.ExitUsage).stderrContains(t, `"shop" not set`)
+	runCLI(t, "shops", "keys", "create", "--shop", "shop-from-env").wantCode(t, pw.ExitNotFound)
+	runCLI(t, "shops", "keys", "create", "--shop", "shop-env").wantOK(t)
 }
 
 func TestCLIHelpHasExamples(t *testing.T) {

@@ -43,7 +43,7 @@ func (f *apiFlags) register(cmd *cobra.Command) {
 	pf.StringVar(&f.url, "api-url", DefaultAPIURL, "API root, /api/v1 included (env PANCAKE_API_URL)")
 	pf.StringVar(&f.key, "api-key", "", "the shop's API key (env PANCAKE_API_KEY)")
 	pf.StringVar(&f.shop, "shop", "", "shop id (env PANCAKE_SHOP_ID)")
-	pf.BoolVar(&f.json, "json", false, "print the API's JSON instead of a table")
+	pf.BoolVar(&f.json, "json", false, "print JSON (the API's objects and fields) instead of a table")
 	_ = pf.SetAnnotation("shop", "env", []string{"PANCAKE_SHOP_ID"})
 	noEnv(pf, "json")
 }
@@ -97,12 +97,15 @@ func (f *apiFlags) apiErr(err error) error {
 		if pe.Code != "" {
 			msg = fmt.Sprintf("%d %s: %s", pe.StatusCode, pe.Code, pe.Message)
 		}
-		if d := formatDetails(pe.Details); d != "" {
+		// One bad field is the message itself ("url: must use https").
+		if d := formatDetails(pe.Details); d != "" && !strings.Contains(pe.Message, d) {
 			msg += " (" + d + ")"
 		}
 		if pe.RetryAfter > 0 {
 			msg += fmt.Sprintf("; retry after %s", pe.RetryAfter)
 		}
+	case errors.Is(err, pancake.ErrInvalidID):
+		code, msg = ExitUsage, err.Error()
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		msg = err.Error()
 	case isNetError(err):

@@ -15,10 +15,8 @@ import (
 )
 
 func newDBCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "db",
-		Short: "Administer the database",
-	}
+	cmd := groupCmd("db", "Administer the database",
+		"  pancake-webhooks db copy --from sqlite:/var/lib/pancake/webhooks.db --to postgres://pancake@db.internal:5432/webhooks")
 	cmd.AddCommand(newDBCopyCmd())
 	return cmd
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -200,31 +201,59 @@ func deliveriesGetCmd(f *apiFlags) *cobra.Command {
 }
 
 func deliveriesPendingCmd(f *apiFlags) *cobra.Command {
-	return &cobra.Command{
-		Use:   "pending",
+	var params pancake.PendingListParams
+	cmd := &cobra.Command{
+		Use:   "pending [--webhook ID] [--page N] [--page-size N]",
 		Short: "List the queued deliveries, next due first",
-		Long: `List the deliveries queued or waiting for a retry, next due first: the first
-page of them, and how many there are in all.`,
+		Long: `List the deliveries queued or waiting for a retry, next due first, one page
+at a time (--page, --page-size), and how many there are in all (of the
+webhook, with --webhook).`,
 		Example: `  pancake-webhooks deliveries pending
+  pancake-webhooks deliveries pending --webhook wh_01jd9x… --page 2 --page-size 100
   pancake-webhooks deliveries pending --json | jq .total_count`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if params.PageNumber < 1 {
+				return usageErr("--page must be 1 or more")
+			}
+			if params.PageSize < 0 || params.PageSize > 100 {
+				return usageErr("--page-size must be 1–100")
+			}
 			c, err := f.client()
 			if err != nil {
 				return err
 			}
-			p, err := c.Webhooks.GetPendingDeliveries(cmd.Context())
+			p, err := c.Webhooks.GetPendingDeliveries(cmd.Context(), params)
 			if err != nil {
 				return f.apiErr(err)
 			}
-			return f.print(cmd.OutOrStdout(), p, func(w io.Writer) error { return printPending(w, p) })
+			return f.print(cmd.OutOrStdout(), p, func(w io.Writer) error { return printPending(w, p, params) })
 		},
 	}
+	fl := cmd.Flags()
+	fl.StringVar(&params.WebhookID, "webhook", "", "only those of this webhook")
+	fl.IntVar(&params.PageNumber, "page", 1, "the page to show")
+	fl.IntVar(&params.PageSize, "page-size", 0, "deliveries per page, 1–100 (default 20)")
+	_ = cmd.RegisterFlagCompletionFunc("webhook", func(cmd *cobra.Command, _ []string, s string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		return f.completeWebhookIDs(cmd, nil, s)
+	})
+	noEnvFlags(fl)
+	return cmd
 }
 
-func printPending(w io.Writer, p *pancake.PendingDeliveries) error {
+// pendingPageSize is the server's page size of the pending list when none
+// is asked for.
+const pendingPageSize = 20
+
+// printPending prints a page of the queue and where it is in the queue.
+func printPending(w io.Writer, p *pancake.PendingDeliveries, params pancake.PendingListParams) error {
 	if p.TotalCount == 0 {
 		_, err := fmt.Fprintln(w, "No pending deliveries.")
+		return err
+	}
+	if len(p.Deliveries) == 0 {
+		_, err := fmt.Fprintf(w, "No pending deliveries on page %d; %s in all.\n", params.PageNumber,
+			plural(p.TotalCount, "pending delivery", "pending deliveries"))
 		return err
 	}
 	tw := newTable(w)
@@ -236,8 +265,12 @@ func printPending(w io.Writer, p *pancake.PendingDeliveries) error {
 		return err
 	}
 	footer := plural(p.TotalCount, "pending delivery", "pending deliveries")
-	if len(p.Deliveries) < p.TotalCount {
-		footer = fmt.Sprintf("the first %d of %s", len(p.Deliveries), footer)
+	if size := cmp.Or(params.PageSize, pendingPageSize); p.TotalCount > size {
+		pages := (p.TotalCount + size - 1) / size
+		footer = fmt.Sprintf("page %d of %d, %s", params.PageNumber, pages, footer)
+		if params.PageNumber < pages {
+			footer += fmt.Sprintf("; --page %d for more", params.PageNumber+1)
+		}
 	}
 	_, err := fmt.Fprintln(w, footer)
 	return err
@@ -248,9 +281,15 @@ func deliveriesRetryCmd(f *apiFlags) *cobra.Command {
 		Use:   "retry DELIVERY_ID",
 		Short: "Send a delivery's event again now, as a new delivery",
 		Long: `Send the delivery's event again to its webhook now, as a new delivery, and
-show that attempt. Successful and failed deliveries alike may be retried.`,
+show that attempt. Successful and failed deliveries alike may be retried, and
+a retry is sent even when a later attempt of the same event succeeded: choose
+what to retry with care (the second example takes, per event, the last
+attempt that failed with no automatic retry left).`,
 		Example: `  pancake-webhooks deliveries retry dlv_01jd9y…
-  pancake-webhooks deliveries list --status failed --all --json | jq -r '.[].id' | xargs -n1 pancake-webhooks deliveries retry`,
+  # the last attempt of each event that failed for good (no automatic retry left), once per event:
+  pancake-webhooks deliveries list --webhook wh_01jd9x… --status failed --from 2026-11-20 --all --json |
+    jq -r '[.[] | select(.trigger != "test" and .next_retry_at == null)] | unique_by(.event_id) | .[].id' |
+    xargs -n1 pancake-webhooks deliveries retry`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: f.completeDeliveryIDs,
 		RunE: func(cmd *cobra.Command, args []string) error {

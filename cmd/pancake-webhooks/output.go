@@ -10,6 +10,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/pancake-pos/pancake-webhooks/pancake"
@@ -20,9 +21,45 @@ func newTable(w io.Writer) *tabwriter.Writer {
 	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 }
 
-// row writes cells as one line of a table.
+// row writes cells as one line of a table, each made printable on one
+// line.
 func row(tw io.Writer, cells ...string) {
+	for i, c := range cells {
+		cells[i] = printable(c, false)
+	}
 	fmt.Fprintln(tw, strings.Join(cells, "\t"))
+}
+
+// printable makes text that a receiver, a shop or anyone else chose safe to
+// show on a terminal: control characters (ESC and the sequences it starts,
+// CR, BEL, DEL, C1), bidirectional overrides and invalid UTF-8 are shown
+// escaped as Go quotes them (\x1b, \r, \u202e), so nothing in a response
+// body or header can move the cursor, recolour or retitle the terminal, or
+// disguise itself. multiline keeps \n and \t (bodies); a table cell keeps
+// neither.
+func printable(s string, multiline bool) string {
+	safe := func(r rune) bool {
+		return r != utf8.RuneError && !unicode.IsControl(r) && !unicode.Is(unicode.Bidi_Control, r) ||
+			multiline && (r == '\n' || r == '\t')
+	}
+	if strings.IndexFunc(s, func(r rune) bool { return !safe(r) }) < 0 {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n <= 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case safe(r) || r == utf8.RuneError: // U+FFFD itself, as written
+			b.WriteString(s[i : i+n])
+		default:
+			q := strconv.QuoteRuneToASCII(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+		i += n
+	}
+	return b.String()
 }
 
 // fields writes "Name:  value" lines, aligned; empty values are skipped.
@@ -317,8 +354,9 @@ func printHeaders(w io.Writer, h map[string]string) {
 	tw.Flush()
 }
 
+// indent indents multi-line text by two spaces, made printable.
 func indent(s string) string {
-	return "  " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n  ")
+	return "  " + strings.ReplaceAll(printable(strings.TrimRight(s, "\n"), true), "\n", "\n  ")
 }
 
 // printStats prints a webhook's stats: totals, per event, per hour.

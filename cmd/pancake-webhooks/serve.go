@@ -180,7 +180,7 @@ func (m *Main) Run(ctx context.Context) error {
 	for _, c := range cfg.AllowCIDRs {
 		p, err := netip.ParsePrefix(strings.TrimSpace(c))
 		if err != nil {
-			return usageErr("--allow-cidr %q: %v", c, err)
+			return usageErr("--allow-cidr (or PANCAKE_ALLOW_CIDR) %q: %v", c, err)
 		}
 		cidrs = append(cidrs, p)
 	}
@@ -390,7 +390,7 @@ func (m *Main) Close() error {
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+		return nil, fmt.Errorf("--log-level (or PANCAKE_LOG_LEVEL) %q: use debug, info, warn or error", level)
 	}
 	opts := &slog.HandlerOptions{Level: lv}
 	switch format {
@@ -399,6 +399,6 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	case "text":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	default:
-		return nil, fmt.Errorf("--log-format %q: use json or text", format)
+		return nil, fmt.Errorf("--log-format (or PANCAKE_LOG_FORMAT) %q: use json or text", format)
 	}
 }

@@ -15,16 +15,13 @@ import (
 
 func newShopsCmd() *cobra.Command {
 	var dsn string
-	cmd := &cobra.Command{
-		Use:   "shops",
-		Short: "Create shops and manage their API keys (on the database directly)",
-		Long: `Create shops and manage their API keys, working on the database directly
-(the same --db as serve; the server may be running).`,
-		Example: `  pancake-webhooks shops create --id shop-42 --name "Pancake Street"
+	cmd := groupCmd("shops", "Create shops and manage their API keys (on the database directly)",
+		`  pancake-webhooks shops create --id shop-42 --name "Pancake Street"
   pancake-webhooks shops keys create --shop shop-42
-  pancake-webhooks shops keys revoke --shop shop-42 --key key_01j…`,
-	}
-	cmd.PersistentFlags().StringVar(&dsn, "db", "sqlite:pancake-webhooks.db", "database: sqlite:FILE or a postgres:// URL")
+  pancake-webhooks shops keys revoke --shop shop-42 --key key_01j…`)
+	cmd.Long = `Create shops and manage their API keys, working on the database directly
+(the same --db as serve, or PANCAKE_DB; the server may be running).`
+	cmd.PersistentFlags().StringVar(&dsn, "db", "sqlite:pancake-webhooks.db", "database: sqlite:FILE or a postgres:// URL (env PANCAKE_DB)")
 
 	var id, name string
 	create := &cobra.Command{
@@ -49,8 +46,10 @@ func newShopsCmd() *cobra.Command {
 	create.Flags().StringVar(&id, "id", "", "shop id (1–64 characters of A-Z a-z 0-9 _ -)")
 	create.Flags().StringVar(&name, "name", "", "shop name")
 	_ = create.MarkFlagRequired("id")
+	noEnvFlags(create.Flags()) // only --db has a variable
 
-	keys := &cobra.Command{Use: "keys", Short: "Manage a shop's API keys"}
+	keys := groupCmd("keys", "Manage a shop's API keys", `  pancake-webhooks shops keys create --shop shop-42
+  pancake-webhooks shops keys revoke --shop shop-42 --key key_01j…`)
 	var shop, keyID string
 	keyCreate := &cobra.Command{
 		Use:     "create",
@@ -69,6 +68,7 @@ func newShopsCmd() *cobra.Command {
 	}
 	keyCreate.Flags().StringVar(&shop, "shop", "", "shop id")
 	_ = keyCreate.MarkFlagRequired("shop")
+	noEnvFlags(keyCreate.Flags())
 	keyRevoke := &cobra.Command{
 		Use:     "revoke",
 		Short:   "Revoke an API key of a shop",
@@ -87,6 +87,7 @@ func newShopsCmd() *cobra.Command {
 	keyRevoke.Flags().StringVar(&keyID, "key", "", "key id (key_…), as printed by keys create")
 	_ = keyRevoke.MarkFlagRequired("shop")
 	_ = keyRevoke.MarkFlagRequired("key")
+	noEnvFlags(keyRevoke.Flags())
 	keys.AddCommand(keyCreate, keyRevoke)
 	cmd.AddCommand(create, keys)
 	return cmd

@@ -20,7 +20,8 @@ func (f *apiFlags) print(w io.Writer, v any, table func(io.Writer) error) error 
 const apiFlagsHelp = `
 Where and as whom: --api-url (default ` + DefaultAPIURL + `), --api-key and
 --shop, or the environment variables PANCAKE_API_URL, PANCAKE_API_KEY and
-PANCAKE_SHOP_ID. --json prints the API's JSON for scripts.
+PANCAKE_SHOP_ID. --json prints JSON for scripts: the API's objects, with its
+field names and every digit of the payloads (times in RFC 3339).
 
 Exit codes: 0 done, 1 failed (server or network), 2 bad command line,
 3 not found, 4 bad key or forbidden, 5 rejected input (validation, conflict).`
