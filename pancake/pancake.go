@@ -30,10 +30,11 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -266,11 +267,13 @@ func (c *Client) do(ctx context.Context, r *request, out any) error {
 	}
 	reached := false // an earlier attempt may have been carried out
 	for attempt := 0; ; attempt++ {
-		err := c.send(ctx, r.method, u, body, out)
+		var wrote atomic.Bool // the attempt's request went out on a connection
+		tctx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteHeaders: func() { wrote.Store(true) }})
+		err := c.send(tctx, r.method, u, body, out)
 		if err == nil {
 			return nil
 		}
-		if reached && r.method == http.MethodDelete && errors.Is(err, ErrNotFound) {
+		if reached && r.method == http.MethodDelete && isNotFound(err) {
 			// The earlier attempt deleted it, and its answer was lost.
 			return nil
 		}
@@ -278,7 +281,7 @@ func (c *Client) do(ctx context.Context, r *request, out any) error {
 		if !retry {
 			return c.finish(r, err)
 		}
-		reached = reached || mayHaveReached(err)
+		reached = reached || wrote.Load() && mayHaveReached(err)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -321,21 +324,24 @@ func (c *Client) retryAfter(ctx context.Context, r *request, err error, attempt 
 	return wait, true
 }
 
-// mayHaveReached reports whether the failed attempt err may still have
-// been carried out by the server: its connection failed after the request
-// may have been sent, or a gateway gave up waiting for the answer (502,
-// 504). 429 and 503 say the request was not taken.
+// mayHaveReached reports whether an attempt whose request was sent and
+// that failed with err may still have been carried out by the server: its
+// connection failed before the answer came, or a gateway gave up waiting
+// for the answer (502, 504). 429 and 503 say the request was not taken.
 func mayHaveReached(err error) bool {
 	var apiErr *Error
 	if errors.As(err, &apiErr) {
 		return apiErr.StatusCode == http.StatusBadGateway || apiErr.StatusCode == http.StatusGatewayTimeout
 	}
 	var te *transportError
-	if !errors.As(err, &te) {
-		return false
-	}
-	var op *net.OpError
-	return !errors.As(err, &op) || op.Op != "dial" // a failed dial sent nothing
+	return errors.As(err, &te)
+}
+
+// isNotFound reports whether err is the API's own 404 (code not_found),
+// not a proxy's.
+func isNotFound(err error) bool {
+	var apiErr *Error
+	return errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusNotFound && apiErr.Code == CodeNotFound
 }
 
 // finish gives err its final form: a *Error as it is, anything else prefixed

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -616,12 +617,69 @@ func TestRetries(t *testing.T) {
 		if err := client.Webhooks.Delete(t.Context(), "wh_2"); err != nil || calls.Load() != 2 {
 			t.Errorf("Delete after a hang-up then 404 = %v after %d calls, want nil after 2", err, calls.Load())
 		}
-		// A GET is not a delete: its 404 stays an error.
+		// A GET is not a delete: its 404 after a 504 stays an error.
+		var getCalls atomic.Int32
 		bundle.mux.HandleFunc(shopPath+"/webhooks/wh_3", func(w http.ResponseWriter, r *http.Request) {
-			writeError(w, 504, "gateway", "")
+			if getCalls.Add(1) == 1 {
+				writeError(w, 504, "gateway", "")
+				return
+			}
+			writeError(w, 404, "not_found", "Webhook not found")
 		})
-		if _, err := client.Webhooks.GetByID(t.Context(), "wh_3"); err == nil {
-			t.Error("GetByID of a 504: nil error")
+		if _, err := client.Webhooks.GetByID(t.Context(), "wh_3"); !errors.Is(err, pancake.ErrNotFound) || getCalls.Load() != 2 {
+			t.Errorf("GetByID after a 504 then 404 = %v after %d calls, want ErrNotFound after 2", err, getCalls.Load())
+		}
+
+		// A proxy's 404 (no API error code) is not the API's.
+		var proxyCalls atomic.Int32
+		bundle.mux.HandleFunc(shopPath+"/webhooks/wh_4", func(w http.ResponseWriter, r *http.Request) {
+			if proxyCalls.Add(1) == 1 {
+				writeError(w, 504, "gateway", "")
+				return
+			}
+			http.NotFound(w, r)
+		})
+		if err := client.Webhooks.Delete(t.Context(), "wh_4"); !errors.Is(err, pancake.ErrNotFound) {
+			t.Errorf("Delete after a 504 then a proxy's 404 = %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("DeleteNeverSentThenNotFoundIsNotFound", func(t *testing.T) {
+		t.Parallel()
+		// The first connection fails in ways that send nothing: a refused
+		// dial, a dial that outlasts the client's timeout. The 404 that
+		// follows is the answer.
+		for _, tc := range []struct {
+			name string
+			dial func(ctx context.Context) error
+		}{
+			{"refused", func(context.Context) error {
+				return &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+			}},
+			{"timed out", func(ctx context.Context) error {
+				<-ctx.Done() // the client's Timeout
+				return ctx.Err()
+			}},
+		} {
+			_, bundle := setup(t)
+			bundle.mux.HandleFunc(shopPath+"/webhooks/wh_1", func(w http.ResponseWriter, r *http.Request) {
+				writeError(w, 404, "not_found", "Webhook not found")
+			})
+			var dials atomic.Int32
+			var d net.Dialer
+			hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{
+				DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+					if dials.Add(1) == 1 {
+						return nil, tc.dial(ctx)
+					}
+					return d.DialContext(ctx, network, addr)
+				},
+			}}
+			client := pancake.NewClient(testKey, testShop, pancake.WithBaseURL(bundle.server.URL+"/api/v1"),
+				pancake.WithHTTPClient(hc), pancake.WithRetry(3, time.Millisecond, 5*time.Millisecond))
+			if err := client.Webhooks.Delete(t.Context(), "wh_1"); !errors.Is(err, pancake.ErrNotFound) || dials.Load() != 2 {
+				t.Errorf("%s: Delete = %v after %d dials, want ErrNotFound after 2", tc.name, err, dials.Load())
+			}
 		}
 	})
 

@@ -61,7 +61,7 @@ var (
 	// ErrInvalidSignature: no v1 signature matches any of the secrets.
 	ErrInvalidSignature = errors.New("pancake: no matching webhook signature")
 	// ErrInvalidPayload: the signed body is not a Pancake envelope (a JSON
-	// object with id and event).
+	// object with id, event and a data object).
 	ErrInvalidPayload = errors.New("pancake: invalid webhook payload")
 )
 
@@ -251,6 +251,9 @@ func parseEnvelope(body []byte) (*Envelope, error) {
 	}
 	if env.ID == "" || env.Event == "" {
 		return nil, fmt.Errorf("%w: id and event are required", ErrInvalidPayload)
+	}
+	if len(env.Data) == 0 || env.Data[0] != '{' {
+		return nil, fmt.Errorf("%w: data must be a JSON object", ErrInvalidPayload)
 	}
 	return env, nil
 }

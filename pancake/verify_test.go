@@ -312,7 +312,9 @@ func TestVerify(t *testing.T) {
 	t.Run("BadPayload", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		for _, body := range []string{"", "null", "[]", `"x"`, "{", `{"id":"evt_1"}`, `{"event":"order.created"}`, `{"id":1,"event":"order.created"}`} {
+		for _, body := range []string{"", "null", "[]", `"x"`, "{", `{"id":"evt_1"}`, `{"event":"order.created"}`, `{"id":1,"event":"order.created"}`,
+			`{"id":"evt_1","event":"order.created"}`, `{"id":"evt_1","event":"order.created","data":null}`,
+			`{"id":"evt_1","event":"order.created","data":[1]}`, `{"id":"evt_1","event":"order.created","data":"x"}`} {
 			h := signedHeader(t, "evt_1", time.Now(), []byte(body), b.secret)
 			if _, err := pancake.Verify([]string{b.secret}, h, []byte(body), 0); !errors.Is(err, pancake.ErrInvalidPayload) {
 				t.Errorf("body %q: err = %v, want ErrInvalidPayload", body, err)

@@ -252,8 +252,9 @@ func (s *WebhooksService) Update(ctx context.Context, id string, req UpdateWebho
 
 // Delete deletes a webhook, its queued deliveries and its history. Errors:
 // ErrNotFound. A retried Delete whose earlier attempt may have been carried
-// out (its connection broke, or a gateway answered 502 or 504) and that then
-// finds no webhook returns nil: the webhook is gone either way.
+// out (its request was sent, and then its connection broke or a gateway
+// answered 502 or 504) and that then gets the API's 404 returns nil: the
+// webhook is gone either way.
 //
 // API: DELETE /api/v1/shops/{shop_id}/webhooks/{id}
 func (s *WebhooksService) Delete(ctx context.Context, id string) error {
