@@ -126,8 +126,9 @@ func (r e2eRequest) envelope(t *testing.T) map[string]any {
 }
 
 // e2eReceiver is a webhook endpoint that records what it gets. It answers
-// status (200 unless set) with answer (`{"ok":true}` unless set); with
-// hold set it waits until released.
+// status (200 unless set) with answer (`{"ok":true}` unless set, and then
+// with a header X-Tab: "left<TAB>right"); with hold set it waits until
+// released.
 type e2eReceiver struct {
 	srv    *httptest.Server
 	url    string
@@ -160,6 +161,7 @@ func startE2EReceiver(t *testing.T) *e2eReceiver {
 		answer := `{"ok":true}`
 		if a := r.answer.Load(); a != nil {
 			answer = *a
+			w.Header().Set("X-Tab", "left\tright") // a header value may hold a tab
 		}
 		w.WriteHeader(int(r.status.Load()))
 		io.WriteString(w, answer)
@@ -244,7 +246,6 @@ func (r cliResult) contains(t *testing.T, want ...string) cliResult {
 	return r
 }
 
-// decode decodes stdout as JSON into v, refusing fields v does not have.
 // stderrContains fails the test unless stderr has every one of want.
 func (r cliResult) stderrContains(t *testing.T, want ...string) cliResult {
 	t.Helper()
@@ -256,6 +257,7 @@ func (r cliResult) stderrContains(t *testing.T, want ...string) cliResult {
 	return r
 }
 
+// decode decodes stdout as JSON into v, refusing fields v does not have.
 func (r cliResult) decode(t *testing.T, v any) {
 	t.Helper()
 	dec := json.NewDecoder(strings.NewReader(r.stdout))
@@ -559,7 +561,8 @@ func TestCLIWebhooks(t *testing.T) {
 			contains(t, "HTTP 500 boom", `\x1b[31mred\x1b[0m gone\a`, `\x1b]0;title\a`, `\u202eabc`) // one line: \r and \n are spaces
 		id := deliveryIDRe.FindString(test.stdout)
 		get := b.run(t, "deliveries", "get", id).wantOK(t).
-			contains(t, "Response body:", `boom \x1b[31mred\x1b[0m\rgone\a \x1b]0;title\a \u202eabc`, "\n  line 2")
+			contains(t, "Response body:", `boom \x1b[31mred\x1b[0m\rgone\a \x1b]0;title\a \u202eabc`, "\n  line 2",
+				"X-Tab:", `left\tright`) // the tab escaped: one cell
 		list := b.run(t, "deliveries", "list").wantOK(t)
 		for name, out := range map[string]string{"webhooks test": test.stdout, "deliveries get": get.stdout, "deliveries list": list.stdout} {
 			if i := strings.IndexFunc(out, func(r rune) bool {

@@ -43,7 +43,7 @@ func (f *apiFlags) register(cmd *cobra.Command) {
 	pf.StringVar(&f.url, "api-url", DefaultAPIURL, "API root, /api/v1 included (env PANCAKE_API_URL)")
 	pf.StringVar(&f.key, "api-key", "", "the shop's API key (env PANCAKE_API_KEY)")
 	pf.StringVar(&f.shop, "shop", "", "shop id (env PANCAKE_SHOP_ID)")
-	pf.BoolVar(&f.json, "json", false, "print JSON (the API's objects and fields) instead of a table")
+	pf.BoolVar(&f.json, "json", false, "print JSON (the API's objects and fields; null and empty ones left out) instead of a table")
 	_ = pf.SetAnnotation("shop", "env", []string{"PANCAKE_SHOP_ID"})
 	noEnv(pf, "json")
 }

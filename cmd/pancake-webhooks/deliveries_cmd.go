@@ -223,6 +223,7 @@ webhook, with --webhook).`,
 			if err != nil {
 				return err
 			}
+			params.PageSize = cmp.Or(params.PageSize, pendingPageSize) // the footer counts pages of it
 			p, err := c.Webhooks.GetPendingDeliveries(cmd.Context(), params)
 			if err != nil {
 				return f.apiErr(err)
@@ -241,8 +242,8 @@ webhook, with --webhook).`,
 	return cmd
 }
 
-// pendingPageSize is the server's page size of the pending list when none
-// is asked for.
+// pendingPageSize is the page size of deliveries pending without
+// --page-size (the server's default too).
 const pendingPageSize = 20
 
 // printPending prints a page of the queue and where it is in the queue.
@@ -265,7 +266,7 @@ func printPending(w io.Writer, p *pancake.PendingDeliveries, params pancake.Pend
 		return err
 	}
 	footer := plural(p.TotalCount, "pending delivery", "pending deliveries")
-	if size := cmp.Or(params.PageSize, pendingPageSize); p.TotalCount > size {
+	if size := params.PageSize; p.TotalCount > size {
 		pages := (p.TotalCount + size - 1) / size
 		footer = fmt.Sprintf("page %d of %d, %s", params.PageNumber, pages, footer)
 		if params.PageNumber < pages {
@@ -283,12 +284,13 @@ func deliveriesRetryCmd(f *apiFlags) *cobra.Command {
 		Long: `Send the delivery's event again to its webhook now, as a new delivery, and
 show that attempt. Successful and failed deliveries alike may be retried, and
 a retry is sent even when a later attempt of the same event succeeded: choose
-what to retry with care (the second example takes, per event, the last
-attempt that failed with no automatic retry left).`,
+what to retry with care (the second example takes the events whose latest
+attempt failed with no automatic retry left).`,
 		Example: `  pancake-webhooks deliveries retry dlv_01jd9y…
-  # the last attempt of each event that failed for good (no automatic retry left), once per event:
-  pancake-webhooks deliveries list --webhook wh_01jd9x… --status failed --from 2026-11-20 --all --json |
-    jq -r '[.[] | select(.trigger != "test" and .next_retry_at == null)] | unique_by(.event_id) | .[].id' |
+  # each event whose latest attempt (newest first; test sends aside) failed with no automatic retry left:
+  pancake-webhooks deliveries list --webhook wh_01jd9x… --from 2026-11-20 --all --json |
+    jq -r '[.[] | select(.trigger != "test")] | group_by(.event_id) | map(.[0]) | .[] |
+      select(.status == "failed" and .next_retry_at == null) | .id' |
     xargs -n1 pancake-webhooks deliveries retry`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: f.completeDeliveryIDs,

@@ -24,26 +24,34 @@ func newTable(w io.Writer) *tabwriter.Writer {
 // row writes cells as one line of a table, each made printable on one
 // line.
 func row(tw io.Writer, cells ...string) {
+	line := make([]string, len(cells))
 	for i, c := range cells {
-		cells[i] = printable(c, false)
+		line[i] = printable(c, false)
 	}
-	fmt.Fprintln(tw, strings.Join(cells, "\t"))
+	fmt.Fprintln(tw, strings.Join(line, "\t"))
 }
 
 // printable makes text that a receiver, a shop or anyone else chose safe to
 // show on a terminal: control characters (ESC and the sequences it starts,
-// CR, BEL, DEL, C1), bidirectional overrides and invalid UTF-8 are shown
-// escaped as Go quotes them (\x1b, \r, \u202e), so nothing in a response
-// body or header can move the cursor, recolour or retitle the terminal, or
-// disguise itself. multiline keeps \n and \t (bodies); a table cell keeps
-// neither.
+// CR, BEL, DEL, C1), invisible format characters (bidirectional overrides,
+// zero-width spaces, BOM, soft hyphen, tags), line and paragraph separators
+// and invalid UTF-8 are shown escaped as Go quotes them (\x1b, \r, \u202e,
+// \xff), so nothing in a response body or header can move the cursor,
+// recolour or retitle the terminal, or hide. A backslash in the text is
+// shown as it is. multiline keeps \n and \t (bodies; a CRLF is a newline
+// there); a table cell keeps neither.
 func printable(s string, multiline bool) string {
 	safe := func(r rune) bool {
-		return r != utf8.RuneError && !unicode.IsControl(r) && !unicode.Is(unicode.Bidi_Control, r) ||
-			multiline && (r == '\n' || r == '\t')
+		if multiline && (r == '\n' || r == '\t') {
+			return true
+		}
+		return r != utf8.RuneError && !unicode.IsControl(r) && !unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp)
 	}
 	if strings.IndexFunc(s, func(r rune) bool { return !safe(r) }) < 0 {
 		return s
+	}
+	if multiline {
+		s = strings.ReplaceAll(s, "\r\n", "\n")
 	}
 	var b strings.Builder
 	for i := 0; i < len(s); {
@@ -161,9 +169,10 @@ func eventList(evs []pancake.WebhookEvent, short bool) string {
 	return out
 }
 
-// cut shortens s to n runes for a table cell, on one line.
+// cut shortens s, made printable, to n runes for a table cell, on one
+// line.
 func cut(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
+	s = printable(strings.Join(strings.Fields(s), " "), false)
 	if utf8.RuneCountInString(s) <= n {
 		return s
 	}

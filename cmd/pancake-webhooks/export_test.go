@@ -1,0 +1,5 @@
+package main
+
+// Printable is printable, for the table-driven test of its cases that no
+// receiver can reach through the server (which stores bodies as valid UTF-8).
+var Printable = printable
