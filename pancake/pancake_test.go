@@ -576,71 +576,58 @@ func TestRetries(t *testing.T) {
 
 	t.Run("DeleteGoneAfterALostAnswerIsDone", func(t *testing.T) {
 		t.Parallel()
-		// first is the answer to the first DELETE; every later one is 404.
-		for _, tc := range []struct {
-			first int
-			want  error // nil: done
-		}{
-			{first: 504},                            // a gateway gave up: the delete may have happened
-			{first: 502},                            // the same
-			{first: 503, want: pancake.ErrNotFound}, // not taken: the 404 is the answer
-			{first: 429, want: pancake.ErrNotFound},
-			{first: 404, want: pancake.ErrNotFound}, // no retry at all
-		} {
-			client, bundle := setup(t)
+		// firstThen answers the first request with first, the others with
+		// then, and counts them.
+		firstThen := func(first, then http.HandlerFunc) (http.HandlerFunc, *atomic.Int32) {
 			var calls atomic.Int32
-			bundle.mux.HandleFunc(shopPath+"/webhooks/wh_1", func(w http.ResponseWriter, r *http.Request) {
+			return func(w http.ResponseWriter, r *http.Request) {
 				if calls.Add(1) == 1 {
-					writeError(w, tc.first, "first", "first answer")
+					first(w, r)
 					return
 				}
-				writeError(w, 404, "not_found", "Webhook not found")
-			})
-			err := client.Webhooks.Delete(t.Context(), "wh_1")
+				then(w, r)
+			}, &calls
+		}
+		status := func(code int) http.HandlerFunc {
+			return func(w http.ResponseWriter, r *http.Request) { writeError(w, code, "first", "first answer") }
+		}
+		notFound := func(w http.ResponseWriter, r *http.Request) { writeError(w, 404, "not_found", "Webhook not found") }
+		hangUp := func(w http.ResponseWriter, r *http.Request) {
+			if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				conn.Close()
+			}
+		}
+
+		for _, tc := range []struct {
+			name        string
+			first, then http.HandlerFunc
+			get         bool  // GetByID instead of Delete
+			want        error // nil: done
+		}{
+			{name: "504", first: status(504), then: notFound}, // a gateway gave up: the delete may have happened
+			{name: "502", first: status(502), then: notFound},
+			{name: "hang-up", first: hangUp, then: notFound},                             // broken after the request went out
+			{name: "503", first: status(503), then: notFound, want: pancake.ErrNotFound}, // not taken: the 404 is the answer
+			{name: "429", first: status(429), then: notFound, want: pancake.ErrNotFound},
+			{name: "404", first: notFound, then: notFound, want: pancake.ErrNotFound}, // no retry at all
+			{name: "a proxy's 404", first: status(504), then: http.NotFound, want: pancake.ErrNotFound},
+			{name: "a GET", first: status(504), then: notFound, get: true, want: pancake.ErrNotFound},
+		} {
+			client, bundle := setup(t)
+			h, calls := firstThen(tc.first, tc.then)
+			bundle.mux.HandleFunc(shopPath+"/webhooks/wh_1", h)
+			var err error
+			if tc.get {
+				_, err = client.Webhooks.GetByID(t.Context(), "wh_1")
+			} else {
+				err = client.Webhooks.Delete(t.Context(), "wh_1")
+			}
 			if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
-				t.Errorf("first answer %d: Delete = %v, want %v", tc.first, err, tc.want)
+				t.Errorf("%s first: err = %v, want %v", tc.name, err, tc.want)
 			}
-		}
-
-		// A connection broken after the request went out: the same.
-		client, bundle := setup(t)
-		var calls atomic.Int32
-		bundle.mux.HandleFunc(shopPath+"/webhooks/wh_2", func(w http.ResponseWriter, r *http.Request) {
-			if calls.Add(1) == 1 {
-				if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
-					conn.Close()
-				}
-				return
+			if want := map[bool]int32{true: 2, false: 1}[tc.name != "404"]; calls.Load() != want {
+				t.Errorf("%s first: %d requests, want %d", tc.name, calls.Load(), want)
 			}
-			writeError(w, 404, "not_found", "Webhook not found")
-		})
-		if err := client.Webhooks.Delete(t.Context(), "wh_2"); err != nil || calls.Load() != 2 {
-			t.Errorf("Delete after a hang-up then 404 = %v after %d calls, want nil after 2", err, calls.Load())
-		}
-		// A GET is not a delete: its 404 after a 504 stays an error.
-		var getCalls atomic.Int32
-		bundle.mux.HandleFunc(shopPath+"/webhooks/wh_3", func(w http.ResponseWriter, r *http.Request) {
-			if getCalls.Add(1) == 1 {
-				writeError(w, 504, "gateway", "")
-				return
-			}
-			writeError(w, 404, "not_found", "Webhook not found")
-		})
-		if _, err := client.Webhooks.GetByID(t.Context(), "wh_3"); !errors.Is(err, pancake.ErrNotFound) || getCalls.Load() != 2 {
-			t.Errorf("GetByID after a 504 then 404 = %v after %d calls, want ErrNotFound after 2", err, getCalls.Load())
-		}
-
-		// A proxy's 404 (no API error code) is not the API's.
-		var proxyCalls atomic.Int32
-		bundle.mux.HandleFunc(shopPath+"/webhooks/wh_4", func(w http.ResponseWriter, r *http.Request) {
-			if proxyCalls.Add(1) == 1 {
-				writeError(w, 504, "gateway", "")
-				return
-			}
-			http.NotFound(w, r)
-		})
-		if err := client.Webhooks.Delete(t.Context(), "wh_4"); !errors.Is(err, pancake.ErrNotFound) {
-			t.Errorf("Delete after a 504 then a proxy's 404 = %v, want ErrNotFound", err)
 		}
 	})
 

@@ -238,23 +238,25 @@ func (r cliResult) wantOK(t *testing.T) cliResult {
 // contains fails the test unless stdout contains every string.
 func (r cliResult) contains(t *testing.T, want ...string) cliResult {
 	t.Helper()
-	for _, w := range want {
-		if !strings.Contains(r.stdout, w) {
-			t.Errorf("stdout lacks %q:\n%s", w, r.stdout)
-		}
-	}
+	has(t, "stdout", r.stdout, want)
 	return r
 }
 
 // stderrContains fails the test unless stderr has every one of want.
 func (r cliResult) stderrContains(t *testing.T, want ...string) cliResult {
 	t.Helper()
+	has(t, "stderr", r.stderr, want)
+	return r
+}
+
+// has fails the test unless out (named name) contains every one of want.
+func has(t *testing.T, name, out string, want []string) {
+	t.Helper()
 	for _, w := range want {
-		if !strings.Contains(r.stderr, w) {
-			t.Errorf("stderr lacks %q:\n%s", w, r.stderr)
+		if !strings.Contains(out, w) {
+			t.Errorf("%s lacks %q:\n%s", name, w, out)
 		}
 	}
-	return r
 }
 
 // decode decodes stdout as JSON into v, refusing fields v does not have.
