@@ -3,7 +3,9 @@ package webhooks
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // DeliveryStatus is the state of a delivery row.
@@ -98,6 +100,17 @@ type Job struct {
 	// LeasedUntil is when the claim runs out: no attempt may still be under
 	// way then, or another worker could send the delivery a second time.
 	LeasedUntil time.Time
+}
+
+// StorableText returns s as both databases keep it: valid UTF-8 without
+// NUL, each invalid byte and each NUL turned into U+FFFD. PostgreSQL's
+// text columns refuse both (SQLite keeps them), so a receiver's body or a
+// reason quoting it would otherwise fail to be recorded on PostgreSQL only.
+func StorableText(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
 // AttemptResult is the outcome of one attempt, to be recorded.

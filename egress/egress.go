@@ -24,6 +24,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	webhooks "github.com/pancake-pos/pancake-webhooks"
 )
 
 // Defaults of Config, and the cap on Result.RetryAfter.
@@ -294,9 +296,10 @@ func CheckURL(raw string) error {
 	return nil
 }
 
-// clip cuts b to at most limit bytes of valid UTF-8: a rune cut at the limit
-// is dropped, other invalid bytes become U+FFFD (and the result is cut again
-// if that made it longer).
+// clip cuts b to at most limit bytes of storable text (see
+// webhooks.StorableText): a rune cut at the limit is dropped, other invalid
+// bytes and NULs become U+FFFD (and the result is cut again if that made it
+// longer).
 func clip(b []byte, limit int64) (string, bool) {
 	cut := int64(len(b)) > limit
 	if cut {
@@ -311,10 +314,7 @@ func clip(b []byte, limit int64) (string, bool) {
 			}
 		}
 	}
-	if utf8.Valid(b) {
-		return string(b), cut
-	}
-	s := strings.ToValidUTF8(string(b), "\uFFFD")
+	s := webhooks.StorableText(string(b))
 	if int64(len(s)) > limit {
 		n := int(limit)
 		for n > 0 && !utf8.RuneStart(s[n]) {

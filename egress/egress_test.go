@@ -301,6 +301,7 @@ func TestClientSend(t *testing.T) {
 		}{
 			{"abcdé!", 5, egress.Result{StatusCode: 200, Body: "abcd", BodyTruncated: true}}, // é cut in two by the limit
 			{"ab\xffc", 100, egress.Result{StatusCode: 200, Body: "ab\uFFFDc"}},
+			{"a\x00b", 100, egress.Result{StatusCode: 200, Body: "a\uFFFDb"}},                         // PostgreSQL's text refuses NUL
 			{"a\xffb\xffc", 5, egress.Result{StatusCode: 200, Body: "a\uFFFDb", BodyTruncated: true}}, // the replacements grew it past the limit
 		} {
 			client := mustNewClient(t, egress.Config{AllowPrivateNetworks: true, MaxResponseBody: tt.limit})

@@ -8,7 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
+
+	webhooks "github.com/pancake-pos/pancake-webhooks"
 )
 
 // Copying a whole database, for moving from the embedded SQLite to
@@ -431,9 +432,11 @@ func (w *copyWriter) value(c copyColumn, d any) any {
 			return nil
 		}
 		s := v.String
-		if w.pg && (!utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0) {
-			s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
-			w.repaired++
+		if w.pg {
+			if t := webhooks.StorableText(s); t != s {
+				s = t
+				w.repaired++
+			}
 		}
 		return s
 	case *sql.NullInt64:

@@ -398,6 +398,7 @@ func (db *DB) RecordAttempts(ctx context.Context, results []webhooks.AttemptResu
 	// Encoded here, not in the writer, which every write waits for.
 	vals := make([]attemptRow, len(results))
 	for i := range results {
+		storable(&results[i].Response, &results[i].FailureReason)
 		v, err := attemptValues(&results[i])
 		if err != nil {
 			return err
@@ -494,6 +495,22 @@ type attemptRow struct {
 	truncated             bool
 	reqHeaders, reason    string
 	durationMS            int64
+}
+
+// storable makes the receiver's text in an attempt storable on both
+// databases (see webhooks.StorableText), in place: its body, headers and
+// the failure reason, which may quote what it sent. egress already cleans
+// the body; one result PostgreSQL refused failed the whole batch of
+// results it came in, again at each try.
+func storable(resp *webhooks.Response, reason *string) {
+	resp.Body = webhooks.StorableText(resp.Body)
+	*reason = webhooks.StorableText(*reason)
+	for k, v := range resp.Headers {
+		if k2, v2 := webhooks.StorableText(k), webhooks.StorableText(v); k2 != k || v2 != v {
+			delete(resp.Headers, k)
+			resp.Headers[k2] = v2
+		}
+	}
 }
 
 // attemptValues encodes what r writes onto its row.
@@ -956,7 +973,10 @@ func (db *DB) RecordSyncAttempt(ctx context.Context, a webhooks.SyncAttempt) err
 		}
 		var resp webhooks.Response
 		if d.Response != nil {
+			storable(d.Response, &d.FailureReason)
 			resp = *d.Response
+		} else {
+			storable(&resp, &d.FailureReason)
 		}
 		respHeaders, reqHeaders, err := encodeHeaders(resp.Headers, d.RequestHeaders)
 		if err != nil {

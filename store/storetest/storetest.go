@@ -842,6 +842,49 @@ func testQueue(t *testing.T, setup func(*testing.T) *testBundle) {
 			t.Fatal("inactive webhook got a delivery")
 		}
 	})
+	t.Run("ReceiverTextIsStoredOnEveryDatabase", func(t *testing.T) {
+		// PostgreSQL's text refuses NUL and invalid UTF-8; a receiver's
+		// answer holding them was refused with its whole batch of
+		// results, at each try, and sent again after each lease.
+		t.Parallel()
+		b := setup(t)
+		w, jobs := publishAndClaim(t, b, 2)
+		now := b.clock.Now()
+		const bad = "a\x00b\xffc"
+		const want = "a\uFFFDb\uFFFDc"
+		hostile := func(r webhooks.AttemptResult) webhooks.AttemptResult {
+			r.Response.Body, r.FailureReason = bad, "reason "+bad
+			r.Response.Headers = map[string]string{"X-Bad" + bad: bad}
+			return r
+		}
+		err := b.db.RecordAttempts(b.ctx, []webhooks.AttemptResult{hostile(failure(jobs[0], now, nil)), success(jobs[1], now)})
+		if err != nil {
+			t.Fatalf("RecordAttempts: %v", err)
+		}
+		d, err := b.db.FindDelivery(b.ctx, b.shop, jobs[0].DeliveryID)
+		if err != nil || d.Status != webhooks.StatusFailed || d.Response.Body != want || d.FailureReason != "reason "+want ||
+			d.Response.Headers["X-Bad"+want] != want {
+			t.Fatalf("recorded = %+v, %v", d, err)
+		}
+		got, _ := b.db.FindWebhook(b.ctx, b.shop, w.ID)
+		if hs := got.HealthStatus(); hs.LastFailureReason != "reason "+want {
+			t.Errorf("last_failure_reason = %q, want %q", hs.LastFailureReason, "reason "+want)
+		}
+
+		sync := &webhooks.Delivery{ID: webhooks.NewID(webhooks.PrefixDelivery, now), ShopID: b.shop, WebhookID: w.ID, EventID: jobs[0].EventID,
+			Event: "order.created", Status: webhooks.StatusFailed, Trigger: webhooks.TriggerManualRetry, CreatedAt: now,
+			Response: &webhooks.Response{StatusCode: 500, Body: bad, Headers: map[string]string{"X": bad}}, FailureReason: bad}
+		if err := b.db.RecordSyncAttempt(b.ctx, webhooks.SyncAttempt{Delivery: sync}); err != nil {
+			t.Fatalf("RecordSyncAttempt: %v", err)
+		}
+		if sync.Response.Body != want || sync.FailureReason != want {
+			t.Errorf("the caller's delivery = %q, %q; want it as stored", sync.Response.Body, sync.FailureReason)
+		}
+		d, err = b.db.FindDelivery(b.ctx, b.shop, sync.ID)
+		if err != nil || d.Response.Body != want || d.Response.Headers["X"] != want || d.FailureReason != want {
+			t.Fatalf("recorded sync attempt = %+v, %v", d, err)
+		}
+	})
 	t.Run("SyncAttemptRecorded", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
