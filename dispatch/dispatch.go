@@ -11,12 +11,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	webhooks "github.com/pancake-pos/pancake-webhooks"
 	"github.com/pancake-pos/pancake-webhooks/egress"
@@ -993,23 +996,40 @@ func (d *Dispatcher) send(ctx context.Context, eventID, deliveryID, shopID, even
 	return res, sent, at
 }
 
-// response converts an egress result into the stored response.
+// response converts an egress result into the stored response. Of more
+// than maxStoredHeaders headers, it keeps the same ones for the same
+// answer: those of keptFirst, then the others by name.
 func response(res egress.Result) webhooks.Response {
-	r := webhooks.Response{StatusCode: res.StatusCode, Headers: map[string]string{}, Body: res.Body, BodyTruncated: res.BodyTruncated}
-	n := 0
-	for k, v := range res.Header {
-		if n == maxStoredHeaders {
-			break
+	r := webhooks.Response{StatusCode: res.StatusCode, Headers: make(map[string]string, min(len(res.Header), maxStoredHeaders)),
+		Body: res.Body, BodyTruncated: res.BodyTruncated}
+	names := slices.Collect(maps.Keys(res.Header))
+	if len(names) > maxStoredHeaders {
+		rank := func(name string) int {
+			if i := slices.Index(keptFirst, name); i >= 0 {
+				return i
+			}
+			return len(keptFirst)
 		}
-		val := strings.Join(v, ", ")
+		slices.SortFunc(names, func(a, b string) int { return cmp.Or(cmp.Compare(rank(a), rank(b)), strings.Compare(a, b)) })
+		names = names[:maxStoredHeaders]
+	}
+	for _, k := range names {
+		val := strings.Join(res.Header[k], ", ")
 		if len(val) > maxHeaderValue {
-			val = val[:maxHeaderValue]
+			n := maxHeaderValue
+			for n > 0 && !utf8.RuneStart(val[n]) {
+				n-- // not in the middle of a character
+			}
+			val = val[:n]
 		}
-		r.Headers[k] = val
-		n++
+		r.Headers[webhooks.StorableText(k)] = webhooks.StorableText(val)
 	}
 	return r
 }
+
+// keptFirst are the response headers kept before any other when there are
+// too many to keep all (canonical names, as net/http gives them).
+var keptFirst = []string{"Content-Type", "Content-Length", "Date", "Retry-After", "Location", "Server", "Www-Authenticate"}
 
 // wakeHold is how long wake-ups wait after a claim found that all due work
 // belongs to webhooks at their in-flight bound.
@@ -1072,8 +1092,10 @@ func (d *Dispatcher) recorder() {
 	}
 }
 
-// record writes a batch of results, trying a few times: if it can't, the
-// rows stay leased and are attempted again after the lease (at least once).
+// record writes a batch of results, trying a few times, then each result
+// on its own, so that one the database refuses does not take the others
+// with it: a result not written leaves its row leased, to be attempted
+// again after the lease (at least once).
 func (d *Dispatcher) record(batch []webhooks.AttemptResult) {
 	var err error
 	if d.cfg.OnRecordFunc != nil {
@@ -1092,6 +1114,21 @@ func (d *Dispatcher) record(batch []webhooks.AttemptResult) {
 		}
 		d.logger.Warn("record attempts", "error", err, "try", try+1, "attempts", len(batch))
 		time.Sleep(time.Duration(try+1) * 100 * time.Millisecond)
+	}
+	if len(batch) > 1 {
+		var errs []error
+		for i := range batch {
+			if err := d.store.RecordAttempts(context.Background(), batch[i:i+1]); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if err = errors.Join(errs...); err == nil {
+			d.logger.Info("record attempts: recorded one by one", "attempts", len(batch))
+			return
+		}
+		d.logger.Error("record attempts: giving up on some; they will be attempted again after their lease",
+			"error", errs[0], "attempts", len(errs), "recorded", len(batch)-len(errs))
+		return
 	}
 	d.logger.Error("record attempts: giving up; they will be attempted again after their lease", "error", err, "attempts", len(batch))
 }

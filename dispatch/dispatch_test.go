@@ -3,7 +3,10 @@ package dispatch_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -13,6 +16,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
@@ -79,6 +83,8 @@ type testBundle struct {
 
 	mu      sync.Mutex
 	commits []int // the size of each batch of results recorded
+
+	recordErrors atomic.Bool // results not recorded are expected
 }
 
 func setup(t *testing.T, cfg dispatch.Config) *testBundle {
@@ -102,7 +108,7 @@ func setupWith(t *testing.T, cfg dispatch.Config, wrap func(*store.DB) dispatch.
 	}
 	b := &testBundle{db: db, recorded: make(chan webhooks.AttemptResult, 1000), ctx: ctx}
 	cfg.OnRecordFunc = func(rs []webhooks.AttemptResult, err error) {
-		if err != nil {
+		if err != nil && !b.recordErrors.Load() {
 			t.Errorf("record attempts: %v", err)
 		}
 		b.mu.Lock()
@@ -336,6 +342,125 @@ func TestALoneResultIsRecordedAtOnce(t *testing.T) {
 // bound, so an endpoint that starts hanging holds 4 workers, not 16; one
 // whose attempts keep failing stays at 4 until one succeeds. Each success
 // lets it have one more, up to its bound.
+// Of more response headers than are kept, the same ones are kept for the
+// same answer, the common ones first; a value is cut between characters.
+func TestManyResponseHeadersKeptInOrder(t *testing.T) {
+	t.Parallel()
+	b := setup(t, dispatch.Config{})
+	long := "a" + strings.Repeat("é", 600) // cut at 1,024 bytes, in the middle of an é
+	rc := newReceiver(t, func(w http.ResponseWriter, r *recorded) {
+		for i := range 100 {
+			w.Header().Set(fmt.Sprintf("X-H-%03d", i), "v")
+		}
+		w.Header().Set("A-Long", long)
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "ok")
+	})
+	storetest.MustCreateWebhook(t, b.db, testShop, rc.srv.URL, time.Now(), "order.created")
+	b.publish(t, 1)
+	r := b.waitRecorded(t, 1)[0]
+	d, err := b.db.FindDelivery(b.ctx, testShop, r.DeliveryID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := d.Response.Headers
+	if len(h) != 64 {
+		t.Errorf("%d headers kept, want 64", len(h))
+	}
+	for _, name := range []string{"Content-Type", "Content-Length", "Date", "A-Long", "X-H-000", "X-H-059"} {
+		if _, ok := h[name]; !ok {
+			t.Errorf("%s not kept; kept %v", name, slices.Sorted(maps.Keys(h)))
+		}
+	}
+	if _, ok := h["X-H-060"]; ok {
+		t.Errorf("X-H-060 kept before lower names")
+	}
+	if v := h["A-Long"]; len(v) != 1023 || !utf8.ValidString(v) || !strings.HasPrefix(long, v) {
+		t.Errorf("A-Long kept as %d bytes (valid UTF-8: %v)", len(v), utf8.ValidString(v))
+	}
+}
+
+// A result the database refuses does not take the others of its batch
+// with it: they are recorded one by one, and only it waits for its lease.
+func TestARefusedResultLeavesItsBatchRecorded(t *testing.T) {
+	t.Parallel()
+	refusing := &refusingRecords{release: make(chan struct{})}
+	b := setupWith(t, dispatch.Config{}, func(db *store.DB) dispatch.Store { refusing.DB = db; return refusing })
+	b.recordErrors.Store(true)
+	const n = 10
+	var answered sync.WaitGroup
+	answered.Add(n)
+	rc := newReceiver(t, func(w http.ResponseWriter, r *recorded) {
+		defer answered.Done()
+		if strings.Contains(string(r.body), `"order_id":"o-5"`) {
+			io.WriteString(w, "refused")
+		}
+	})
+	storetest.MustCreateWebhook(t, b.db, testShop, rc.srv.URL, time.Now(), "order.created")
+	in := make([]webhooks.PublishInput, n)
+	for i := range in {
+		in[i] = webhooks.PublishInput{Event: "order.created", Data: json.RawMessage(fmt.Sprintf(`{"order_id":"o-%d"}`, i))}
+	}
+	if _, err := b.db.Publish(b.ctx, testShop, in); err != nil {
+		t.Fatal(err)
+	}
+	// The first record waits until every result is in, so that the
+	// refused one shares a batch with others.
+	answered.Wait()
+	time.Sleep(50 * time.Millisecond)
+	close(refusing.release)
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		done, total, err := b.db.FindDeliveries(b.ctx, webhooks.DeliveryFilter{ShopID: testShop, Status: webhooks.StatusSuccess})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if total == n-1 {
+			for _, d := range done {
+				if d.Response.Body == "refused" {
+					t.Fatalf("the refused result was recorded: %+v", d)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d accepted results recorded within 10s (batches refused: %d)", total, n-1, refusing.refused.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if refusing.refused.Load() < 2 || refusing.largestRefused.Load() < 2 {
+		t.Errorf("refused %d batches, the largest of %d results; want the refused result in a batch with others",
+			refusing.refused.Load(), refusing.largestRefused.Load())
+	}
+	_, pending, _ := b.db.FindDeliveries(b.ctx, webhooks.DeliveryFilter{ShopID: testShop, Status: webhooks.StatusPending})
+	if pending != 1 {
+		t.Errorf("%d deliveries left pending, want the refused one", pending)
+	}
+}
+
+// refusingRecords refuses every batch of results holding a response body
+// "refused", as PostgreSQL refused a NUL; its first record waits for
+// release.
+type refusingRecords struct {
+	*store.DB
+	release        chan struct{}
+	refused        atomic.Int32
+	largestRefused atomic.Int32
+}
+
+func (s *refusingRecords) RecordAttempts(ctx context.Context, rs []webhooks.AttemptResult) error {
+	<-s.release
+	if slices.ContainsFunc(rs, func(r webhooks.AttemptResult) bool { return r.Response.Body == "refused" }) {
+		s.refused.Add(1)
+		if int32(len(rs)) > s.largestRefused.Load() {
+			s.largestRefused.Store(int32(len(rs)))
+		}
+		return errors.New("refused")
+	}
+	return s.DB.RecordAttempts(ctx, rs)
+}
+
 func TestAnEndpointEarnsItsBound(t *testing.T) {
 	// No poll meanwhile: what starts an attempt is a publish, a claim or a
 	// finished attempt.
