@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -305,6 +306,12 @@ func (o *jsonObject) str(name string, required, nullable bool) *string {
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
 			o.bad(name, "must be a string")
+			return nil
+		}
+		if strings.IndexByte(s, 0) >= 0 {
+			// PostgreSQL's text refuses it (SQLite keeps it): refused
+			// here, so both databases answer alike.
+			o.bad(name, `must not contain the NUL character (\u0000)`)
 			return nil
 		}
 		return &s

@@ -109,6 +109,8 @@ func testWebhooks(t *testing.T) {
 			{"TrailingGarbage", `{"url":"https://example.com","events":["order.created"]} x`, "invalid_json", nil},
 			{"TwoValues", `{} {}`, "invalid_json", nil},
 			{"NotUTF8", "{\"url\":\"https://example.com/\xff\",\"events\":[\"order.created\"]}", "invalid_json", nil},
+			// PostgreSQL's text refuses NUL: a 500 there, stored on SQLite.
+			{"NULInDescription", `{"url":"https://example.com","events":["order.created"],"description":"a\u0000b"}`, "validation_failed", []string{"description"}},
 		} {
 			t.Run(tt.name, func(t *testing.T) {
 				res := b.call(t, "POST", path, tt.body)
