@@ -199,6 +199,12 @@ const lockServerPoll = 100 * time.Millisecond
 // Options.Server), waiting up to wait for another server to let go of it;
 // closeFn releases it once the database is closed.
 func (db *DB) lockServer(ctx context.Context, file string, wait time.Duration) error {
+	// Beside the file the path leads to, so that another path to it
+	// through a symbolic link takes the same lock (the file exists: it was
+	// opened).
+	if real, err := filepath.EvalSymlinks(file); err == nil {
+		file = real
+	}
 	path := file + "-server.lock"
 	f, err := flockFile(path)
 	if errors.Is(err, errServerLocked) && wait > 0 {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -86,9 +87,18 @@ func wantInUse(t *testing.T, dsn string, wait time.Duration) {
 // leases a killed one left, and a process that is no server leaves them.
 func TestSQLiteServerLock(t *testing.T) {
 	t.Parallel()
-	dsn := "sqlite:" + filepath.Join(t.TempDir(), "lock.db")
+	dir := t.TempDir()
+	dsn := "sqlite:" + filepath.Join(dir, "lock.db")
 	first := openStore(t, dsn, store.Options{Server: true})
 	wantInUse(t, dsn, 0)
+	// Another path to the same file, through a symbolic link.
+	if err := os.Mkdir(filepath.Join(dir, "links"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(dir, "lock.db"), filepath.Join(dir, "links", "lock.db")); err != nil {
+		t.Fatal(err)
+	}
+	wantInUse(t, "sqlite:"+filepath.Join(dir, "links", "lock.db"), 0)
 	openStore(t, dsn, store.Options{}).Close() // a command that is no server still opens it
 
 	leaseQueued(t, first, 2)
