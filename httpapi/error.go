@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 
 	webhooks "github.com/pancake-pos/pancake-webhooks"
 )
@@ -125,8 +127,8 @@ func redactURL(u *url.URL) string {
 			// Unparseable: keep the path only rather than risk a key.
 			c.RawQuery = "REDACTED"
 		} else {
-			for k := range q {
-				if isSecretParam(k) {
+			for k, vs := range q {
+				if isSecretParam(k) || slices.ContainsFunc(vs, looksSecret) {
 					q[k] = []string{"REDACTED"}
 				}
 			}
@@ -134,6 +136,12 @@ func redactURL(u *url.URL) string {
 		}
 	}
 	return c.String()
+}
+
+// looksSecret says whether v holds a shop API key or a signing secret,
+// whatever parameter carries it (a key pasted into the wrong one).
+func looksSecret(v string) bool {
+	return strings.Contains(v, webhooks.KeyPrefix) || strings.Contains(v, "whsec_")
 }
 
 func isSecretParam(k string) bool {
