@@ -170,6 +170,11 @@ func (s *Server) handleRetryDelivery(w http.ResponseWriter, r *http.Request) err
 	if err := decodeEmpty(body); err != nil {
 		return err
 	}
+	leave, err := s.sync.enter(r.Context(), w, r.PathValue("shop_id"))
+	if err != nil {
+		return err
+	}
+	defer leave()
 	d, err := s.cfg.Attempter.Retry(r.Context(), r.PathValue("shop_id"), id)
 	if err != nil {
 		return err

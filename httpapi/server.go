@@ -136,6 +136,11 @@ type Config struct {
 	// PublishRateBurst is the burst of PublishRateLimit (default: twice the
 	// rate, at least 1).
 	PublishRateBurst int
+	// MaxSyncAttemptsPerShop bounds the test sends and manual retries
+	// under way at once for one shop (default 32); one more waits up to
+	// SyncAttemptWait (default 10 s) for a slot, then is a 429.
+	MaxSyncAttemptsPerShop int
+	SyncAttemptWait        time.Duration
 	// AuthCacheTTL is how long an authenticated key is remembered in
 	// process (default 5s; negative: no cache). Revoking a key takes effect
 	// at once on the server that revoked it, on others when they are told
@@ -173,6 +178,10 @@ func (c *Config) validate() error {
 		return errors.New("PublishRateLimit cannot be less than zero")
 	case c.PublishRateBurst < 0:
 		return errors.New("PublishRateBurst cannot be less than zero")
+	case c.MaxSyncAttemptsPerShop < 0:
+		return errors.New("MaxSyncAttemptsPerShop cannot be less than zero")
+	case c.SyncAttemptWait < 0:
+		return errors.New("SyncAttemptWait cannot be less than zero")
 	}
 	return nil
 }
@@ -189,6 +198,7 @@ type Server struct {
 	plimiter *limiterSet // publish endpoints, nil when off
 	metrics  *httpMetrics
 	openAPI  []byte
+	sync     *syncGate // test sends and manual retries
 
 	closeOnce sync.Once
 }
@@ -221,6 +231,8 @@ func NewServer(cfg Config) (*Server, error) {
 		auth:   newAuthCache(cfg.AuthCacheTTL, cfg.Now),
 	}
 	s.limiter = newLimiterSet(cfg.RateLimit, cfg.RateBurst, cfg.Now)
+	s.sync = newSyncGate(cmp.Or(cfg.MaxSyncAttemptsPerShop, DefaultMaxSyncAttemptsPerShop),
+		cmp.Or(cfg.SyncAttemptWait, DefaultSyncAttemptWait))
 	if cfg.PublishRateLimit > 0 {
 		s.plimiter = newLimiterSet(cfg.PublishRateLimit, cfg.PublishRateBurst, cfg.Now)
 	}

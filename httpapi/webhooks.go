@@ -351,6 +351,11 @@ func (s *Server) handleTestWebhook(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
+	leave, err := s.sync.enter(r.Context(), w, wh.ShopID)
+	if err != nil {
+		return err
+	}
+	defer leave()
 	d, err := s.cfg.Attempter.Test(r.Context(), wh, p.Event, p.Payload)
 	if err != nil {
 		return err

@@ -1,7 +1,10 @@
 package httpapi_test
 
 import (
+	"context"
+	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -379,6 +382,64 @@ func testWebhooks(t *testing.T) {
 		if string(b.attempter.lastPayload) != "{}" {
 			t.Errorf("default payload = %s, want {}", b.attempter.lastPayload)
 		}
+	})
+
+	t.Run("SyncAttemptsBoundedPerShop", func(t *testing.T) {
+		// Test sends and manual retries hold a connection each for up to
+		// the attempt timeout: a shop has 2 here at once; a third waits
+		// for one, then is a 429. Another shop has its own.
+		t.Parallel()
+		b := setupAPI(t, func(c *httpapi.Config) { c.MaxSyncAttemptsPerShop, c.SyncAttemptWait = 2, 500*time.Millisecond })
+		entered, release := make(chan string, 10), make(chan struct{})
+		b.attempter.TestFunc = func(ctx context.Context, w *webhooks.Webhook, event webhooks.EventType, payload json.RawMessage) (*webhooks.Delivery, error) {
+			entered <- w.ShopID
+			<-release
+			return &webhooks.Delivery{ID: "dlv_1", Status: webhooks.StatusSuccess}, nil
+		}
+		created := b.mustCreateWebhook(t)
+		path := shopPath(b.shopID, "/webhooks/"+created.ID+"/test")
+		body := `{"event":"order.created","payload":{}}`
+		var held sync.WaitGroup
+		for range 2 {
+			held.Go(func() {
+				if res := b.call(t, "POST", path, body); res.Status != 200 {
+					t.Errorf("a held test send: %d %s", res.Status, res.Body)
+				}
+			})
+		}
+		<-entered
+		<-entered
+		res := b.call(t, "POST", path, body)
+		wantError(t, res, 429, "rate_limited")
+		if got := res.Header.Get("Retry-After"); got != "1" {
+			t.Errorf("Retry-After = %q, want 1", got)
+		}
+		wantError(t, b.call(t, "POST", shopPath(b.shopID, "/webhook-deliveries/"+webhooks.NewID(webhooks.PrefixDelivery, time.Now())+"/retry"), `{}`), 429, "rate_limited")
+
+		res = b.do(t, request{Method: "POST", Path: shopPath(b.otherShop, "/webhooks"), Key: b.otherKey,
+			Body: `{"url":"https://example.com/hook","events":["order.created"]}`})
+		var other webhookOut
+		res.Decode(t, &other)
+		done := make(chan *response, 1)
+		go func() {
+			done <- b.do(t, request{Method: "POST", Path: shopPath(b.otherShop, "/webhooks/"+other.ID+"/test"), Key: b.otherKey, Body: body})
+		}()
+		if shop := <-entered; shop != b.otherShop {
+			t.Errorf("entered %q, want the other shop", shop)
+		}
+
+		// One waiting for a slot gets the first one freed.
+		waiting := make(chan *response, 1)
+		go func() { waiting <- b.call(t, "POST", path, body) }()
+		time.Sleep(50 * time.Millisecond)
+		close(release)
+		if res := <-waiting; res.Status != 200 {
+			t.Errorf("a test send that waited for a slot: %d %s", res.Status, res.Body)
+		}
+		if res := <-done; res.Status != 200 {
+			t.Errorf("the other shop's test send: %d %s", res.Status, res.Body)
+		}
+		held.Wait()
 	})
 
 	t.Run("TestValidation", func(t *testing.T) {
