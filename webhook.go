@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -150,6 +151,9 @@ func (p URLPolicy) ValidateURL(raw string) string {
 			return "must use https"
 		}
 	default:
+		if p.AllowHTTP {
+			return "must use https or http"
+		}
 		return "must use https"
 	}
 	if u.User != nil {
@@ -157,6 +161,12 @@ func (p URLPolicy) ValidateURL(raw string) string {
 	}
 	if u.Hostname() == "" {
 		return "must have a host"
+	}
+	if port := u.Port(); port != "" {
+		// Every delivery to it would fail: refused here instead.
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return "must have a port from 1 to 65535"
+		}
 	}
 	return ""
 }

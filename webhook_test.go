@@ -51,6 +51,9 @@ func TestValidateURL(t *testing.T) {
 	for raw, want := range map[string]bool{
 		"https://shop.example/hooks?x=1":       true,
 		"https://shop.example:8443/hooks":      true,
+		"https://shop.example:65535/hooks":     true,
+		"https://shop.example:99999/hooks":     false,
+		"https://shop.example:0/hooks":         false,
 		"http://shop.example/hooks":            false,
 		"https://user:pw@shop.example/":        false,
 		"ftp://shop.example/":                  false,
@@ -70,6 +73,9 @@ func TestValidateURL(t *testing.T) {
 	}
 	if r := dev.ValidateURL("http://127.0.0.1:9000/hooks"); r != "" {
 		t.Errorf("http refused where allowed: %s", r)
+	}
+	if r := dev.ValidateURL("ftp://shop.example/"); r != "must use https or http" {
+		t.Errorf("ftp where http is allowed: %q", r)
 	}
 }
 
