@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -28,6 +29,9 @@ func apiKey(r *http.Request) (key string, ok bool) {
 	}
 	q, _ := url.ParseQuery(r.URL.RawQuery) // keep what parses
 	if v, found := q["api_key"]; found && len(v) > 0 {
+		if slices.ContainsFunc(v[1:], func(k string) bool { return strings.TrimSpace(k) != strings.TrimSpace(v[0]) }) {
+			return "", true // two different keys: which one is meant is unknown
+		}
 		return strings.TrimSpace(v[0]), true
 	}
 	return "", false

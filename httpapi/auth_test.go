@@ -41,6 +41,19 @@ func testAuth(t *testing.T) {
 		wantError(t, res, 401, "unauthorized")
 	})
 
+	t.Run("TwoDifferentQueryKeysAre401", func(t *testing.T) {
+		t.Parallel()
+		b := setupAPI(t)
+		path := shopPath(b.shopID, "/webhooks")
+		for _, q := range []string{"?api_key=pk_other&api_key=" + b.key, "?api_key=" + b.key + "&api_key=pk_other"} {
+			wantError(t, b.do(t, request{Method: "GET", Path: path + q}), 401, "unauthorized")
+		}
+		// The same key twice (a base URL that already holds it) is that key.
+		if res := b.do(t, request{Method: "GET", Path: path + "?api_key=" + b.key + "&api_key=" + b.key}); res.Status != 200 {
+			t.Errorf("the same key twice: %d %s", res.Status, res.Body)
+		}
+	})
+
 	t.Run("BearerKeyWorks", func(t *testing.T) {
 		t.Parallel()
 		b := setupAPI(t)
