@@ -60,7 +60,12 @@ func parseObject(body []byte) (map[string]json.RawMessage, error) {
 			Details: map[string]any{"offset": invalidUTF8At(body)},
 		}
 	}
-	if m, ok := members(body); ok {
+	if m, dup, ok := members(body); ok {
+		if dup != "" {
+			// Which one is meant is unknown (encoding/json takes the last,
+			// some proxies and checks the first).
+			return nil, fieldError(dup, "is given more than once")
+		}
 		return m, nil
 	}
 	// Unmarshal checks the whole body is valid JSON before it decodes, so
@@ -121,30 +126,34 @@ func putDecoder(d *jsontext.Decoder) {
 
 // members returns the members of raw, one JSON object and nothing after it
 // but whitespace, with their values as slices of raw; ok is false when raw
-// is not that.
-func members(raw []byte) (m map[string]json.RawMessage, ok bool) {
+// is not that. dup is the first name given twice, if any (m holds its last
+// value, as encoding/json would).
+func members(raw []byte) (m map[string]json.RawMessage, dup string, ok bool) {
 	d := newDecoder(raw)
 	defer putDecoder(d)
 	if tok, err := d.ReadToken(); err != nil || tok.Kind() != '{' {
-		return nil, false
+		return nil, "", false
 	}
 	m = make(map[string]json.RawMessage, 4)
 	for d.PeekKind() != '}' {
 		name, err := d.ReadToken()
 		if err != nil {
-			return nil, false
+			return nil, "", false
 		}
 		k := name.String() // before the next read voids name
 		v, ok := nextValue(d, raw)
 		if !ok {
-			return nil, false
+			return nil, "", false
+		}
+		if _, seen := m[k]; seen && dup == "" {
+			dup = k
 		}
 		m[k] = v
 	}
 	if !closeValue(d) {
-		return nil, false
+		return nil, "", false
 	}
-	return m, true
+	return m, dup, true
 }
 
 // items returns the elements of raw, one JSON array, as slices of raw; ok

@@ -90,9 +90,13 @@ func decodePublishBatch(body []byte) ([]webhooks.PublishInput, error) {
 	ins := make([]webhooks.PublishInput, 0, len(items))
 	for i, raw := range items {
 		prefix := "events[" + strconv.Itoa(i) + "]"
-		im, ok := members(raw)
+		im, dup, ok := members(raw)
 		if !ok && (jsonKind(raw) != kindObject || json.Unmarshal(raw, &im) != nil) {
 			errs.Add(prefix, "must be a JSON object")
+			continue
+		}
+		if dup != "" {
+			errs.Add(prefix+"."+dup, "is given more than once")
 			continue
 		}
 		ins = append(ins, decodePublishInput(im, prefix+".", errs))

@@ -160,9 +160,10 @@ func testEvents(t *testing.T) {
 		t.Parallel()
 		b := setupAPI(t)
 		path := shopPath(b.shopID, "/events/batch")
-		res := b.call(t, "POST", path, `{"events":[{"event":"order.created","data":{}},{"event":"x","data":{}},{"event":"order.created"},7,{"event":"order.created","data":{},"extra":1}]}`)
-		wantError(t, res, 400, "validation_failed", "events[1].event", "events[2].data", "events[3]", "events[4].extra")
-		if len(res.ErrorDetails(t)) != 4 {
+		res := b.call(t, "POST", path, `{"events":[{"event":"order.created","data":{}},{"event":"x","data":{}},{"event":"order.created"},7,{"event":"order.created","data":{},"extra":1},`+
+			`{"event":"order.created","data":{"a":1,"a":2},"data":{}}]}`)
+		wantError(t, res, 400, "validation_failed", "events[1].event", "events[2].data", "events[3]", "events[4].extra", "events[5].data")
+		if len(res.ErrorDetails(t)) != 5 {
 			t.Errorf("details: %v", res.ErrorDetails(t))
 		}
 		wantError(t, b.call(t, "POST", path, `{"events":[]}`), 400, "validation_failed", "events")

@@ -111,6 +111,8 @@ func testWebhooks(t *testing.T) {
 			{"Malformed", `{"url":`, "invalid_json", nil},
 			{"TrailingGarbage", `{"url":"https://example.com","events":["order.created"]} x`, "invalid_json", nil},
 			{"TwoValues", `{} {}`, "invalid_json", nil},
+			// Which URL is meant is unknown: a check in front may read the first.
+			{"DuplicateField", `{"url":"https://a.example/x","events":["order.created"],"url":"https://b.example/x"}`, "validation_failed", []string{"url"}},
 			{"NotUTF8", "{\"url\":\"https://example.com/\xff\",\"events\":[\"order.created\"]}", "invalid_json", nil},
 			// PostgreSQL's text refuses NUL: a 500 there, stored on SQLite.
 			{"NULInDescription", `{"url":"https://example.com","events":["order.created"],"description":"a\u0000b"}`, "validation_failed", []string{"description"}},
