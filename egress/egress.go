@@ -256,7 +256,7 @@ func (c *Client) send(ctx context.Context, req Request, start time.Time) Result 
 	switch {
 	case readErr != nil && !res.BodyTruncated:
 		res.FailureReason = "reading the response failed: " + c.reason(ctx, readErr, time.Since(start))
-	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+	case resp.StatusCode >= 300 && resp.StatusCode < 400 && resp.Header.Get("Location") != "":
 		res.FailureReason = fmt.Sprintf("redirect not followed (HTTP %d)", resp.StatusCode)
 	case resp.StatusCode < 200 || resp.StatusCode >= 300:
 		res.FailureReason = fmt.Sprintf("HTTP %d", resp.StatusCode)

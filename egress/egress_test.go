@@ -249,6 +249,10 @@ func TestClientSend(t *testing.T) {
 				t.Errorf("HTTP %d: redirect followed", status)
 			}
 		}
+		// A 3xx without a Location (304 Not Modified) is no redirect.
+		client, bundle := setup(t)
+		bundle.mux.HandleFunc("/hook", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(304) })
+		checkResult(t, egress.Result{StatusCode: 304, FailureReason: "HTTP 304"}, client.Send(t.Context(), egress.Request{URL: bundle.url}))
 	})
 
 	t.Run("BodyIsCutAtTheLimit", func(t *testing.T) {
