@@ -1040,6 +1040,10 @@ const wakeHold = 5 * time.Millisecond
 // between replicas.
 const leaseMargin = time.Second
 
+// recordAloneProbe is how many results of a refused batch record tries
+// one by one before it decides the database, not a result, is failing.
+const recordAloneProbe = 3
+
 // Bounds on the response headers kept per attempt.
 const (
 	maxStoredHeaders = 64
@@ -1116,10 +1120,20 @@ func (d *Dispatcher) record(batch []webhooks.AttemptResult) {
 		time.Sleep(time.Duration(try+1) * 100 * time.Millisecond)
 	}
 	if len(batch) > 1 {
+		// One by one, unless the first few all fail: then the database,
+		// not a result, is what fails, and each call could wait for its
+		// connection's timeout.
 		var errs []error
+		recorded := 0
 		for i := range batch {
+			if recorded == 0 && len(errs) == recordAloneProbe {
+				errs = append(errs, fmt.Errorf("%d more not tried", len(batch)-i))
+				break
+			}
 			if err := d.store.RecordAttempts(context.Background(), batch[i:i+1]); err != nil {
 				errs = append(errs, err)
+			} else {
+				recorded++
 			}
 		}
 		if err = errors.Join(errs...); err == nil {
@@ -1127,7 +1141,7 @@ func (d *Dispatcher) record(batch []webhooks.AttemptResult) {
 			return
 		}
 		d.logger.Error("record attempts: giving up on some; they will be attempted again after their lease",
-			"error", errs[0], "attempts", len(errs), "recorded", len(batch)-len(errs))
+			"error", errs[0], "attempts", len(batch)-recorded, "recorded", recorded)
 		return
 	}
 	d.logger.Error("record attempts: giving up; they will be attempted again after their lease", "error", err, "attempts", len(batch))

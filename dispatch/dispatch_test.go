@@ -439,19 +439,51 @@ func TestARefusedResultLeavesItsBatchRecorded(t *testing.T) {
 	}
 }
 
+// When every record fails (the database is down), a batch is not tried
+// result by result beyond the first few.
+func TestADatabaseRefusingEveryRecordIsNotAskedPerResult(t *testing.T) {
+	t.Parallel()
+	refusing := &refusingRecords{release: make(chan struct{}), all: true}
+	b := setupWith(t, dispatch.Config{}, func(db *store.DB) dispatch.Store { refusing.DB = db; return refusing })
+	b.recordErrors.Store(true)
+	const n = 12
+	var answered sync.WaitGroup
+	answered.Add(n)
+	rc := newReceiver(t, func(w http.ResponseWriter, r *recorded) { answered.Done() })
+	storetest.MustCreateWebhook(t, b.db, testShop, rc.srv.URL, time.Now(), "order.created")
+	b.publish(t, n)
+	answered.Wait()
+	time.Sleep(50 * time.Millisecond)
+	close(refusing.release)
+	b.waitRecorded(t, n) // every result reported, none written
+	b.mu.Lock()
+	batches := slices.Clone(b.commits)
+	b.mu.Unlock()
+	if slices.Max(batches) <= 3 {
+		t.Fatalf("batches of %v: none large enough to tell", batches)
+	}
+	// 5 tries of each batch, and at most 3 of its results alone.
+	if calls := int(refusing.calls.Load()); calls > 8*len(batches) {
+		t.Errorf("%d records asked for %d batches (%v); want at most 8 a batch", calls, len(batches), batches)
+	}
+}
+
 // refusingRecords refuses every batch of results holding a response body
-// "refused", as PostgreSQL refused a NUL; its first record waits for
-// release.
+// "refused", as PostgreSQL refused a NUL, or every batch when all is set;
+// its first record waits for release.
 type refusingRecords struct {
 	*store.DB
 	release        chan struct{}
+	all            bool
+	calls          atomic.Int32
 	refused        atomic.Int32
 	largestRefused atomic.Int32
 }
 
 func (s *refusingRecords) RecordAttempts(ctx context.Context, rs []webhooks.AttemptResult) error {
 	<-s.release
-	if slices.ContainsFunc(rs, func(r webhooks.AttemptResult) bool { return r.Response.Body == "refused" }) {
+	s.calls.Add(1)
+	if s.all || slices.ContainsFunc(rs, func(r webhooks.AttemptResult) bool { return r.Response.Body == "refused" }) {
 		s.refused.Add(1)
 		if int32(len(rs)) > s.largestRefused.Load() {
 			s.largestRefused.Store(int32(len(rs)))
