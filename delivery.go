@@ -103,7 +103,7 @@ type Job struct {
 }
 
 // StorableText returns s as both databases keep it: valid UTF-8 without
-// NUL, each invalid byte and each NUL turned into U+FFFD. PostgreSQL's
+// NUL, each run of invalid bytes and each NUL turned into U+FFFD. PostgreSQL's
 // text columns refuse both (SQLite keeps them), so a receiver's body or a
 // reason quoting it would otherwise fail to be recorded on PostgreSQL only.
 func StorableText(s string) string {

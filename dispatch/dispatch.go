@@ -88,8 +88,9 @@ type Config struct {
 	// trickle in, one a commit, most of what it writes is those pages.
 	RecordWait time.Duration
 	// OnRecordFunc, when set, is called after each batch of attempts is
-	// committed (or given up on), from the recorder goroutine; it must not
-	// keep results.
+	// committed (or given up on, err then saying why: some of the batch may
+	// have been written one by one), from the recorder goroutine; it must
+	// not keep results.
 	OnRecordFunc func(results []webhooks.AttemptResult, err error)
 }
 
@@ -1040,8 +1041,9 @@ const wakeHold = 5 * time.Millisecond
 // between replicas.
 const leaseMargin = time.Second
 
-// recordAloneProbe is how many results of a refused batch record tries
-// one by one before it decides the database, not a result, is failing.
+// recordAloneProbe is how many results of a refused batch, tried one by
+// one, may fail in a row before record decides the database, not a
+// result, is failing.
 const recordAloneProbe = 3
 
 // Bounds on the response headers kept per attempt.
@@ -1120,20 +1122,22 @@ func (d *Dispatcher) record(batch []webhooks.AttemptResult) {
 		time.Sleep(time.Duration(try+1) * 100 * time.Millisecond)
 	}
 	if len(batch) > 1 {
-		// One by one, unless the first few all fail: then the database,
-		// not a result, is what fails, and each call could wait for its
+		// One by one, unless a few in a row fail: then the database, not
+		// a result, is what fails, and each call could wait for its
 		// connection's timeout.
 		var errs []error
-		recorded := 0
+		recorded, inRow := 0, 0
 		for i := range batch {
-			if recorded == 0 && len(errs) == recordAloneProbe {
+			if inRow == recordAloneProbe {
 				errs = append(errs, fmt.Errorf("%d more not tried", len(batch)-i))
 				break
 			}
 			if err := d.store.RecordAttempts(context.Background(), batch[i:i+1]); err != nil {
 				errs = append(errs, err)
+				inRow++
 			} else {
 				recorded++
+				inRow = 0
 			}
 		}
 		if err = errors.Join(errs...); err == nil {

@@ -64,7 +64,7 @@ func parseObject(body []byte) (map[string]json.RawMessage, error) {
 		if dup != "" {
 			// Which one is meant is unknown (encoding/json takes the last,
 			// some proxies and checks the first).
-			return nil, fieldError(dup, "is given more than once")
+			return nil, fieldError(fieldName(dup), "is given more than once")
 		}
 		return m, nil
 	}

@@ -128,7 +128,11 @@ func redactURL(u *url.URL) string {
 			c.RawQuery = "REDACTED"
 		} else {
 			for k, vs := range q {
-				if isSecretParam(k) || slices.ContainsFunc(vs, looksSecret) {
+				switch {
+				case looksSecret(k): // a key pasted as a name
+					delete(q, k)
+					q["REDACTED"] = []string{""}
+				case isSecretParam(k) || slices.ContainsFunc(vs, looksSecret):
 					q[k] = []string{"REDACTED"}
 				}
 			}

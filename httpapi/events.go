@@ -96,7 +96,7 @@ func decodePublishBatch(body []byte) ([]webhooks.PublishInput, error) {
 			continue
 		}
 		if dup != "" {
-			errs.Add(prefix+"."+dup, "is given more than once")
+			errs.Add(prefix+"."+fieldName(dup), "is given more than once")
 			continue
 		}
 		ins = append(ins, decodePublishInput(im, prefix+".", errs))

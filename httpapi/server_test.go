@@ -239,8 +239,12 @@ func testErrors(t *testing.T) {
 			return nil, errors.New("disk on fire at /var/lib/secret.db")
 		}}
 		b := setupAPI(t, func(c *httpapi.Config) { fw.WebhookService = c.Webhooks; c.Webhooks = fw })
-		// The key also pasted into a parameter of another name.
-		res := b.call(t, "GET", shopPath(b.shopID, "/webhooks")+"?x=1&note="+b.key, nil)
+		// The key also pasted into a parameter of another name, and as a
+		// parameter's name.
+		for _, q := range []string{"?x=1&note=" + b.key, "?x=1&" + b.key} {
+			b.call(t, "GET", shopPath(b.shopID, "/webhooks")+q, nil)
+		}
+		res := b.call(t, "GET", shopPath(b.shopID, "/webhooks")+"?x=1", nil)
 		want := `{"success":false,"error":{"code":"internal","message":"Internal error","details":{}}}` + "\n"
 		if res.Status != http.StatusInternalServerError || string(res.Body) != want {
 			t.Fatalf("got %d %s, want 500 %s", res.Status, res.Body, want)

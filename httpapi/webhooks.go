@@ -347,15 +347,17 @@ func (s *Server) handleTestWebhook(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	wh, err := s.cfg.Webhooks.FindWebhook(r.Context(), r.PathValue("shop_id"), id)
-	if err != nil {
-		return err
-	}
-	leave, err := s.sync.enter(r.Context(), w, wh.ShopID)
+	// The slot first: the webhook is read once one is free, so a test
+	// that waited goes to its URL and secret as they are then.
+	leave, err := s.sync.enter(r.Context(), w, r.PathValue("shop_id"))
 	if err != nil {
 		return err
 	}
 	defer leave()
+	wh, err := s.cfg.Webhooks.FindWebhook(r.Context(), r.PathValue("shop_id"), id)
+	if err != nil {
+		return err
+	}
 	d, err := s.cfg.Attempter.Test(r.Context(), wh, p.Event, p.Payload)
 	if err != nil {
 		return err

@@ -393,6 +393,8 @@ func testWebhooks(t *testing.T) {
 		t.Parallel()
 		b := setupAPI(t, func(c *httpapi.Config) { c.MaxSyncAttemptsPerShop, c.SyncAttemptWait = 2, 500*time.Millisecond })
 		entered, release := make(chan string, 10), make(chan struct{})
+		open := sync.OnceFunc(func() { close(release) })
+		t.Cleanup(open) // a test that fails early leaves nothing waiting
 		b.attempter.TestFunc = func(ctx context.Context, w *webhooks.Webhook, event webhooks.EventType, payload json.RawMessage) (*webhooks.Delivery, error) {
 			entered <- w.ShopID
 			<-release
@@ -434,7 +436,7 @@ func testWebhooks(t *testing.T) {
 		waiting := make(chan *response, 1)
 		go func() { waiting <- b.call(t, "POST", path, body) }()
 		time.Sleep(50 * time.Millisecond)
-		close(release)
+		open()
 		if res := <-waiting; res.Status != 200 {
 			t.Errorf("a test send that waited for a slot: %d %s", res.Status, res.Body)
 		}

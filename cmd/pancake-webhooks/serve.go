@@ -277,7 +277,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Handler:           m.api,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      cfg.AttemptTimeout + 30*time.Second,
+		WriteTimeout:      cfg.AttemptTimeout + httpapi.DefaultSyncAttemptWait + 30*time.Second, // a test send may wait for a slot
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
