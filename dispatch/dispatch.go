@@ -1023,7 +1023,7 @@ func response(res egress.Result) webhooks.Response {
 			}
 			val = val[:n]
 		}
-		r.Headers[webhooks.StorableText(k)] = webhooks.StorableText(val)
+		r.Headers[k] = val // made storable where every attempt is recorded (store)
 	}
 	return r
 }
