@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // KeyPrefix starts every shop API key, so leaked keys are easy to spot.
@@ -18,6 +19,24 @@ type Shop struct {
 	ID        string    `json:"shop_id"`
 	Name      string    `json:"name,omitempty"`
 	CreatedAt time.Time `json:"-"`
+}
+
+// MaxShopNameLen bounds a shop's name, in characters.
+const MaxShopNameLen = 255
+
+// ShopNameProblem checks a shop's name (optional, so "" is fine): valid
+// UTF-8 without NUL (PostgreSQL text holds neither), at most MaxShopNameLen
+// characters. It returns the reason, or "".
+func ShopNameProblem(name string) string {
+	switch {
+	case !utf8.ValidString(name):
+		return "must be valid UTF-8"
+	case strings.IndexByte(name, 0) >= 0:
+		return `must not contain the NUL character (\u0000)`
+	case utf8.RuneCountInString(name) > MaxShopNameLen:
+		return "must be at most 255 characters"
+	}
+	return ""
 }
 
 // APIKey is a shop key as stored: only its hash.

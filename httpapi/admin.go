@@ -4,13 +4,9 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"unicode/utf8"
 
 	webhooks "github.com/pancake-pos/pancake-webhooks"
 )
-
-// MaxShopNameLen bounds a shop's name.
-const MaxShopNameLen = 255
 
 type createShopJSON struct {
 	ShopID string `json:"shop_id"`
@@ -40,8 +36,8 @@ func decodeCreateShop(body []byte) (webhooks.Shop, error) {
 		shop.ID = *id
 	}
 	if name := o.str("name", false, true); name != nil {
-		if utf8.RuneCountInString(*name) > MaxShopNameLen {
-			o.bad("name", "must be at most 255 characters")
+		if problem := webhooks.ShopNameProblem(*name); problem != "" {
+			o.bad("name", problem)
 		}
 		shop.Name = *name
 	}

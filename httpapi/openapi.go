@@ -193,7 +193,7 @@ func schemas() obj {
 		"PublishBatchResult": tObject([]string{"results"}, obj{"results": tArray(schemaRef("PublishResult"))}),
 		"CreateShopRequest": tObject([]string{"shop_id"}, obj{
 			"shop_id": with(tString(), "pattern", "^[A-Za-z0-9_-]{1,64}$", "examples", []string{"shop-42"}),
-			"name":    with(tString(), "maxLength", MaxShopNameLen),
+			"name":    with(tString(), "maxLength", webhooks.MaxShopNameLen),
 		}),
 		"CreateShopResult": tObject([]string{"shop_id", "api_key", "key_id"}, obj{
 			"shop_id": tString(),

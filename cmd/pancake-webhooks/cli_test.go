@@ -1190,6 +1190,23 @@ func TestCLIEnvironment(t *testing.T) {
 	runCLI(t, "shops", "keys", "create", "--shop", "shop-env").wantOK(t)
 }
 
+// A shop name the API would refuse is refused by the CLI too (it writes to
+// the database directly), and nothing is created.
+func TestCLIShopNameChecked(t *testing.T) {
+	t.Parallel()
+	db := "sqlite:" + filepath.Join(t.TempDir(), "names.db")
+	for _, c := range []struct{ name, want string }{
+		{"bad\x00name", "NUL"},
+		{"bad \xff name", "UTF-8"},
+		{strings.Repeat("é", 256), "at most 255"},
+	} {
+		runCLI(t, "shops", "create", "--id", "shop-named", "--name", c.name, "--db", db).
+			wantCode(t, pw.ExitUsage).stderrContains(t, "--name", c.want)
+	}
+	runCLI(t, "shops", "keys", "create", "--shop", "shop-named", "--db", db).wantCode(t, pw.ExitNotFound)
+	runCLI(t, "shops", "create", "--id", "shop-named", "--name", strings.Repeat("é", 255), "--db", db).wantOK(t)
+}
+
 func TestCLIHelpHasExamples(t *testing.T) {
 	t.Parallel()
 	for _, c := range []string{

@@ -33,6 +33,9 @@ func newShopsCmd() *cobra.Command {
 			if !webhooks.ValidShopID(id) {
 				return usageErr("--id must be 1–64 characters of A-Z a-z 0-9 _ -")
 			}
+			if problem := webhooks.ShopNameProblem(name); problem != "" {
+				return usageErr("--name %s", problem)
+			}
 			return withDB(cmd.Context(), dsn, func(db *store.DB) error {
 				now := time.Now()
 				key, k := webhooks.NewAPIKey(id, now)
