@@ -242,7 +242,9 @@ func (s *WebhooksService) GetDeliveryByID(ctx context.Context, id string) (*Webh
 // new delivery, and returns that attempt; delivered and failed deliveries
 // alike may be retried. It is not retried itself. Errors: ErrNotFound (the
 // delivery or its webhook is gone); a 409 conflict *Error when the delivery
-// is still queued, or when its webhook is disabled (enable it first).
+// is still queued, or when its webhook is disabled (enable it first);
+// ErrRateLimited when the shop already has 32 test sends and retries under
+// way (the server waits up to 10 s for one to finish first).
 //
 // API: POST /api/v1/shops/{shop_id}/webhook-deliveries/{id}/retry
 func (s *WebhooksService) RetryDelivery(ctx context.Context, id string) (*DeliveryResult, error) {

@@ -282,7 +282,7 @@ func (s *WebhooksService) SetActive(ctx context.Context, id string, active bool)
 // the webhook now, whether active or not, and returns the attempt. A failing
 // receiver is not an error: the result's Status is StatusFailed and
 // FailureReason says why. It is not retried. Errors: ErrNotFound,
-// ErrValidation (unknown event type).
+// ErrValidation (unknown event type), ErrRateLimited (as RetryDelivery).
 //
 // API: POST /api/v1/shops/{shop_id}/webhooks/{id}/test
 func (s *WebhooksService) Test(ctx context.Context, id string, event WebhookEvent, payload map[string]any) (*DeliveryResult, error) {
