@@ -17,6 +17,17 @@ func RouteTable() [][2]string {
 	return out
 }
 
+// SyncAttemptsOf returns how many test sends and manual retries of shop
+// hold or wait for a slot of the server's gate.
+func SyncAttemptsOf(s *Server, shop string) int {
+	s.sync.mu.Lock()
+	defer s.sync.mu.Unlock()
+	if slots := s.sync.shops[shop]; slots != nil {
+		return slots.users
+	}
+	return 0
+}
+
 // Parsers under fuzzing.
 
 func DecodeWebhookParams(body []byte, create bool) error {

@@ -435,7 +435,11 @@ func testWebhooks(t *testing.T) {
 		// One waiting for a slot gets the first one freed.
 		waiting := make(chan *response, 1)
 		go func() { waiting <- b.call(t, "POST", path, body) }()
-		time.Sleep(50 * time.Millisecond)
+		for deadline := time.Now().Add(5 * time.Second); httpapi.SyncAttemptsOf(b.srv, b.shopID) < 3; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the third test send is not waiting for a slot: %d under way", httpapi.SyncAttemptsOf(b.srv, b.shopID))
+			}
+		}
 		open()
 		if res := <-waiting; res.Status != 200 {
 			t.Errorf("a test send that waited for a slot: %d %s", res.Status, res.Body)
