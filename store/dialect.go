@@ -23,11 +23,18 @@ type dialect struct {
 	name string
 	// claimLock is appended to the claim's inner SELECT.
 	claimLock string
+	// rowLock is appended to a SELECT of rows the transaction goes on to
+	// change from what it read (a webhook's row). SQLite's one writer runs
+	// one transaction at a time; PostgreSQL's writers and replicas run
+	// theirs at once, at READ COMMITTED, where a read-then-write without a
+	// lock loses what another commits in between. Every transaction locks
+	// webhook rows before delivery rows, as the recorder does.
+	rowLock string
 }
 
 var (
 	sqliteDialect   = dialect{name: "sqlite"}
-	postgresDialect = dialect{name: "postgres", claimLock: " FOR UPDATE SKIP LOCKED"}
+	postgresDialect = dialect{name: "postgres", claimLock: " FOR UPDATE SKIP LOCKED", rowLock: " FOR NO KEY UPDATE"}
 )
 
 // in is the condition that col is one of values, and its arguments,

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	webhooks "github.com/pancake-pos/pancake-webhooks"
 )
 
@@ -28,29 +30,44 @@ func (db *DB) Publish(ctx context.Context, shopID string, in []webhooks.PublishI
 		events[i] = e
 	}
 	out := make([]webhooks.PublishResult, len(in))
-	op := &writeOp{weight: len(events)}
-	if !slices.ContainsFunc(events, func(e *webhooks.Event) bool { return e.IdempotencyKey != "" }) {
-		op.pub = &publishReq{shopID: shopID, events: events, out: out, now: now}
-	}
-	_, err := db.submit(ctx, op, func(tx *Tx, queued *bool) error {
-		subs, err := activeWebhooks(ctx, tx, shopID, now)
-		if err != nil {
-			return err
+	keyed := slices.ContainsFunc(events, func(e *webhooks.Event) bool { return e.IdempotencyKey != "" })
+	for try := 0; ; try++ {
+		op := &writeOp{weight: len(events)}
+		if !keyed {
+			op.pub = &publishReq{shopID: shopID, events: events, out: out, now: now}
 		}
-		for i, e := range events {
-			res, q, err := db.publishOne(ctx, tx, op, e, subs, now)
+		_, err := db.submit(ctx, op, func(tx *Tx, queued *bool) error {
+			subs, err := activeWebhooks(ctx, tx, shopID, now)
 			if err != nil {
 				return err
 			}
-			out[i] = res
-			*queued = *queued || q
+			for i, e := range events {
+				res, q, err := db.publishOne(ctx, tx, op, e, subs, now)
+				if err != nil {
+					return err
+				}
+				out[i] = res
+				*queued = *queued || q
+			}
+			return nil
+		})
+		if err != nil && try == 0 && isIdempotencyRace(err) {
+			continue // the other publish has committed: this time its answer is found
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
+		if err != nil {
+			return nil, err
+		}
+		return out, nil
 	}
-	return out, nil
+}
+
+// isIdempotencyRace reports whether err is another publish of the same
+// idempotency key having committed first. On PostgreSQL two writers, or
+// two replicas, run such publishes at once: neither finds the key, and the
+// unique index makes the later insert wait for the first, then fail.
+func isIdempotencyRace(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "events_idempotency"
 }
 
 // publishReq is a publish the writer may merge with others.

@@ -323,40 +323,81 @@ func queryIDs(ctx context.Context, q querier, query string, args ...any) ([]stri
 	return ids, rows.Err()
 }
 
-// loadJobs reads what the sender needs for claimed deliveries.
+// loadJobs reads what the sender needs for claimed deliveries. A claimed
+// row whose webhook was stopped or deleted is not a job: it is cancelled,
+// or deleted with its webhook. Such rows are rare: on PostgreSQL a publish
+// that read the webhook before it was stopped may queue them after the
+// stop cancelled what was queued (or a lease kept them out of its reach).
 func loadJobs(ctx context.Context, tx *Tx, ids []string, now time.Time, leasedUntil int64) ([]*webhooks.Job, error) {
 	in, args := tx.db.dialect.in("d.id", 1, ids)
 	rows, err := tx.QueryContext(ctx, `SELECT d.id, d.shop_id, d.webhook_id, d.event_id, d.event, d.attempt, d.trigger, d.created_at,
-		e.envelope, w.url, w.secret, w.prev_secret, w.prev_secret_expires_at
-		FROM deliveries d JOIN events e ON e.id = d.event_id JOIN webhooks w ON w.id = d.webhook_id
+		e.envelope, w.is_active, w.url, w.secret, w.prev_secret, w.prev_secret_expires_at
+		FROM deliveries d JOIN events e ON e.id = d.event_id LEFT JOIN webhooks w ON w.id = d.webhook_id
 		WHERE `+in+` ORDER BY d.scheduled_at`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("load jobs: %w", err)
 	}
 	defer rows.Close()
 	jobs := make([]*webhooks.Job, 0, len(ids))
+	var stopped, gone []string
 	for rows.Next() {
 		var (
-			j       webhooks.Job
-			w       webhooks.Webhook
-			trigger string
-			created int64
-			prevExp int64
-			env     []byte
+			j                 webhooks.Job
+			trigger           string
+			created           int64
+			env               []byte
+			active            sql.NullBool
+			url, secret, prev sql.NullString
+			prevExp           sql.NullInt64
 		)
 		if err := rows.Scan(&j.DeliveryID, &j.ShopID, &j.WebhookID, &j.EventID, &j.Event, &j.Attempt, &trigger, &created,
-			&env, &j.URL, &w.Secret, &w.PreviousSecret, &prevExp); err != nil {
+			&env, &active, &url, &secret, &prev, &prevExp); err != nil {
 			return nil, fmt.Errorf("load jobs: %w", err)
 		}
+		switch {
+		case !active.Valid:
+			gone = append(gone, j.DeliveryID)
+			continue
+		case !active.Bool:
+			stopped = append(stopped, j.DeliveryID)
+			continue
+		}
+		w := webhooks.Webhook{Secret: secret.String, PreviousSecret: prev.String, PreviousSecretExpiresAt: fromMS(prevExp.Int64)}
 		j.Trigger = webhooks.Trigger(trigger)
 		j.CreatedAt = fromMS(created)
 		j.Payload = env
-		w.PreviousSecretExpiresAt = fromMS(prevExp)
+		j.URL = url.String
 		j.Secrets = w.SigningSecrets(now)
 		j.LeasedUntil = fromMS(leasedUntil)
 		jobs = append(jobs, &j)
 	}
-	return jobs, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load jobs: %w", err)
+	}
+	rows.Close() // before the statements below, on the same connection
+	if len(stopped) > 0 {
+		where, args := tx.db.dialect.in("id", 1, stopped)
+		if err := cancelWhere(ctx, tx, where, args, now); err != nil {
+			return nil, err
+		}
+	}
+	if err := deleteOrphans(ctx, tx, gone); err != nil {
+		return nil, err
+	}
+	return jobs, nil
+}
+
+// deleteOrphans deletes deliveries whose webhook was deleted (a publish or
+// an attempt that read it before it went), as DeleteWebhook would have.
+func deleteOrphans(ctx context.Context, tx *Tx, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	where, args := tx.db.dialect.in("id", 1, ids)
+	if _, err := tx.ExecContext(ctx, `DELETE FROM deliveries WHERE `+where, args...); err != nil {
+		return fmt.Errorf("delete deliveries of deleted webhooks: %w", err)
+	}
+	return nil
 }
 
 // NextDue returns when the earliest unleased pending delivery is due (zero
@@ -408,6 +449,15 @@ func (db *DB) RecordAttempts(ctx context.Context, results []webhooks.AttemptResu
 	err := db.writeUrgent(ctx, len(results), func(tx *Tx, queued *bool) error {
 		active, err := webhookActivity(ctx, tx, uniqueWebhooks(results, func(r webhooks.AttemptResult) string { return r.WebhookID }))
 		if err != nil {
+			return err
+		}
+		var gone []string
+		for i := range results {
+			if _, ok := active[results[i].WebhookID]; !ok {
+				gone = append(gone, results[i].DeliveryID)
+			}
+		}
+		if err := deleteOrphans(ctx, tx, gone); err != nil {
 			return err
 		}
 		var (
@@ -966,6 +1016,16 @@ func disableWebhook(ctx context.Context, tx *Tx, id, reason string, now time.Tim
 func (db *DB) RecordSyncAttempt(ctx context.Context, a webhooks.SyncAttempt) error {
 	d := a.Delivery
 	return db.write(ctx, func(tx *Tx) error {
+		// The webhook's row is locked first (webhooks before deliveries,
+		// as the recorder), which also makes manual retries of its
+		// deliveries take turns at numbering their attempt.
+		var one int
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM webhooks WHERE id = $1`+tx.db.dialect.rowLock, d.WebhookID).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return webhooks.Errorf(webhooks.ENOTFOUND, "Webhook %s not found", d.WebhookID)
+		} else if err != nil {
+			return fmt.Errorf("find webhook: %w", err)
+		}
 		if a.Event != nil {
 			if err := insertEvent(ctx, tx, a.Event, nil); err != nil {
 				return err
@@ -998,13 +1058,6 @@ func (db *DB) RecordSyncAttempt(ctx context.Context, a webhooks.SyncAttempt) err
 			ms(d.CreatedAt), resp.StatusCode, respHeaders, resp.Body, resp.BodyTruncated, reqHeaders, d.FailureReason, d.DurationMS)
 		if err != nil {
 			return fmt.Errorf("insert delivery: %w", err)
-		}
-		var one int
-		err = tx.QueryRowContext(ctx, `SELECT 1 FROM webhooks WHERE id = $1`, d.WebhookID).Scan(&one)
-		if errors.Is(err, sql.ErrNoRows) {
-			return webhooks.Errorf(webhooks.ENOTFOUND, "Webhook %s not found", d.WebhookID)
-		} else if err != nil {
-			return fmt.Errorf("find webhook: %w", err)
 		}
 		disable := ""
 		if resp.StatusCode == 410 {

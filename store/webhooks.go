@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -125,7 +126,17 @@ func (db *DB) FindWebhook(ctx context.Context, shopID, id string) (*webhooks.Web
 }
 
 func findWebhook(ctx context.Context, q querier, shopID, id string) (*webhooks.Webhook, error) {
-	w, err := scanWebhook(q.QueryRowContext(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE id = $1 AND shop_id = $2`, id, shopID))
+	return findWebhookLocked(ctx, q, shopID, id, "")
+}
+
+// lockWebhook reads the webhook in tx and locks its row until tx ends
+// (see dialect.rowLock), for a change computed from what it read.
+func lockWebhook(ctx context.Context, tx *Tx, shopID, id string) (*webhooks.Webhook, error) {
+	return findWebhookLocked(ctx, tx, shopID, id, tx.db.dialect.rowLock)
+}
+
+func findWebhookLocked(ctx context.Context, q querier, shopID, id, lock string) (*webhooks.Webhook, error) {
+	w, err := scanWebhook(q.QueryRowContext(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE id = $1 AND shop_id = $2`+lock, id, shopID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, webhooks.Errorf(webhooks.ENOTFOUND, "Webhook %s not found", id)
 	} else if err != nil {
@@ -174,7 +185,7 @@ func (db *DB) UpdateWebhook(ctx context.Context, shopID, id string, upd webhooks
 	stopped := false
 	err := db.write(ctx, func(tx *Tx) error {
 		stopped = false
-		w, err := findWebhook(ctx, tx, shopID, id)
+		w, err := lockWebhook(ctx, tx, shopID, id)
 		if err != nil {
 			return err
 		}
@@ -239,18 +250,28 @@ func (db *DB) UpdateWebhook(ctx context.Context, shopID, id string, upd webhooks
 // Every way a webhook is stopped comes here (a user, a 410, the 5-day
 // rule), so here the other replicas are told to drop what they claimed.
 func cancelQueued(ctx context.Context, tx *Tx, webhookID string, now time.Time) error {
-	_, err := tx.ExecContext(ctx, `UPDATE deliveries SET next_retry_at = NULL WHERE id IN (
-		SELECT retry_of FROM deliveries WHERE webhook_id = $1 AND status = 'pending' AND retry_of <> '')`, webhookID)
-	if err != nil {
-		return fmt.Errorf("cancel queued deliveries: %w", err)
-	}
-	_, err = tx.ExecContext(ctx, `UPDATE deliveries SET status = 'failed', failure_reason = $1, created_at = $2,
-		scheduled_at = NULL, leased_until = NULL, next_retry_at = NULL
-		WHERE webhook_id = $3 AND status = 'pending'`, webhooks.FailureWebhookDisabled, ms(now), webhookID)
-	if err != nil {
-		return fmt.Errorf("cancel queued deliveries: %w", err)
+	if err := cancelWhere(ctx, tx, "webhook_id = $1", []any{webhookID}, now); err != nil {
+		return err
 	}
 	return announce(ctx, tx, stoppedChannel, webhookID)
+}
+
+// cancelWhere cancels the queued deliveries matching where, whose
+// arguments are numbered from $1 (see cancelQueued).
+func cancelWhere(ctx context.Context, tx *Tx, where string, args []any, now time.Time) error {
+	_, err := tx.ExecContext(ctx, `UPDATE deliveries SET next_retry_at = NULL WHERE id IN (
+		SELECT retry_of FROM deliveries WHERE `+where+` AND status = 'pending' AND retry_of <> '')`, args...)
+	if err != nil {
+		return fmt.Errorf("cancel queued deliveries: %w", err)
+	}
+	reason, at := strconv.Itoa(len(args)+1), strconv.Itoa(len(args)+2)
+	_, err = tx.ExecContext(ctx, `UPDATE deliveries SET status = 'failed', failure_reason = $`+reason+`, created_at = $`+at+`,
+		scheduled_at = NULL, leased_until = NULL, next_retry_at = NULL
+		WHERE `+where+` AND status = 'pending'`, append(args[:len(args):len(args)], webhooks.FailureWebhookDisabled, ms(now))...)
+	if err != nil {
+		return fmt.Errorf("cancel queued deliveries: %w", err)
+	}
+	return nil
 }
 
 // DeleteWebhook removes the webhook, its queued deliveries and its history.
@@ -281,7 +302,7 @@ func (db *DB) DeleteWebhook(ctx context.Context, shopID, id string) error {
 func (db *DB) RotateSecret(ctx context.Context, shopID, id, secret string, overlap time.Duration) (*webhooks.Webhook, error) {
 	var out *webhooks.Webhook
 	err := db.write(ctx, func(tx *Tx) error {
-		w, err := findWebhook(ctx, tx, shopID, id)
+		w, err := lockWebhook(ctx, tx, shopID, id)
 		if err != nil {
 			return err
 		}
@@ -376,35 +397,27 @@ func (db *DB) ClearHistory(ctx context.Context, shopID, id string, before time.T
 }
 
 // deleteDeliveries deletes the finished deliveries matching where and
-// subtracts the attempts among them from the hourly stats.
+// subtracts the attempts among them from the hourly stats. Attempts are
+// the rows with a duration or a response; rows cancelled without an
+// attempt were never counted.
 func deleteDeliveries(ctx context.Context, tx *Tx, where string, args []any) (int64, error) {
-	// Attempts (rows with a duration or a response) counted in stats; rows
-	// cancelled without an attempt were never counted.
-	rows, err := tx.QueryContext(ctx, `SELECT webhook_id, created_at - created_at % 3600000, event,
-		COUNT(*), CAST(SUM(CASE WHEN status = 'success' THEN 1 ELSE 0 END) AS BIGINT), CAST(SUM(duration_ms) AS BIGINT)
-		FROM deliveries WHERE `+where+` AND failure_reason <> '`+webhooks.FailureWebhookDisabled+`'
-		GROUP BY webhook_id, created_at - created_at % 3600000, event`, args...)
+	var (
+		buckets []statsBucket
+		n       int64
+		err     error
+	)
+	if tx.db.dialect.name == "postgres" {
+		buckets, n, err = deleteCountingPostgres(ctx, tx, where, args)
+	} else {
+		buckets, n, err = deleteCountingSQLite(ctx, tx, where, args)
+	}
 	if err != nil {
-		return 0, fmt.Errorf("count deleted attempts: %w", err)
-	}
-	type bucket struct {
-		webhookID, event       string
-		hour, total, ok, durMS int64
-	}
-	var buckets []bucket
-	for rows.Next() {
-		var b bucket
-		if err := rows.Scan(&b.webhookID, &b.hour, &b.event, &b.total, &b.ok, &b.durMS); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("scan deleted attempts: %w", err)
-		}
-		buckets = append(buckets, b)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("scan deleted attempts: %w", err)
+		return 0, err
 	}
 	for _, b := range buckets {
+		if b.total == 0 {
+			continue
+		}
 		_, err := tx.ExecContext(ctx, `UPDATE webhook_stats SET total = total - $1, success = success - $2,
 			failed = failed - $3, duration_ms_sum = duration_ms_sum - $4 WHERE webhook_id = $5 AND hour = $6 AND event = $7`,
 			b.total, b.ok, b.total-b.ok, b.durMS, b.webhookID, b.hour, b.event)
@@ -412,20 +425,83 @@ func deleteDeliveries(ctx context.Context, tx *Tx, where string, args []any) (in
 			return 0, fmt.Errorf("update stats: %w", err)
 		}
 	}
-	if ids := uniqueWebhooks(buckets, func(b bucket) string { return b.webhookID }); len(ids) > 0 {
+	if ids := uniqueWebhooks(buckets, func(b statsBucket) string { return b.webhookID }); len(ids) > 0 {
 		in, args := tx.db.dialect.in("webhook_id", 1, ids)
 		_, err := tx.ExecContext(ctx, `DELETE FROM webhook_stats WHERE total <= 0 AND `+in, args...)
 		if err != nil {
 			return 0, fmt.Errorf("prune stats: %w", err)
 		}
 	}
-	res, err := tx.ExecContext(ctx, `DELETE FROM deliveries WHERE `+where, args...)
-	if err != nil {
-		return 0, fmt.Errorf("delete deliveries: %w", err)
-	}
-	return res.RowsAffected()
+	return n, nil
 }
 
+// statsBucket is what deleted rows counted in one hour of one webhook's
+// stats for one event.
+type statsBucket struct {
+	webhookID, event       string
+	hour, total, ok, durMS int64
+	rows                   int64 // deleted, attempts or not (PostgreSQL only)
+}
+
+func scanBuckets(rows *sql.Rows, err error) ([]statsBucket, error) {
+	if err != nil {
+		return nil, fmt.Errorf("delete deliveries: %w", err)
+	}
+	defer rows.Close()
+	var out []statsBucket
+	for rows.Next() {
+		var b statsBucket
+		if err := rows.Scan(&b.webhookID, &b.hour, &b.event, &b.total, &b.ok, &b.durMS, &b.rows); err != nil {
+			return nil, fmt.Errorf("delete deliveries: %w", err)
+		}
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("delete deliveries: %w", err)
+	}
+	return out, nil
+}
+
+// deleteCountingSQLite counts, then deletes: the one writer runs nothing
+// in between, and SQLite would hold a DELETE's RETURNING rows in memory
+// (a clear of millions of rows).
+func deleteCountingSQLite(ctx context.Context, tx *Tx, where string, args []any) ([]statsBucket, int64, error) {
+	buckets, err := scanBuckets(tx.QueryContext(ctx, `SELECT webhook_id, created_at - created_at % 3600000, event,
+		COUNT(*), CAST(SUM(CASE WHEN status = 'success' THEN 1 ELSE 0 END) AS BIGINT), CAST(SUM(duration_ms) AS BIGINT), 0
+		FROM deliveries WHERE `+where+` AND failure_reason <> '`+webhooks.FailureWebhookDisabled+`'
+		GROUP BY webhook_id, created_at - created_at % 3600000, event`, args...))
+	if err != nil {
+		return nil, 0, err
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM deliveries WHERE `+where, args...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("delete deliveries: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return buckets, n, err
+}
+
+// deleteCountingPostgres counts the rows its DELETE returns: at READ
+// COMMITTED a count and a delete in two statements each see what has
+// committed by then, so a clear beside another one, or beside attempts
+// being recorded, subtracted what it did not delete (negative counts, a
+// success rate of 200).
+func deleteCountingPostgres(ctx context.Context, tx *Tx, where string, args []any) ([]statsBucket, int64, error) {
+	buckets, err := scanBuckets(tx.QueryContext(ctx, `WITH d AS (DELETE FROM deliveries WHERE `+where+`
+			RETURNING webhook_id, created_at, event, status, duration_ms, failure_reason <> '`+webhooks.FailureWebhookDisabled+`' AS tried)
+		SELECT webhook_id, created_at - created_at % 3600000, event,
+			COUNT(*) FILTER (WHERE tried), COUNT(*) FILTER (WHERE tried AND status = 'success'),
+			COALESCE(SUM(duration_ms) FILTER (WHERE tried), 0), COUNT(*)
+		FROM d GROUP BY 1, 2, 3`, args...))
+	if err != nil {
+		return nil, 0, err
+	}
+	var n int64
+	for _, b := range buckets {
+		n += b.rows
+	}
+	return buckets, n, nil
+}
 func uniqueWebhooks[T any](items []T, key func(T) string) []string {
 	var out []string
 	for _, it := range items {
