@@ -190,6 +190,11 @@ type Dispatcher struct {
 	stopping bool
 	unsent   []*webhooks.Job // claimed, not sent because of Stop
 
+	// abort is the parent of every attempt's context; Shutdown cancels
+	// it when its time is up, to cut the attempts still in flight.
+	abort    context.Context
+	abortNow context.CancelFunc
+
 	// Hand-over from publishes (Reserve, Take, Cancel): empty is set
 	// while the queue holds no due work the claims could take, so a
 	// delivery published now may skip it; behind counts the deliveries
@@ -270,6 +275,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	}
 	d.started = true
 	ctx, d.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	d.abort, d.abortNow = context.WithCancel(context.Background())
 	for range d.cfg.Workers {
 		d.workWG.Add(1)
 		go d.worker(ctx)
@@ -283,12 +289,14 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 
 // Stop stops claiming, lets the attempts in flight finish (each bounded by
 // the client's timeout), records them and returns. Deliveries claimed but
-// not sent stay leased and are taken again when their lease runs out.
+// not sent are given back (see Releaser), or taken again when their lease
+// runs out.
 func (d *Dispatcher) Stop() {
 	d.stopOnce.Do(func() {
 		if !d.started {
 			return
 		}
+		defer d.abortNow()
 		d.mu.Lock()
 		d.closing = true
 		d.mu.Unlock()
@@ -309,6 +317,26 @@ func (d *Dispatcher) Stop() {
 		d.recordWG.Wait()
 		d.releaseUnsent()
 	})
+}
+
+// Shutdown stops as Stop does, but when ctx ends first it cuts the
+// attempts still in flight (a receiver that hangs would otherwise hold the
+// stop for the whole attempt timeout). A cut attempt is not recorded: its
+// delivery is given back with those not sent, to be sent again, so a
+// receiver may get it twice (deliveries are at least once).
+func (d *Dispatcher) Shutdown(ctx context.Context) {
+	if !d.started {
+		return
+	}
+	stopped := make(chan struct{})
+	go func() { d.Stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		d.logger.Warn("shutdown: time is up; cutting the attempts in flight, their deliveries are sent again")
+		d.abortNow()
+		<-stopped
+	}
 }
 
 // Renewer is implemented by stores that can extend the lease of a claimed
@@ -800,13 +828,18 @@ func (d *Dispatcher) worker(ctx context.Context) {
 			d.release(j.WebhookID, 0, false)
 			continue
 		}
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), left)
+		actx, cancel := context.WithTimeout(d.abort, left)
 		d.metrics.track(1)
 		start := time.Now()
 		res := d.attempt(actx, j)
 		took := time.Since(start)
 		d.metrics.track(-1)
 		cancel()
+		if !res.Success && d.abort.Err() != nil {
+			// Cut by Shutdown: given back in Stop, not recorded.
+			d.drop(j)
+			continue
+		}
 		if res.Disable != "" {
 			// 410 Gone: what waits is cancelled when res is recorded (and on
 			// PostgreSQL announced to the other replicas); this process

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -392,5 +393,91 @@ func TestSIGTERMShutsDownGracefully(t *testing.T) {
 	}
 	if !strings.Contains(srv.logs(), "shutting down") {
 		t.Errorf("no shutdown log line:\n%s", srv.logs())
+	}
+}
+
+// A receiver that hangs does not hold a stop beyond --shutdown-timeout
+// (the attempt timeout here is a minute): the attempt is cut, not
+// recorded, and its delivery is sent again by the next server.
+func TestSIGTERMCutsAnAttemptThatOutlastsTheShutdownTimeout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a real server; skipped with -short")
+	}
+	t.Parallel()
+	bin := buildBinary(t)
+	var hang atomic.Bool
+	hang.Store(true)
+	arrived := make(chan string, 10)
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		arrived <- r.Header.Get("webhook-id")
+		if hang.Load() {
+			<-r.Context().Done() // until the sender goes away
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer receiver.Close()
+	args := []string{"--db", "sqlite:" + filepath.Join(t.TempDir(), "cut.db"), "--attempt-timeout", "1m", "--shutdown-timeout", "1s"}
+	srv := startServer(t, bin, args...)
+	var shop struct {
+		APIKey string `json:"api_key"`
+	}
+	if code := doJSON(t, "POST", srv.url("/api/v1/admin/shops"), adminToken, map[string]string{"shop_id": "cut"}, &shop); code != 201 {
+		t.Fatalf("create shop: %d", code)
+	}
+	if code := doJSON(t, "POST", srv.url("/api/v1/shops/cut/webhooks"), shop.APIKey,
+		map[string]any{"url": receiver.URL + "/hook", "events": []string{"order.created"}}, nil); code != 201 {
+		t.Fatalf("create webhook: %d", code)
+	}
+	var ev struct {
+		EventID string `json:"event_id"`
+	}
+	if code := doJSON(t, "POST", srv.url("/api/v1/shops/cut/events"), shop.APIKey, map[string]any{"event": "order.created", "data": map[string]any{"order_id": "1"}}, &ev); code != 202 {
+		t.Fatalf("publish: %d", code)
+	}
+	if got := <-arrived; got != ev.EventID {
+		t.Fatalf("arrived %q, want %q", got, ev.EventID)
+	}
+
+	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-srv.done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, srv.logs())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no exit within 30s of SIGTERM, with a 1s shutdown timeout\n%s", srv.logs())
+	}
+	if !strings.Contains(srv.logs(), "cutting the attempts in flight") {
+		t.Errorf("no log line about the cut attempt:\n%s", srv.logs())
+	}
+
+	hang.Store(false)
+	srv = startServer(t, bin, args...)
+	select {
+	case got := <-arrived:
+		if got != ev.EventID {
+			t.Fatalf("after the restart, arrived %q, want %q again", got, ev.EventID)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the cut delivery was not sent again within 30s of the restart\n%s", srv.logs())
+	}
+	var list struct {
+		Data []struct {
+			Status        string `json:"status"`
+			FailureReason string `json:"failure_reason"`
+		} `json:"data"`
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		doJSON(t, "GET", srv.url("/api/v1/shops/cut/webhook-deliveries"), shop.APIKey, nil, &list)
+		if len(list.Data) > 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(list.Data) != 1 || list.Data[0].Status != "success" {
+		t.Fatalf("history %+v; want the one successful attempt (the cut one is not recorded)", list.Data)
 	}
 }

@@ -332,8 +332,10 @@ Try it:
 	return nil
 }
 
-// Shutdown stops gracefully: no new requests, in-flight requests and
-// attempts finish (bounded), queued work stays queued.
+// Shutdown stops gracefully within the shutdown timeout: no new requests,
+// in-flight requests and attempts finish, queued work stays queued. What
+// is still in flight when the time is up is cut: requests are closed, and
+// attempts' deliveries are given back to be sent again.
 func (m *Main) Shutdown() error {
 	if m.server == nil {
 		return nil
@@ -349,6 +351,9 @@ func (m *Main) Shutdown() error {
 		err = fmt.Errorf("http server: %w", serr)
 	}
 	m.server = nil
+	if m.dispatcher != nil {
+		m.dispatcher.Shutdown(ctx)
+	}
 	return err
 }
 
