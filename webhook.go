@@ -140,6 +140,11 @@ func (p URLPolicy) ValidateURL(raw string) string {
 	if utf8.RuneCountInString(raw) > MaxURLLen {
 		return "must be at most 2048 characters"
 	}
+	if HasBareSpace(raw) {
+		// A space in the query went onto the request line as it was: an
+		// invalid request every receiver refuses, at every attempt.
+		return "must not contain spaces or control characters (percent-encode them, as %20)"
+	}
 	u, err := url.Parse(raw)
 	if err != nil || !u.IsAbs() || u.Host == "" || u.Opaque != "" {
 		return "must be an absolute URL"
@@ -169,6 +174,12 @@ func (p URLPolicy) ValidateURL(raw string) string {
 		}
 	}
 	return ""
+}
+
+// HasBareSpace reports whether raw holds a space or an ASCII control
+// character, which a URL carries only percent-encoded.
+func HasBareSpace(raw string) bool {
+	return strings.ContainsFunc(raw, func(r rune) bool { return r <= ' ' || r == 0x7f })
 }
 
 // NormalizeEvents checks a list of event types (non-empty, all known) and

@@ -61,6 +61,10 @@ func TestValidateURL(t *testing.T) {
 		"":                                     false,
 		"https://":                             false,
 		"https://shop.example/#frag":           true,
+		"https://shop.example/hook?a=b c":      false,
+		"https://shop.example/a b":             false,
+		"https://shop.example/a%20b?c=d%20e":   true,
+		"https://shop.example/a\x7fb":          false,
 		"https://" + strings.Repeat("a", 2040): true,
 		"https://" + strings.Repeat("a", 2041): false,
 		// Characters, not bytes: 2,048 of them, 2,084 bytes.

@@ -530,6 +530,7 @@ func TestClientSend(t *testing.T) {
 			"http://x.example:0/":              "invalid URL: bad port",
 			"http://x.example:70000/":          "invalid URL: bad port",
 			"http://x.example:12ab/":           "invalid URL",
+			"http://x.example/hook?a=b c":      "invalid URL: spaces are not allowed",
 			"http://[::1/?token=" + secret:     "invalid URL",
 			"":                                 "invalid URL: scheme must be http or https",
 		} {
@@ -797,6 +798,7 @@ func FuzzCheckURL(f *testing.F) {
 		"invalid URL: user and password are not allowed": true,
 		"invalid URL: no host":                           true,
 		"invalid URL: bad port":                          true,
+		"invalid URL: spaces are not allowed":            true,
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
 		err := egress.CheckURL(raw)

@@ -97,6 +97,8 @@ func testWebhooks(t *testing.T) {
 			{"PlainHTTP", `{"url":"http://example.com","events":["order.created"]}`, "validation_failed", []string{"url"}},
 			{"RelativeURL", `{"url":"/hook","events":["order.created"]}`, "validation_failed", []string{"url"}},
 			{"UserInURL", `{"url":"https://u:p@example.com","events":["order.created"]}`, "validation_failed", []string{"url"}},
+			// It went onto the request line as it was: every attempt refused.
+			{"SpaceInURL", `{"url":"https://example.com/hook?a=b c","events":["order.created"]}`, "validation_failed", []string{"url"}},
 			{"LongURL", `{"url":"https://example.com/` + strings.Repeat("a", 2048) + `","events":["order.created"]}`, "validation_failed", []string{"url"}},
 			{"UnknownEvent", `{"url":"https://example.com","events":["order.shipped"]}`, "validation_failed", []string{"events"}},
 			{"NoEvents", `{"url":"https://example.com","events":[]}`, "validation_failed", []string{"events"}},
