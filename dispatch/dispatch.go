@@ -972,11 +972,16 @@ func (d *Dispatcher) attempt(ctx context.Context, j *webhooks.Job) webhooks.Atte
 		// the first retry's 5 s, nor a slow 429 its Retry-After.
 		r.NextAttemptAt = d.nextAttempt(j.Attempt, at.Add(res.Duration), res.RetryAfter)
 	}
-	d.logger.Debug("delivery attempt", "delivery_id", j.DeliveryID, "webhook_id", j.WebhookID, "event", j.Event,
-		"attempt", j.Attempt, "status_code", res.StatusCode, "success", r.Success, "duration_ms", res.Duration.Milliseconds(),
-		"failure_reason", res.FailureReason)
-	d.metrics.observe(res)
+	d.observe(j.DeliveryID, j.WebhookID, j.Event, j.Attempt, j.Trigger, res)
 	return r
+}
+
+// observe logs an attempt, any kind (one line at debug), and counts it.
+func (d *Dispatcher) observe(deliveryID, webhookID string, event webhooks.EventType, attempt int, trigger webhooks.Trigger, res egress.Result) {
+	d.logger.Debug("delivery attempt", "delivery_id", deliveryID, "webhook_id", webhookID, "event", event,
+		"attempt", attempt, "trigger", trigger, "status_code", res.StatusCode, "success", res.Success(),
+		"duration_ms", res.Duration.Milliseconds(), "failure_reason", res.FailureReason)
+	d.metrics.observe(res)
 }
 
 // nextAttempt returns when attempt n+1 is due after attempt n failed,

@@ -1,11 +1,13 @@
 package dispatch_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -85,6 +87,26 @@ type testBundle struct {
 	commits []int // the size of each batch of results recorded
 
 	recordErrors atomic.Bool // results not recorded are expected
+
+	logs lockedBuffer // the dispatcher's log, at debug
+}
+
+// lockedBuffer is a bytes.Buffer safe for a logger and a test at once.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func setup(t *testing.T, cfg dispatch.Config) *testBundle {
@@ -125,7 +147,8 @@ func setupWith(t *testing.T, cfg dispatch.Config, wrap func(*store.DB) dispatch.
 	if wrap != nil {
 		st = wrap(db)
 	}
-	b.disp, err = dispatch.NewDispatcher(nil, nil, st, client, nil, &cfg)
+	logger := slog.New(slog.NewJSONHandler(&b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	b.disp, err = dispatch.NewDispatcher(logger, nil, st, client, nil, &cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1287,5 +1310,38 @@ func TestConfigValidation(t *testing.T) {
 		if _, err := dispatch.NewDispatcher(nil, nil, nil, nil, nil, &cfg); err == nil {
 			t.Errorf("%s: no error", name)
 		}
+	}
+}
+
+// Every attempt, queued or synchronous, is one line of the log at debug.
+func TestEveryAttemptIsLoggedAtDebug(t *testing.T) {
+	t.Parallel()
+	b := setup(t, dispatch.Config{})
+	rc := newReceiver(t, func(w http.ResponseWriter, r *recorded) {})
+	w := storetest.MustCreateWebhook(t, b.db, testShop, rc.srv.URL, time.Now(), "order.created")
+	b.publish(t, 1)
+	queued := <-b.recorded
+	test, err := b.disp.Test(b.ctx, w, "order.created", json.RawMessage(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	retry, err := b.disp.Retry(b.ctx, testShop, queued.DeliveryID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := map[string]string{} // delivery id: trigger
+	for line := range strings.Lines(b.logs.String()) {
+		var rec struct {
+			Msg        string `json:"msg"`
+			DeliveryID string `json:"delivery_id"`
+			Trigger    string `json:"trigger"`
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "delivery attempt" {
+			lines[rec.DeliveryID] = rec.Trigger
+		}
+	}
+	want := map[string]string{queued.DeliveryID: "event", test.ID: "test", retry.ID: "manual_retry"}
+	if !maps.Equal(lines, want) {
+		t.Fatalf("attempt lines (delivery: trigger) %v; want %v\n%s", lines, want, b.logs.String())
 	}
 }

@@ -63,7 +63,7 @@ func (d *Dispatcher) Retry(ctx context.Context, shopID, id string) (*webhooks.De
 // syncAttempt sends dl now and records it (with ev, when new).
 func (d *Dispatcher) syncAttempt(ctx context.Context, ev *webhooks.Event, dl *webhooks.Delivery, w *webhooks.Webhook) (*webhooks.Delivery, error) {
 	res, reqHeaders, at := d.send(ctx, dl.EventID, dl.ID, dl.ShopID, dl.Event, w.URL, w.SigningSecrets(d.now()), dl.Payload)
-	d.metrics.observe(res)
+	d.observe(dl.ID, w.ID, dl.Event, dl.Attempt, dl.Trigger, res)
 	resp := response(res)
 	dl.Response = &resp
 	dl.RequestHeaders = reqHeaders
