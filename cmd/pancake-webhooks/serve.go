@@ -127,8 +127,8 @@ is honoured as usual.`,
 	f.IntVar(&cfg.MaxInFlightPerWebhook, "max-in-flight-per-webhook", dispatch.DefaultMaxInFlightPerWebhook, "delivery attempts in flight to one webhook at once")
 	f.DurationVar(&cfg.LeaseFor, "lease", 0, "how long a claimed delivery stays taken before another worker may take it (0: sized from the timeout)")
 	f.DurationVar(&cfg.PollInterval, "poll-interval", dispatch.DefaultPollInterval, "how often the queue is polled when nothing wakes the engine")
-	f.DurationVar(&cfg.Retention, "retention", dispatch.DefaultRetention, "how long finished deliveries are kept")
-	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown may take; on SQLite also how long a starting server waits for one still stopping")
+	f.DurationVar(&cfg.Retention, "retention", dispatch.DefaultRetention, "how long finished deliveries are kept (0: the default)")
+	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown may take (attempts still in flight then are cut and sent again later); on SQLite also how long a starting server waits for one still stopping")
 	f.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (keep it on loopback; off by default)")
 	noEnv(f, "dev")
 	return cmd
