@@ -140,14 +140,15 @@ func (p URLPolicy) ValidateURL(raw string) string {
 	if utf8.RuneCountInString(raw) > MaxURLLen {
 		return "must be at most 2048 characters"
 	}
-	if HasBareSpace(raw) {
-		// A space in the query went onto the request line as it was: an
-		// invalid request every receiver refuses, at every attempt.
-		return "must not contain spaces or control characters (percent-encode them, as %20)"
-	}
 	u, err := url.Parse(raw)
 	if err != nil || !u.IsAbs() || u.Host == "" || u.Opaque != "" {
 		return "must be an absolute URL"
+	}
+	if QueryHasSpace(u) {
+		// It went onto the request line as it was: an invalid request
+		// every receiver refuses, at every attempt. (A space in the path
+		// is escaped when sent; a fragment is never sent.)
+		return "must not contain a space in its query (percent-encode it, as %20)"
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "https":
@@ -176,10 +177,11 @@ func (p URLPolicy) ValidateURL(raw string) string {
 	return ""
 }
 
-// HasBareSpace reports whether raw holds a space or an ASCII control
-// character, which a URL carries only percent-encoded.
-func HasBareSpace(raw string) bool {
-	return strings.ContainsFunc(raw, func(r rune) bool { return r <= ' ' || r == 0x7f })
+// QueryHasSpace reports whether u's query holds a bare space, which
+// net/http would write onto the request line as it is. (url.Parse refuses
+// control characters; a space in the path is escaped when sent.)
+func QueryHasSpace(u *url.URL) bool {
+	return strings.Contains(u.RawQuery, " ")
 }
 
 // NormalizeEvents checks a list of event types (non-empty, all known) and

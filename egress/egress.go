@@ -281,9 +281,9 @@ func CheckURL(raw string) error {
 	switch {
 	case err != nil:
 		return errors.New("invalid URL")
-	case webhooks.HasBareSpace(raw):
-		// net/http would put a space of the query on the request line.
-		return errors.New("invalid URL: spaces are not allowed")
+	case webhooks.QueryHasSpace(u):
+		// net/http would put it on the request line as it is.
+		return errors.New("invalid URL: a space in the query")
 	case u.Scheme != "http" && u.Scheme != "https":
 		return errors.New("invalid URL: scheme must be http or https")
 	case u.User != nil:
