@@ -17,13 +17,13 @@ func RouteTable() [][2]string {
 	return out
 }
 
-// SyncAttemptsOf returns how many test sends and manual retries of shop
-// hold or wait for a slot of the server's gate.
-func SyncAttemptsOf(s *Server, shop string) int {
+// SyncAttemptsWaiting returns how many test sends and manual retries of
+// shop wait for a slot of the server's gate.
+func SyncAttemptsWaiting(s *Server, shop string) int {
 	s.sync.mu.Lock()
 	defer s.sync.mu.Unlock()
 	if slots := s.sync.shops[shop]; slots != nil {
-		return slots.users
+		return slots.waiting
 	}
 	return 0
 }

@@ -33,8 +33,9 @@ type syncGate struct {
 // shopSlots are one shop's slots; users counts those holding or waiting
 // for one, so that an idle shop's entry is dropped.
 type shopSlots struct {
-	slots chan struct{}
-	users int
+	slots   chan struct{}
+	users   int
+	waiting int // of users, those waiting for a slot (tests read it)
 }
 
 func newSyncGate(per int, wait time.Duration) *syncGate {
@@ -66,6 +67,14 @@ func (g *syncGate) enter(ctx context.Context, w http.ResponseWriter, shop string
 	default:
 		t := time.NewTimer(g.wait)
 		defer t.Stop()
+		g.mu.Lock()
+		s.waiting++
+		g.mu.Unlock()
+		defer func() {
+			g.mu.Lock()
+			s.waiting--
+			g.mu.Unlock()
+		}()
 		select {
 		case s.slots <- struct{}{}:
 		case <-t.C:

@@ -345,6 +345,9 @@ func (m *Main) Shutdown() error {
 	defer cancel()
 	err := m.server.Shutdown(ctx)
 	if err != nil {
+		// Time is up: close the connections still active, which ends
+		// their requests (a test send's attempt with them).
+		m.server.Close()
 		err = fmt.Errorf("http shutdown: %w", err)
 	}
 	if serr := <-m.serveErr; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
