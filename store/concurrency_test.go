@@ -294,3 +294,63 @@ func wantNone(t *testing.T, db *store.DB, shop, webhookID string) {
 		}
 	}
 }
+
+// A stop racing a publish of the same shop: the publish has read the
+// webhook as active and is about to hand its delivery to its engine when
+// another replica stops the webhook. The stop waits for the publish and
+// then cancels its delivery; it must not commit first and leave the
+// publish to queue (and send) a delivery for a stopped webhook.
+func TestAStopWaitsForAPublishThatReadTheWebhook(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, dsn string) {
+		a, h, _ := openWithHandoff(t, dsn, "s")
+		b := openStore(t, dsn, store.Options{})
+		t.Cleanup(func() { b.Close() })
+		ctx := context.Background()
+		w := storetest.MustCreateWebhook(t, a, "s", "https://example.com/hook", time.Now(), "order.created")
+		reserving, release := make(chan struct{}), make(chan struct{})
+		var once sync.Once
+		open := func() { once.Do(func() { close(release) }) }
+		t.Cleanup(open)
+		h.mu.Lock()
+		h.room[w.ID] = true
+		h.onReserve = func() { close(reserving); <-release }
+		h.mu.Unlock()
+
+		published := make(chan error, 1)
+		go func() {
+			_, err := a.Publish(ctx, "s", []webhooks.PublishInput{{Event: "order.created"}})
+			published <- err
+		}()
+		<-reserving // the publish has read the webhook as active
+		stopped := make(chan error, 1)
+		go func() {
+			off := false
+			_, err := b.UpdateWebhook(ctx, "s", w.ID, webhooks.WebhookUpdate{IsActive: &off})
+			stopped <- err
+		}()
+		select {
+		case err := <-stopped:
+			open()
+			if err == nil {
+				err = <-published
+			}
+			t.Fatalf("the stop committed while a publish that read the webhook was under way (publish: %v)", err)
+		case <-time.After(300 * time.Millisecond): // waiting, as it should
+		}
+		open()
+		if err := <-published; err != nil {
+			t.Fatal(err)
+		}
+		if err := <-stopped; err != nil {
+			t.Fatal(err)
+		}
+		if _, n, _ := b.FindDeliveries(ctx, webhooks.DeliveryFilter{ShopID: "s", Status: webhooks.StatusPending}); n != 0 {
+			t.Fatalf("%d deliveries pending for the stopped webhook; want the published one cancelled", n)
+		}
+		ds, _, err := b.FindDeliveries(ctx, webhooks.DeliveryFilter{ShopID: "s"})
+		if err != nil || len(ds) != 1 || ds[0].FailureReason != webhooks.FailureWebhookDisabled {
+			t.Fatalf("deliveries %+v (%v); want the published one cancelled (%q)", ds, err, webhooks.FailureWebhookDisabled)
+		}
+	})
+}

@@ -239,6 +239,9 @@ type subscriber struct {
 }
 
 func activeWebhooks(ctx context.Context, tx *Tx, shopID string, now time.Time) ([]subscriber, error) {
+	if err := lockShop(ctx, tx, shopID, false); err != nil {
+		return nil, err
+	}
 	rows, err := tx.QueryContext(ctx, `SELECT id, events, url, secret, prev_secret, prev_secret_expires_at
 		FROM webhooks WHERE shop_id = $1 AND is_active = TRUE ORDER BY id`, shopID)
 	if err != nil {
@@ -262,6 +265,29 @@ func activeWebhooks(ctx context.Context, tx *Tx, shopID string, now time.Time) (
 		subs = append(subs, s)
 	}
 	return subs, rows.Err()
+}
+
+// lockShop takes, on PostgreSQL, the shop's lock until tx ends: shared by
+// publishes, before they read the subscribers; exclusive by what stops or
+// deletes a webhook. At READ COMMITTED a publish that read a webhook as
+// active before a stop committed could queue its deliveries after the
+// stop cancelled what was queued, and hand them to its engine to send;
+// now one waits for the other, and a stop's cancel sees the rows of every
+// publish that went first. SQLite's one writer runs them in turn anyway.
+// The key holds the schema: replicas of other schemas in one database
+// don't share shops.
+func lockShop(ctx context.Context, tx *Tx, shopID string, exclusive bool) error {
+	if tx.db.dialect.name != "postgres" {
+		return nil
+	}
+	fn := "pg_advisory_xact_lock_shared"
+	if exclusive {
+		fn = "pg_advisory_xact_lock"
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT `+fn+`(7240120, hashtext(current_schema() || '/' || $1))`, shopID); err != nil {
+		return fmt.Errorf("lock shop: %w", err)
+	}
+	return nil
 }
 
 // decodeEvents reads the stored JSON list of event names without

@@ -185,6 +185,11 @@ func (db *DB) UpdateWebhook(ctx context.Context, shopID, id string, upd webhooks
 	stopped := false
 	err := db.write(ctx, func(tx *Tx) error {
 		stopped = false
+		if upd.IsActive != nil && !*upd.IsActive {
+			if err := lockShop(ctx, tx, shopID, true); err != nil { // see lockShop
+				return err
+			}
+		}
 		w, err := lockWebhook(ctx, tx, shopID, id)
 		if err != nil {
 			return err
@@ -277,6 +282,9 @@ func cancelWhere(ctx context.Context, tx *Tx, where string, args []any, now time
 // DeleteWebhook removes the webhook, its queued deliveries and its history.
 func (db *DB) DeleteWebhook(ctx context.Context, shopID, id string) error {
 	err := db.write(ctx, func(tx *Tx) error {
+		if err := lockShop(ctx, tx, shopID, true); err != nil { // see lockShop
+			return err
+		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM webhooks WHERE id = $1 AND shop_id = $2`, id, shopID)
 		if err != nil {
 			return fmt.Errorf("delete webhook: %w", err)
