@@ -1329,19 +1329,29 @@ func TestEveryAttemptIsLoggedAtDebug(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := map[string]string{} // delivery id: trigger
+	// A second retry of the same delivery is the event's third attempt at
+	// the webhook: the line gives the number recorded, not orig.Attempt+1.
+	again, err := b.disp.Retry(b.ctx, testShop, queued.DeliveryID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Attempt != 3 {
+		t.Fatalf("second manual retry recorded as attempt %d; want 3", again.Attempt)
+	}
+	lines := map[string]string{} // delivery id: trigger and attempt
 	for line := range strings.Lines(b.logs.String()) {
 		var rec struct {
 			Msg        string `json:"msg"`
 			DeliveryID string `json:"delivery_id"`
 			Trigger    string `json:"trigger"`
+			Attempt    int    `json:"attempt"`
 		}
 		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "delivery attempt" {
-			lines[rec.DeliveryID] = rec.Trigger
+			lines[rec.DeliveryID] = fmt.Sprintf("%s #%d", rec.Trigger, rec.Attempt)
 		}
 	}
-	want := map[string]string{queued.DeliveryID: "event", test.ID: "test", retry.ID: "manual_retry"}
+	want := map[string]string{queued.DeliveryID: "event #1", test.ID: "test #1", retry.ID: "manual_retry #2", again.ID: "manual_retry #3"}
 	if !maps.Equal(lines, want) {
-		t.Fatalf("attempt lines (delivery: trigger) %v; want %v\n%s", lines, want, b.logs.String())
+		t.Fatalf("attempt lines (delivery: trigger #attempt) %v; want %v\n%s", lines, want, b.logs.String())
 	}
 }

@@ -63,7 +63,6 @@ func (d *Dispatcher) Retry(ctx context.Context, shopID, id string) (*webhooks.De
 // syncAttempt sends dl now and records it (with ev, when new).
 func (d *Dispatcher) syncAttempt(ctx context.Context, ev *webhooks.Event, dl *webhooks.Delivery, w *webhooks.Webhook) (*webhooks.Delivery, error) {
 	res, reqHeaders, at := d.send(ctx, dl.EventID, dl.ID, dl.ShopID, dl.Event, w.URL, w.SigningSecrets(d.now()), dl.Payload)
-	d.observe(dl.ID, w.ID, dl.Event, dl.Attempt, dl.Trigger, res)
 	resp := response(res)
 	dl.Response = &resp
 	dl.RequestHeaders = reqHeaders
@@ -77,7 +76,12 @@ func (d *Dispatcher) syncAttempt(ctx context.Context, ev *webhooks.Event, dl *we
 	// Record even if the caller went away: the attempt was made.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if err := d.store.RecordSyncAttempt(rctx, webhooks.SyncAttempt{Event: ev, Delivery: dl}); err != nil {
+	err := d.store.RecordSyncAttempt(rctx, webhooks.SyncAttempt{Event: ev, Delivery: dl})
+	// Logged after recording: the store numbers a manual retry after the
+	// event's latest attempt at the webhook, which may be later than
+	// orig.Attempt+1 when the event was retried before.
+	d.observe(dl.ID, w.ID, dl.Event, dl.Attempt, dl.Trigger, res)
+	if err != nil {
 		return nil, fmt.Errorf("record attempt: %w", err)
 	}
 	return dl, nil
