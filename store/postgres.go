@@ -380,11 +380,18 @@ func (db *DB) checkMembership(ctx context.Context) {
 	db.logger.Info("postgres: this server lost its member lock with its connection, and took it again")
 }
 
-// leaveServers ends the member lock's session.
+// leaveServers lets go of the member lock, then ends its session. The
+// unlock is what a server starting right after (a restart) must see: a
+// closed session's locks are released only once PostgreSQL has noticed
+// and ended its backend, a moment later, and a server that starts in that
+// moment counts another as running and leaves dead leases to run out.
 func (db *DB) leaveServers() {
 	db.memberMu.Lock()
 	defer db.memberMu.Unlock()
 	if db.memberConn != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, _ = db.memberConn.ExecContext(ctx, memberLock("pg_advisory_unlock_shared"), memberLockKey) // the discard ends it anyway
+		cancel()
 		discardConn(db.memberConn)
 		db.memberConn = nil
 	}
