@@ -62,17 +62,17 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		switch {
 		case errors.Is(err, context.DeadlineExceeded):
 			s.logger.LogAttrs(r.Context(), slog.LevelWarn, "request timed out",
-				slog.String("method", r.Method), slog.String("url", redactURL(r.URL)),
+				slog.String("method", r.Method), slog.String("url", s.logURL(r.URL)),
 				slog.String("error", err.Error()))
 			e = webhooks.Errorf(webhooks.EUNAVAILABLE, "The request timed out")
 		case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 			// The client went away; nobody reads the answer.
 			s.logger.LogAttrs(r.Context(), slog.LevelDebug, "request canceled",
-				slog.String("method", r.Method), slog.String("url", redactURL(r.URL)))
+				slog.String("method", r.Method), slog.String("url", s.logURL(r.URL)))
 			e = webhooks.Errorf(webhooks.EINTERNAL, "Internal error")
 		default:
 			s.logger.LogAttrs(r.Context(), slog.LevelError, "internal error",
-				slog.String("method", r.Method), slog.String("url", redactURL(r.URL)),
+				slog.String("method", r.Method), slog.String("url", s.logURL(r.URL)),
 				slog.String("error", err.Error()))
 			e = webhooks.Errorf(webhooks.EINTERNAL, "Internal error")
 		}
@@ -100,7 +100,7 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
 		s.logger.LogAttrs(r.Context(), slog.LevelError, "encode response",
-			slog.String("method", r.Method), slog.String("url", redactURL(r.URL)),
+			slog.String("method", r.Method), slog.String("url", s.logURL(r.URL)),
 			slog.String("error", err.Error()))
 		status = http.StatusInternalServerError
 		buf.Reset()
@@ -113,14 +113,19 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v
 	_, _ = w.Write(buf.Bytes())
 }
 
-// redactURL returns u as text with the api_key query parameter's value
-// replaced, so that a key never reaches a log line.
-func redactURL(u *url.URL) string {
+// redactURL returns u as text fit for a log line: the api_key query
+// parameter's value replaced, and any parameter or path segment in which
+// secret finds a secret replaced too (a key pasted where a shop or
+// delivery id goes).
+func redactURL(u *url.URL, secret func(string) bool) string {
 	if u == nil {
 		return ""
 	}
 	c := *u
 	c.User = nil
+	if p := redactPath(c.Path, secret); p != c.Path {
+		c.Path, c.RawPath = p, ""
+	}
 	if c.RawQuery != "" {
 		q, err := url.ParseQuery(c.RawQuery)
 		if err != nil {
@@ -129,10 +134,10 @@ func redactURL(u *url.URL) string {
 		} else {
 			for k, vs := range q {
 				switch {
-				case looksSecret(k): // a key pasted as a name
+				case secret(k): // a key pasted as a name
 					delete(q, k)
 					q["REDACTED"] = []string{""}
-				case isSecretParam(k) || slices.ContainsFunc(vs, looksSecret):
+				case isSecretParam(k) || slices.ContainsFunc(vs, secret):
 					q[k] = []string{"REDACTED"}
 				}
 			}
@@ -140,6 +145,34 @@ func redactURL(u *url.URL) string {
 		}
 	}
 	return c.String()
+}
+
+// redactPath returns p with each segment that secret reports replaced by
+// REDACTED.
+func redactPath(p string, secret func(string) bool) string {
+	if !secret(p) {
+		return p
+	}
+	segs := strings.Split(p, "/")
+	for i, seg := range segs {
+		if secret(seg) {
+			segs[i] = "REDACTED"
+		}
+	}
+	if p = strings.Join(segs, "/"); secret(p) { // one that spans a slash
+		return "REDACTED"
+	}
+	return p
+}
+
+// logURL and logPath are u and path as a log line may show them.
+func (s *Server) logURL(u *url.URL) string   { return redactURL(u, s.holdsSecret) }
+func (s *Server) logPath(path string) string { return redactPath(path, s.holdsSecret) }
+
+// holdsSecret says whether v holds a key, a signing secret or the admin
+// token.
+func (s *Server) holdsSecret(v string) bool {
+	return looksSecret(v) || (s.cfg.AdminToken != "" && strings.Contains(v, s.cfg.AdminToken))
 }
 
 // looksSecret says whether v holds a shop API key or a signing secret,

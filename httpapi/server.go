@@ -283,7 +283,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				panic(v)
 			}
 			s.logger.LogAttrs(r.Context(), slog.LevelError, "panic in handler",
-				slog.String("method", r.Method), slog.String("url", redactURL(r.URL)),
+				slog.String("method", r.Method), slog.String("url", s.logURL(r.URL)),
 				slog.Any("panic", v))
 			if !sw.wrote {
 				s.writeError(sw, r, webhooks.Errorf(webhooks.EINTERNAL, "Internal error"))
@@ -334,7 +334,7 @@ func (s *Server) observe(r *http.Request, route string, status int, d time.Durat
 	}
 	s.logger.LogAttrs(r.Context(), level, "http request",
 		slog.String("method", r.Method), slog.String("route", route),
-		slog.String("path", r.URL.Path), slog.Int("status", status),
+		slog.String("path", s.logPath(r.URL.Path)), slog.Int("status", status),
 		slog.Duration("duration", d))
 }
 

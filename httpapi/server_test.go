@@ -261,6 +261,32 @@ func testErrors(t *testing.T) {
 		}
 	})
 
+	t.Run("SecretsInThePathAreNotLogged", func(t *testing.T) {
+		t.Parallel()
+		b := setupAPI(t)
+		const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+		for _, req := range []request{
+			{Method: "GET", Path: shopPath(b.key, "/webhooks")},                                     // a key as the shop
+			{Method: "GET", Path: shopPath(b.shopID, "/webhook-deliveries/"+b.key), Key: b.key},     // as a delivery id
+			{Method: "GET", Path: "/" + b.key},                                                      // no route
+			{Method: "GET", Path: shopPath(b.shopID, "/webhooks/"+secret), Key: b.key},              // a signing secret
+			{Method: "POST", Path: "/api/v1/admin/shops/admin-secret/keys", Bearer: "admin-secret"}, // the admin token
+		} {
+			if res := b.do(t, req); res.Status < 400 {
+				t.Fatalf("%s %s: %d", req.Method, req.Path, res.Status)
+			}
+		}
+		logs := b.logs.String()
+		for _, leak := range []string{b.key, secret, "admin-secret"} {
+			if strings.Contains(logs, leak) {
+				t.Errorf("logs contain %q:\n%s", leak, logs)
+			}
+		}
+		if n := strings.Count(logs, "REDACTED"); n < 5 {
+			t.Errorf("%d REDACTED in the logs; want one a request:\n%s", n, logs)
+		}
+	})
+
 	t.Run("PanicIs500AndLogged", func(t *testing.T) {
 		t.Parallel()
 		fw := &fakeWebhooks{ListWebhooksFunc: func(ctx context.Context, shopID string) ([]*webhooks.Webhook, error) {
