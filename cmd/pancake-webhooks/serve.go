@@ -283,7 +283,10 @@ func (m *Main) Run(ctx context.Context) error {
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	m.serveErr = make(chan error, 1)
-	go func() { m.serveErr <- m.server.Serve(ln) }()
+	// The goroutine gets the server, not m: a Run that fails after this
+	// point (--debug-addr taken) is followed by a Close that sets m.server
+	// to nil, maybe before the goroutine has begun.
+	go func(srv *http.Server, errc chan<- error) { errc <- srv.Serve(ln) }(m.server, m.serveErr)
 	if cfg.DebugAddr != "" {
 		if err := m.startDebug(cfg.DebugAddr); err != nil {
 			return err
