@@ -41,18 +41,18 @@ const leaderLockKey = 7240120
 func (db *DB) openPostgres(ctx context.Context, dsn string, maxConns int) error {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
-		return fmt.Errorf("postgres: parse %s: %w", redactDSN(dsn), err)
+		return fmt.Errorf("postgres: parse %s: %w", RedactDSN(dsn), err)
 	}
 	if cfg.MaxConns < int32(maxConns) {
 		cfg.MaxConns = int32(maxConns)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("postgres: connect %s: %w", redactDSN(dsn), err)
+		return fmt.Errorf("postgres: connect %s: %w", RedactDSN(dsn), err)
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		return fmt.Errorf("postgres: connect %s: %w", redactDSN(dsn), err)
+		return fmt.Errorf("postgres: connect %s: %w", RedactDSN(dsn), err)
 	}
 	// The deliveries table is a queue: rows are finished at its head all
 	// day, and without autovacuum the dead ones pile up in its indexes and

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -187,7 +188,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		err = db.openPostgres(ctx, dsn, cmp.Or(opts.ReadConns, DefaultPGMaxConns))
 		writers = cmp.Or(writers, DefaultPGWriters)
 	default:
-		return nil, fmt.Errorf("unsupported database %q: use sqlite:FILE or postgres://…", redactDSN(dsn))
+		return nil, fmt.Errorf("unsupported database %q: use sqlite:FILE or postgres://…", RedactDSN(dsn))
 	}
 	if err != nil {
 		return nil, err
@@ -678,12 +679,24 @@ func ptrMS(v sql.NullInt64) *time.Time {
 	return &t
 }
 
-// redactDSN hides a password in a database URL for messages.
-func redactDSN(dsn string) string {
-	if i := strings.Index(dsn, "@"); i >= 0 {
-		if j := strings.Index(dsn, "://"); j >= 0 && j < i {
-			return dsn[:j+3] + "…" + dsn[i:]
+// RedactDSN returns dsn fit for a message: a URL's user:password part
+// and any password parameter (a URL's ?password=, a key=value
+// connection string's password=) hidden.
+func RedactDSN(dsn string) string {
+	dsn = dsnPassword.ReplaceAllString(dsn, "${1}=REDACTED")
+	if j := strings.Index(dsn, "://"); j >= 0 {
+		rest := dsn[j+3:]
+		host := rest
+		if k := strings.IndexAny(rest, "/?#"); k >= 0 {
+			host = rest[:k]
+		}
+		if i := strings.LastIndex(host, "@"); i >= 0 { // the last: a password may hold an @
+			return dsn[:j+3] + "…" + rest[i:]
 		}
 	}
 	return dsn
 }
+
+// dsnPassword is a password parameter of a URL's query or of a key=value
+// connection string, with its value (quoted or not).
+var dsnPassword = regexp.MustCompile(`(?i)\b((?:ssl)?password)\s*=\s*('(?:[^'\\]|\\.)*'?|[^&\s]*)`)

@@ -1207,6 +1207,25 @@ func TestCLIShopNameChecked(t *testing.T) {
 	runCLI(t, "shops", "create", "--id", "shop-named", "--name", strings.Repeat("é", 255), "--db", db).wantOK(t)
 }
 
+// TestCLIDatabasePasswordsNotShown: a database the CLI cannot use is named
+// in its error without the password, whichever way the password came.
+func TestCLIDatabasePasswordsNotShown(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"db", "copy", "--from", "postgres://a:SECRET1@127.0.0.1:1/x", "--to", "sqlite:x.db"},
+		{"shops", "create", "--id", "c", "--db", "postgres://postgres@127.0.0.1:1/x?password=SECRET2&sslmode=disable"},
+		{"shops", "create", "--id", "c", "--db", "host=127.0.0.1 password=SECRET3 user=u"},
+	} {
+		r := runCLI(t, args...)
+		if r.code == pw.ExitOK {
+			t.Fatalf("%q: exit 0", args)
+		}
+		if out := r.stdout + r.stderr; strings.Contains(out, "SECRET") {
+			t.Errorf("%q shows the password:\n%s", args, out)
+		}
+	}
+}
+
 func TestCLIHelpHasExamples(t *testing.T) {
 	t.Parallel()
 	for _, c := range []string{

@@ -51,7 +51,7 @@ the URL.`,
 			case from == "":
 				return usageErr("--from is required: the database to copy, as sqlite:FILE")
 			case !strings.HasPrefix(from, "sqlite:") || from == "sqlite:":
-				return usageErr("--from must be sqlite:FILE, got %q", from)
+				return usageErr("--from must be sqlite:FILE, got %q", store.RedactDSN(from))
 			case to == "":
 				return usageErr("--to is required: the PostgreSQL database to copy into, as postgres://…")
 			case !strings.HasPrefix(to, "postgres://") && !strings.HasPrefix(to, "postgresql://"):
