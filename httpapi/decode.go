@@ -312,11 +312,16 @@ func (o *jsonObject) str(name string, required, nullable bool) *string {
 		if s, ok := plainString(raw); ok {
 			return &s
 		}
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			o.bad(name, "must be a string")
+		// The body is valid JSON and UTF-8 (parseObject): what unquoting
+		// can refuse here is an unpaired surrogate escape, which
+		// encoding/json would turn into U+FFFD, so that "k\ud800" and
+		// "k\udc00" came out as one idempotency key.
+		b, err := jsontext.AppendUnquote(nil, raw)
+		if err != nil {
+			o.bad(name, `must not contain an unpaired surrogate escape (\uD800 to \uDFFF)`)
 			return nil
 		}
+		s := string(b)
 		if strings.IndexByte(s, 0) >= 0 {
 			// PostgreSQL's text refuses it (SQLite keeps it): refused
 			// here, so both databases answer alike.

@@ -48,12 +48,25 @@ func testEvents(t *testing.T) {
 		if first.Status != 202 || second.Status != 202 || string(first.Body) != string(second.Body) {
 			t.Fatalf("first %d %s, second %d %s", first.Status, first.Body, second.Status, second.Body)
 		}
+		// Keys that differ are two events, whatever they are escaped as; a
+		// pair of surrogates is one character.
+		answers := map[string]string{}
+		for _, id := range []string{`k\ud83d\ude00`, `k\ufffd`, `k\\ud800`} {
+			res := b.call(t, "POST", shopPath(b.shopID, "/events"), `{"event":"order.created","data":{},"id":"`+id+`"}`)
+			if res.Status != 202 {
+				t.Fatalf("id %s: %d %s", id, res.Status, res.Body)
+			}
+			answers[id] = string(res.Body)
+		}
+		if res := b.call(t, "POST", shopPath(b.shopID, "/events"), `{"event":"order.created","data":{},"id":"k😀"}`); res.Status != 202 || string(res.Body) != answers[`k\ud83d\ude00`] {
+			t.Fatalf("the same key unescaped: %d %s; want the first answer %s", res.Status, res.Body, answers[`k\ud83d\ude00`])
+		}
 		var pending struct {
 			TotalCount int `json:"total_count"`
 		}
 		b.call(t, "GET", shopPath(b.shopID, "/webhook-deliveries/pending"), nil).Decode(t, &pending)
-		if pending.TotalCount != 1 {
-			t.Errorf("queued %d deliveries, want 1", pending.TotalCount)
+		if pending.TotalCount != 4 {
+			t.Errorf("queued %d deliveries, want 4", pending.TotalCount)
 		}
 	})
 
@@ -75,6 +88,9 @@ func testEvents(t *testing.T) {
 			{"LongID", `{"event":"order.created","data":{},"id":"` + strings.Repeat("k", 256) + `"}`, "validation_failed", []string{"id"}},
 			{"ControlInID", `{"event":"order.created","data":{},"id":"a\u0001b"}`, "validation_failed", []string{"id"}},
 			{"NumberID", `{"event":"order.created","data":{},"id":5}`, "validation_failed", []string{"id"}},
+			// encoding/json would make both "k\uFFFD": two keys taken as one.
+			{"LoneHighSurrogateInID", `{"event":"order.created","data":{},"id":"k\ud800"}`, "validation_failed", []string{"id"}},
+			{"LoneLowSurrogateInID", `{"event":"order.created","data":{},"id":"k\udc00"}`, "validation_failed", []string{"id"}},
 			{"Unknown", `{"event":"order.created","data":{},"type":"x"}`, "validation_failed", []string{"type"}},
 			{"Malformed", `{"event":"order.created","data":{}`, "invalid_json", nil},
 			{"MalformedInsideData", `{"event":"order.created","data":{"a":tru}}`, "invalid_json", nil},
