@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,9 +68,34 @@ func (m *Metrics) track(delta float64) {
 	}
 }
 
+// queueStatsFor is how long the queue gauges read by one scrape serve the
+// next ones: /metrics needs no key, and each read counts every queued
+// delivery, so scrapes in a loop cost one read in 5 s, not one each.
+const queueStatsFor = 5 * time.Second
+
 type queueCollector struct {
 	qs                             QueueStatter
 	due, scheduled, oldest, health *prometheus.Desc
+
+	mu   sync.Mutex // one read at a time; the others wait for its result
+	read time.Time  // when last and err were read
+	last *webhooks.QueueStats
+	err  error
+}
+
+// stats returns the queue gauges, read again when the last read is older
+// than queueStatsFor.
+func (c *queueCollector) stats() (*webhooks.QueueStats, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.read.IsZero() && time.Since(c.read) < queueStatsFor {
+		return c.last, c.err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c.last, c.err = c.qs.QueueStats(ctx)
+	c.read = time.Now()
+	return c.last, c.err
 }
 
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -80,9 +106,7 @@ func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	st, err := c.qs.QueueStats(ctx)
+	st, err := c.stats()
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(c.due, err)
 		return

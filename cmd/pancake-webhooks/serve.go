@@ -232,15 +232,20 @@ func (m *Main) Run(ctx context.Context) error {
 		rl = rate.Inf
 	}
 	m.api, err = httpapi.NewServer(httpapi.Config{
-		Logger:             logger,
-		Shops:              m.db,
-		Webhooks:           m.db,
-		Deliveries:         m.db,
-		Events:             m.db,
-		Attempter:          m.dispatcher,
-		Ready:              m.db.Ready,
-		Registerer:         reg,
-		Metrics:            promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		Logger:     logger,
+		Shops:      m.db,
+		Webhooks:   m.db,
+		Deliveries: m.db,
+		Events:     m.db,
+		Attempter:  m.dispatcher,
+		Ready:      m.db.Ready,
+		Registerer: reg,
+		// A failed read leaves its gauges out (and is logged) rather than
+		// answering a 500 that shows the error to whoever scrapes.
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+			ErrorHandling: promhttp.ContinueOnError,
+			ErrorLog:      slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		}),
 		AdminToken:         cfg.AdminToken,
 		URLPolicy:          webhooks.URLPolicy{AllowHTTP: cfg.AllowHTTP},
 		MaxWebhooksPerShop: cfg.MaxWebhooksPerShop,
