@@ -46,7 +46,9 @@ var DefaultSchedule = []time.Duration{
 
 // Config tunes the dispatcher. Zero values take the documented defaults.
 type Config struct {
-	// Workers bounds the attempts in flight at once; default 256.
+	// Workers bounds the attempts in flight to one shop's webhooks; default
+	// 256. An eighth more (288 in all) serve the other shops while one
+	// has Workers in flight.
 	Workers int
 	// MaxInFlightPerWebhook bounds the attempts in flight to one webhook,
 	// so a slow endpoint can't take every worker; default 32. It also caps
@@ -57,6 +59,14 @@ type Config struct {
 	// more, up to the bound (a slow start, as TCP's); after 5 failed
 	// attempts in a row it gets at most 4 until one succeeds.
 	MaxInFlightPerWebhook int
+	// MaxInFlightPerShop bounds the attempts in flight to all of one
+	// shop's webhooks together while another shop's deliveries wait for a
+	// worker; default a quarter of Workers. A shop alone may have Workers
+	// in flight; an eighth more are kept for the other shops. Without
+	// them, a shop whose many endpoints hang (each at 4 attempts, 15 s
+	// each) or answer slowly took every worker, and every other shop's
+	// deliveries waited minutes behind them.
+	MaxInFlightPerShop int
 	// ClaimBatch is the most deliveries one claim takes for free workers;
 	// default 64. A claim also takes what webhooks at their bound need
 	// claimed ahead, up to 4 × ClaimBatch in all.
@@ -98,6 +108,7 @@ func (c *Config) withDefaults() Config {
 	out := *c
 	out.Workers = cmp.Or(c.Workers, DefaultWorkers)
 	out.MaxInFlightPerWebhook = cmp.Or(c.MaxInFlightPerWebhook, DefaultMaxInFlightPerWebhook)
+	out.MaxInFlightPerShop = min(cmp.Or(c.MaxInFlightPerShop, max(out.Workers/4, 1)), out.Workers)
 	out.ClaimBatch = cmp.Or(c.ClaimBatch, DefaultClaimBatch)
 	out.PollInterval = cmp.Or(c.PollInterval, DefaultPollInterval)
 	out.AttemptTimeout = cmp.Or(c.AttemptTimeout, DefaultAttemptTimeout)
@@ -130,6 +141,8 @@ func (c *Config) validate() error {
 		return errors.New("Workers cannot be less than zero")
 	case c.MaxInFlightPerWebhook < 0:
 		return errors.New("MaxInFlightPerWebhook cannot be less than zero")
+	case c.MaxInFlightPerShop < 0:
+		return errors.New("MaxInFlightPerShop cannot be less than zero")
 	case c.ClaimBatch < 0:
 		return errors.New("ClaimBatch cannot be less than zero")
 	case c.LeaseFor < 0:
@@ -175,12 +188,17 @@ type Dispatcher struct {
 	cfg     Config
 	metrics *Metrics
 
+	pool    int // workers: Workers for one shop, and a spare eighth for the others (see shopOver)
 	wake    chan struct{}
 	jobs    chan *webhooks.Job
 	results chan webhooks.AttemptResult
 
 	mu       sync.Mutex
-	inFlight map[string]int // per webhook: claimed and not yet sent
+	inFlight map[string]int    // per webhook: slots taken (attempts in flight, paced slots held)
+	shopOf   map[string]string // the shop of each webhook in inFlight
+	shopLoad map[string]int    // per shop: its webhooks' slots taken
+	waiting  map[string]int    // per shop: its jobs in backlog
+	probed   time.Time         // the last claim for the shops not crowded (see claimOnce)
 	total    int
 	backlog  map[string][]*webhooks.Job // claimed beyond a webhook's bound
 	queued   int                        // jobs in backlog, all webhooks
@@ -243,9 +261,13 @@ func NewDispatcher(logger *slog.Logger, now func() time.Time, store Store, clien
 		cfg:      c,
 		metrics:  metrics,
 		wake:     make(chan struct{}, 1),
-		jobs:     make(chan *webhooks.Job, c.Workers),
+		pool:     c.Workers + c.Workers/8,
+		jobs:     make(chan *webhooks.Job, c.Workers+c.Workers/8),
 		results:  make(chan webhooks.AttemptResult, c.Workers*2),
 		inFlight: map[string]int{},
+		shopOf:   map[string]string{},
+		shopLoad: map[string]int{},
+		waiting:  map[string]int{},
 		backlog:  map[string][]*webhooks.Job{},
 		pace:     map[string]pace{},
 		freed:    make(chan struct{}, 1),
@@ -276,7 +298,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	d.started = true
 	ctx, d.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	d.abort, d.abortNow = context.WithCancel(context.Background())
-	for range d.cfg.Workers {
+	for range d.pool {
 		d.workWG.Add(1)
 		go d.worker(ctx)
 	}
@@ -447,8 +469,15 @@ func (d *Dispatcher) claimOnce(ctx context.Context) (int, bool, error) {
 	for id, n := range d.inFlight {
 		// Claim ahead: a webhook at its bound keeps waiting what it will
 		// send while the next claim commits, so its slots never run dry.
-		if n >= d.bound(id) && len(d.backlog[id]) >= d.ahead(id) && d.gone[id] == 0 {
+		// A shop held to its share gets nothing more claimed for the
+		// webhooks it is sending to: it waits for its own slots.
+		if (n >= d.bound(id) && len(d.backlog[id]) >= d.ahead(id) || d.shopCrowding(d.shopOf[id])) && d.gone[id] == 0 {
 			exclude = append(exclude, id)
+		}
+	}
+	for id, q := range d.backlog {
+		if len(q) > 0 && d.inFlight[id] == 0 && d.shopCrowding(q[0].ShopID) {
+			exclude = append(exclude, id) // claimed already, and waiting for its shop
 		}
 	}
 	for id := range d.gone {
@@ -469,11 +498,21 @@ func (d *Dispatcher) claimOnce(ctx context.Context) (int, bool, error) {
 	}
 	limit := min(max(free, 0), d.cfg.ClaimBatch) + room
 	limit = min(limit, d.maxAhead(), d.maxQueued()-d.queued-d.heldAll)
+	if limit <= 0 {
+		// No worker free, or enough claimed: but if a shop holds more than
+		// its share, another's deliveries may wait in the queue unseen.
+		// Look for them now and then, that shop's webhooks left out; once
+		// claimed, they take the next slots that shop frees.
+		crowded := d.crowdedWebhooks()
+		if len(crowded) == 0 || time.Since(d.probed) < probeEvery || d.queued+d.heldAll >= 2*d.maxQueued() {
+			d.mu.Unlock()
+			return 0, true, nil
+		}
+		d.probed = time.Now()
+		exclude, limit = append(exclude, crowded...), min(d.cfg.ClaimBatch, probeLimit)
+	}
 	behind := d.behind
 	d.mu.Unlock()
-	if limit <= 0 {
-		return 0, true, nil
-	}
 	start := time.Now()
 	jobs, err := d.store.ClaimDeliveries(ctx, webhooks.Claim{
 		Limit: limit, LeaseFor: d.cfg.LeaseFor, Exclude: exclude, PerWebhook: d.cfg.MaxInFlightPerWebhook,
@@ -493,8 +532,7 @@ func (d *Dispatcher) claimOnce(ctx context.Context) (int, bool, error) {
 		if d.gone[j.WebhookID] > 0 {
 			continue // answered 410 during the claim: its disable cancels the row
 		}
-		d.backlog[j.WebhookID] = append(d.backlog[j.WebhookID], j)
-		d.queued++
+		d.pushBacklog(j)
 	}
 	d.dispatchWaiting()
 	d.mu.Unlock()
@@ -514,11 +552,12 @@ func (d *Dispatcher) dispatchWaiting() {
 // held.
 func (d *Dispatcher) dispatchWebhook(id string) {
 	q := d.backlog[id]
-	for len(q) > 0 && d.total < d.cfg.Workers && d.inFlight[id] < d.bound(id) {
-		d.inFlight[id]++
+	for len(q) > 0 && d.total < d.pool && d.inFlight[id] < d.bound(id) && !d.shopFull(q[0].ShopID) {
+		d.takeSlot(q[0])
 		d.total++
 		d.queued--
-		d.jobs <- q[0] // never blocks: at most Workers jobs are in flight
+		d.unwait(q[0].ShopID, 1)
+		d.jobs <- q[0] // never blocks: at most pool jobs are in flight
 		q = q[1:]
 	}
 	if len(q) == 0 {
@@ -527,6 +566,105 @@ func (d *Dispatcher) dispatchWebhook(id string) {
 		d.backlog[id] = q
 	}
 }
+
+// takeSlot counts a slot taken for j's webhook, and for its shop. Called
+// with d.mu held.
+func (d *Dispatcher) takeSlot(j *webhooks.Job) {
+	d.inFlight[j.WebhookID]++
+	d.shopOf[j.WebhookID] = j.ShopID
+	d.shopLoad[j.ShopID]++
+}
+
+// freeSlot counts a slot of webhookID's freed, and of its shop. Called
+// with d.mu held.
+func (d *Dispatcher) freeSlot(webhookID string) {
+	shop := d.shopOf[webhookID]
+	if d.inFlight[webhookID]--; d.inFlight[webhookID] <= 0 {
+		delete(d.inFlight, webhookID)
+		delete(d.shopOf, webhookID)
+	}
+	if d.shopLoad[shop]--; d.shopLoad[shop] <= 0 {
+		delete(d.shopLoad, shop)
+	}
+}
+
+// shopFull says whether shop has as many slots taken as it may (see
+// shopOver): it starts no attempt more. Called with d.mu held.
+func (d *Dispatcher) shopFull(shop string) bool {
+	return d.shopOver(shop, 0)
+}
+
+// shopCrowding says whether shop is held to its share of the workers
+// (MaxInFlightPerShop), another shop's deliveries waiting: claims and
+// hand-overs then take nothing more for it. (A shop alone at Workers
+// claims ahead, as every webhook at its bound does.) Called with d.mu
+// held.
+func (d *Dispatcher) shopCrowding(shop string) bool {
+	return d.shopLoad[shop] >= d.cfg.MaxInFlightPerShop && d.contended(shop)
+}
+
+// shopOver says whether shop holds more than n slots beyond what it may:
+// its share while another shop's deliveries wait for a worker, and never
+// more than Workers: the pool's spare eighth is kept for the other shops
+// (a shop whose endpoints all hang would otherwise hold every worker
+// until its attempts time out, and the next shop's deliveries wait that
+// long). Called with d.mu held.
+func (d *Dispatcher) shopOver(shop string, n int) bool {
+	load := d.shopLoad[shop] - n
+	return load >= d.cfg.Workers || d.shopCrowding(shop) && load >= d.cfg.MaxInFlightPerShop
+}
+
+// contended says whether a shop other than shop has jobs waiting for a
+// worker. Called with d.mu held.
+func (d *Dispatcher) contended(shop string) bool {
+	return len(d.waiting) > 1 || len(d.waiting) == 1 && d.waiting[shop] == 0
+}
+
+// pushBacklog adds a claimed or handed-over job to its webhook's backlog.
+// Called with d.mu held.
+func (d *Dispatcher) pushBacklog(j *webhooks.Job) {
+	d.backlog[j.WebhookID] = append(d.backlog[j.WebhookID], j)
+	d.queued++
+	d.waiting[j.ShopID]++
+}
+
+// unwait counts n jobs of shop taken out of the backlog. Called with d.mu
+// held.
+func (d *Dispatcher) unwait(shop string, n int) {
+	if d.waiting[shop] -= n; d.waiting[shop] <= 0 {
+		delete(d.waiting, shop)
+	}
+}
+
+// crowdedWebhooks returns the webhooks, in flight or waiting, of the
+// shops that hold their share of slots or more. Called with d.mu held.
+func (d *Dispatcher) crowdedWebhooks() []string {
+	var ids []string
+	for shop, n := range d.shopLoad {
+		if n < d.cfg.MaxInFlightPerShop {
+			continue
+		}
+		for id, s := range d.shopOf {
+			if s == shop {
+				ids = append(ids, id)
+			}
+		}
+		for id, q := range d.backlog {
+			if len(q) > 0 && d.inFlight[id] == 0 && q[0].ShopID == shop {
+				ids = append(ids, id)
+			}
+		}
+	}
+	return ids
+}
+
+const (
+	// probeEvery is how often, at most, a claim looks for other shops'
+	// deliveries while no worker is free and a shop holds more than its
+	// share; probeLimit is the most it takes.
+	probeEvery = 250 * time.Millisecond
+	probeLimit = 16
+)
 
 // ahead is how many deliveries a webhook at its bound keeps claimed beyond
 // it: what its attempts at their recent pace send during four of the
@@ -636,12 +774,16 @@ func (d *Dispatcher) release(webhookID string, took time.Duration, ok bool) {
 	}
 	// The next job of the webhook takes the slot over, unless the webhook
 	// has more in flight than its bound now allows (it has turned failing).
-	if q := d.backlog[webhookID]; len(q) > 0 && !d.stopping && d.inFlight[webhookID] <= d.bound(webhookID) {
+	// Nor while its shop holds more than it may (shopOver, this slot
+	// given back): the slot goes to the other shops.
+	shop := d.shopOf[webhookID]
+	if q := d.backlog[webhookID]; len(q) > 0 && !d.stopping && d.inFlight[webhookID] <= d.bound(webhookID) && !d.shopOver(shop, 1) {
 		d.backlog[webhookID] = q[1:]
 		if len(q) == 1 {
 			delete(d.backlog, webhookID)
 		}
 		d.queued--
+		d.unwait(shop, 1)
 		d.jobs <- q[0] // never blocks: the job takes over the slot just freed
 		if ok {
 			d.dispatchWebhook(webhookID) // its window grew: one more may start
@@ -652,9 +794,7 @@ func (d *Dispatcher) release(webhookID string, took time.Duration, ok bool) {
 		return
 	}
 	d.total--
-	if d.inFlight[webhookID]--; d.inFlight[webhookID] <= 0 {
-		delete(d.inFlight, webhookID)
-	}
+	d.freeSlot(webhookID)
 	if d.queued > 0 && !d.stopping {
 		d.dispatchWaiting() // a job waiting for a free worker takes this one
 	}
@@ -690,7 +830,7 @@ func (d *Dispatcher) queueEmpty() bool {
 // has less in flight and waiting than a claim would give it. When there
 // is none, the delivery waits in the queue, and so do the ones published
 // after it until a claim has taken it.
-func (d *Dispatcher) Reserve(webhookID string) (time.Time, bool) {
+func (d *Dispatcher) Reserve(shopID, webhookID string) (time.Time, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if !d.empty || d.closing {
@@ -701,7 +841,7 @@ func (d *Dispatcher) Reserve(webhookID string) (time.Time, bool) {
 		return time.Time{}, false // queued, and cancelled by the disable of its 410
 	}
 	n := d.inFlight[webhookID] + len(d.backlog[webhookID]) + d.held[webhookID]
-	if n >= d.bound(webhookID)+d.ahead(webhookID) || d.queued+d.heldAll >= d.maxQueued() {
+	if n >= d.bound(webhookID)+d.ahead(webhookID) || d.queued+d.heldAll >= d.maxQueued() || d.shopCrowding(shopID) {
 		d.queuedBehind()
 		return time.Time{}, false
 	}
@@ -720,8 +860,7 @@ func (d *Dispatcher) Take(jobs []*webhooks.Job) {
 		if d.gone[j.WebhookID] > 0 {
 			continue // reserved before a 410: its disable cancels the row
 		}
-		d.backlog[j.WebhookID] = append(d.backlog[j.WebhookID], j)
-		d.queued++
+		d.pushBacklog(j)
 	}
 	d.dispatchWaiting()
 }
@@ -771,6 +910,7 @@ func (d *Dispatcher) Stopped(webhookID string) {
 func (d *Dispatcher) dropBacklog(webhookID string) {
 	if q := d.backlog[webhookID]; len(q) > 0 {
 		d.queued -= len(q)
+		d.unwait(q[0].ShopID, len(q))
 		delete(d.backlog, webhookID)
 		d.signalFreed()
 	}
@@ -900,11 +1040,9 @@ func (d *Dispatcher) holdSlot(webhookID string, took time.Duration) bool {
 func (d *Dispatcher) endHold(webhookID string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.inFlight[webhookID]--; d.inFlight[webhookID] <= 0 {
-		delete(d.inFlight, webhookID)
-	}
+	d.freeSlot(webhookID)
 	if !d.stopping {
-		d.dispatchWebhook(webhookID)
+		d.dispatchWaiting() // this webhook's next job, or its shop's
 	}
 	d.signalFreed()
 }
@@ -944,9 +1082,7 @@ func (d *Dispatcher) drop(j *webhooks.Job) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.total--
-	if d.inFlight[j.WebhookID]--; d.inFlight[j.WebhookID] <= 0 {
-		delete(d.inFlight, j.WebhookID)
-	}
+	d.freeSlot(j.WebhookID)
 	d.unsent = append(d.unsent, j)
 }
 

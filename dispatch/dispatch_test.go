@@ -671,6 +671,58 @@ func TestAPacedEndpointHoldsNoWorkers(t *testing.T) {
 	}
 }
 
+// TestAShopWithSlowEndpointsLeavesWorkersForTheOthers: a shop whose
+// endpoints answer slowly, with more deliveries than workers, has at most
+// Workers in flight, the spare eighth of the pool kept for other shops;
+// once another shop's deliveries wait, it is held to its share
+// (MaxInFlightPerShop) as its attempts end, and they go out with the
+// slots it frees, not after its backlog.
+func TestAShopWithSlowEndpointsLeavesWorkersForTheOthers(t *testing.T) {
+	t.Parallel()
+	b := setup(t, dispatch.Config{Workers: 8, MaxInFlightPerWebhook: 4, MaxInFlightPerShop: 4, PollInterval: time.Hour})
+	slow := newReceiver(t, func(w http.ResponseWriter, _ *recorded) { time.Sleep(time.Second) })
+	other := newReceiver(t, func(w http.ResponseWriter, _ *recorded) { time.Sleep(time.Second) })
+	const slowShop = "shop-with-slow-endpoints"
+	storetest.MustCreateShop(t, b.db, slowShop, time.Now())
+	for range 6 { // 6 × 4 attempts at once could be made, three times the 8 workers
+		storetest.MustCreateWebhook(t, b.db, slowShop, slow.srv.URL, time.Now(), "order.created")
+	}
+	// The shop's POS keeps publishing: 6 deliveries every 100 ms, 1 s each.
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	t.Cleanup(func() { close(stop); <-done })
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if _, err := b.db.Publish(b.ctx, slowShop, []webhooks.PublishInput{{Event: "order.created", Data: json.RawMessage(`{}`)}}); err != nil {
+				t.Error(err)
+				return
+			}
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	for range 8 {
+		slow.next(t) // alone, the shop has every worker
+	}
+	storetest.MustCreateWebhook(t, b.db, testShop, other.srv.URL, time.Now(), "order.created")
+	start := time.Now()
+	b.publish(t, 4) // 4 attempts of 1 s: ~1 s with the slots the first shop frees, 4 s on the spare worker alone
+	for i := range 4 {
+		select {
+		case <-other.arrived:
+		case <-time.After(2500*time.Millisecond - time.Since(start)):
+			t.Fatalf("%d of the other shop's 4 deliveries arrived within 2.5s; the first shop kept its slots", i)
+		}
+	}
+	t.Logf("the other shop's 4 deliveries arrived in %v", time.Since(start))
+}
+
 // arrivals notes when each request reached a receiver.
 type arrivals struct {
 	mu sync.Mutex

@@ -171,7 +171,7 @@ func (db *DB) queueFor(op *writeOp, rows *queuedRows, e *webhooks.Event, subs []
 		}
 		var leased int64
 		if h != nil {
-			if until, ok := h.Reserve(s.id); ok {
+			if until, ok := h.Reserve(e.ShopID, s.id); ok {
 				leased = ms(until)
 				op.handoffTo = h
 				op.handoff = append(op.handoff, &webhooks.Job{

@@ -25,7 +25,7 @@ type handoff struct {
 	cancelled []*webhooks.Job
 }
 
-func (h *handoff) Reserve(webhookID string) (time.Time, bool) {
+func (h *handoff) Reserve(shopID, webhookID string) (time.Time, bool) {
 	if h.onReserve != nil {
 		h.onReserve()
 	}

@@ -128,10 +128,11 @@ type DB struct {
 // commit, and on PostgreSQL a round trip); the rest wait in the queue as
 // usual. *dispatch.Dispatcher implements it.
 type Handoff interface {
-	// Reserve holds a place for one delivery to webhookID and says until
-	// when to lease it; ok is false when the dispatcher has no room, or
-	// when older work waits in the queue that this one must not pass.
-	Reserve(webhookID string) (leasedUntil time.Time, ok bool)
+	// Reserve holds a place for one delivery to webhookID of shopID and
+	// says until when to lease it; ok is false when the dispatcher has no
+	// room, or when older work waits in the queue that this one must not
+	// pass.
+	Reserve(shopID, webhookID string) (leasedUntil time.Time, ok bool)
 	// Take hands over reserved deliveries once their commit succeeded.
 	Take(jobs []*webhooks.Job)
 	// Cancel gives back the places of reserved deliveries whose commit

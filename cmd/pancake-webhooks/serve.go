@@ -51,6 +51,7 @@ type ServeConfig struct {
 	RetrySchedule         []time.Duration
 	Workers               int
 	MaxInFlightPerWebhook int
+	MaxInFlightPerShop    int
 	LeaseFor              time.Duration
 	PollInterval          time.Duration
 	Retention             time.Duration
@@ -123,8 +124,9 @@ is honoured as usual.`,
 	f.IntVar(&cfg.PublishRateBurst, "publish-rate-burst", 0, "burst of --publish-rate-limit (0: twice the rate)")
 	f.DurationVar(&cfg.AttemptTimeout, "attempt-timeout", dispatch.DefaultAttemptTimeout, "total timeout of one delivery attempt")
 	f.DurationSliceVar(&cfg.RetrySchedule, "retry-schedule", dispatch.DefaultSchedule, "delays before each retry (comma-separated); its length + 1 is the number of attempts")
-	f.IntVar(&cfg.Workers, "workers", dispatch.DefaultWorkers, "delivery attempts in flight at once")
+	f.IntVar(&cfg.Workers, "workers", dispatch.DefaultWorkers, "delivery attempts in flight to one shop's webhooks at once; an eighth more are kept for the other shops")
 	f.IntVar(&cfg.MaxInFlightPerWebhook, "max-in-flight-per-webhook", dispatch.DefaultMaxInFlightPerWebhook, "delivery attempts in flight to one webhook at once")
+	f.IntVar(&cfg.MaxInFlightPerShop, "max-in-flight-per-shop", 0, "a shop's share of the workers while other shops' deliveries wait: one holding more starts no attempt until it is back under it (0: a quarter of --workers)")
 	f.DurationVar(&cfg.LeaseFor, "lease", 0, "how long a claimed delivery stays taken before another worker may take it (0: sized from the timeout)")
 	f.DurationVar(&cfg.PollInterval, "poll-interval", dispatch.DefaultPollInterval, "how often the queue is polled when nothing wakes the engine")
 	f.DurationVar(&cfg.Retention, "retention", dispatch.DefaultRetention, "how long finished deliveries are kept (0: the default)")
@@ -215,6 +217,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.dispatcher, err = dispatch.NewDispatcher(logger, time.Now, m.db, m.client, metrics, &dispatch.Config{
 		Workers:               cfg.Workers,
 		MaxInFlightPerWebhook: cfg.MaxInFlightPerWebhook,
+		MaxInFlightPerShop:    cfg.MaxInFlightPerShop,
 		LeaseFor:              cfg.LeaseFor,
 		PollInterval:          cfg.PollInterval,
 		AttemptTimeout:        cfg.AttemptTimeout,
