@@ -1,14 +1,20 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
+	webhooks "github.com/pancake-pos/pancake-webhooks"
 	"github.com/pancake-pos/pancake-webhooks/store"
 	"github.com/pancake-pos/pancake-webhooks/store/storetest"
 )
@@ -113,4 +119,51 @@ func inOneBatch(t *testing.T, db *store.DB, n int, write func(i int)) {
 	}
 	release()
 	wg.Wait()
+}
+
+// TestAClaimHoldsOneCopyOfAnEventsEnvelope: the deliveries of one event
+// claimed together share its envelope, so a fan-out of large events holds
+// each once in memory, not once a webhook.
+func TestAClaimHoldsOneCopyOfAnEventsEnvelope(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, dsn string) {
+		db := openStore(t, dsn, store.Options{})
+		defer db.Close()
+		ctx := context.Background()
+		now := time.Now()
+		storetest.MustCreateShop(t, db, "fan", now)
+		for i := range 5 {
+			storetest.MustCreateWebhook(t, db, "fan", fmt.Sprintf("https://example.com/%d", i), now, "order.created")
+		}
+		data := json.RawMessage(`{"note":"` + strings.Repeat("x", 100_000) + `"}`)
+		in := []webhooks.PublishInput{{Event: "order.created", Data: data}, {Event: "order.created", Data: data}}
+		if _, err := db.Publish(ctx, "fan", in); err != nil {
+			t.Fatal(err)
+		}
+		jobs, err := db.ClaimDeliveries(ctx, webhooks.Claim{Limit: 100, LeaseFor: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(jobs) != 10 {
+			t.Fatalf("claimed %d, want 10", len(jobs))
+		}
+		copies := map[string]map[*byte]bool{} // event: the envelopes' first bytes
+		for _, j := range jobs {
+			if !bytes.Contains(j.Payload, data) {
+				t.Fatalf("job %s: payload lacks the event's data", j.DeliveryID)
+			}
+			if copies[j.EventID] == nil {
+				copies[j.EventID] = map[*byte]bool{}
+			}
+			copies[j.EventID][unsafe.SliceData(j.Payload)] = true
+		}
+		for ev, c := range copies {
+			if len(c) != 1 {
+				t.Errorf("event %s: %d copies of its envelope among its 5 deliveries; want 1", ev, len(c))
+			}
+		}
+		if len(copies) != 2 {
+			t.Errorf("%d events claimed, want 2", len(copies))
+		}
+	})
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"database/sql"
@@ -340,12 +341,15 @@ func loadJobs(ctx context.Context, tx *Tx, ids []string, now time.Time, leasedUn
 	defer rows.Close()
 	jobs := make([]*webhooks.Job, 0, len(ids))
 	var stopped, gone []string
+	// The deliveries of one event share its envelope: a claim of an
+	// event's 100 webhooks held 100 copies of up to 256 KiB each.
+	envelopes := map[string][]byte{}
 	for rows.Next() {
 		var (
 			j                 webhooks.Job
 			trigger           string
 			created           int64
-			env               []byte
+			env               sql.RawBytes // valid until Next: copied once an event
 			active            sql.NullBool
 			url, secret, prev sql.NullString
 			prevExp           sql.NullInt64
@@ -365,7 +369,10 @@ func loadJobs(ctx context.Context, tx *Tx, ids []string, now time.Time, leasedUn
 		w := webhooks.Webhook{Secret: secret.String, PreviousSecret: prev.String, PreviousSecretExpiresAt: fromMS(prevExp.Int64)}
 		j.Trigger = webhooks.Trigger(trigger)
 		j.CreatedAt = fromMS(created)
-		j.Payload = env
+		if j.Payload = envelopes[j.EventID]; j.Payload == nil {
+			j.Payload = bytes.Clone(env)
+			envelopes[j.EventID] = j.Payload
+		}
 		j.URL = url.String
 		j.Secrets = w.SigningSecrets(now)
 		j.LeasedUntil = fromMS(leasedUntil)
