@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 
@@ -118,18 +119,44 @@ func (s *Server) handleListDeliveries(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	list, total, err := s.cfg.Deliveries.FindDeliveries(r.Context(), dq.Filter)
+	release, err := s.startListRead(r.Context())
 	if err != nil {
 		return err
 	}
-	s.writeJSON(w, r, http.StatusOK, deliveryPageJSON{
+	list, total, err := s.cfg.Deliveries.FindDeliveries(r.Context(), dq.Filter)
+	if err != nil {
+		release()
+		return err
+	}
+	status, body := s.encodeJSON(r, http.StatusOK, deliveryPageJSON{
 		Data:       deliveriesJSON(list),
 		Total:      total,
 		PageNumber: dq.PageNumber,
 		PageSize:   dq.PageSize,
 		TotalPages: (total + dq.PageSize - 1) / dq.PageSize,
 	})
+	release()
+	writeEncoded(w, status, body)
 	return nil
+}
+
+// maxListReads bounds the delivery lists (list and pending) read and
+// encoded at once, all shops together. A page holds up to 100 payloads of
+// up to 256 KiB each and as many receiver bodies of up to 64 KiB: ~30 MB,
+// and reading and encoding it took ~150 MB; 16 readers at once took a
+// server to 3.4 GB. The others wait their turn; the answer, once encoded,
+// is written outside it, so a client that reads slowly holds no turn.
+const maxListReads = 4
+
+// startListRead waits for a turn to read a delivery list, and returns
+// the function that ends it.
+func (s *Server) startListRead(ctx context.Context) (func(), error) {
+	select {
+	case s.listReads <- struct{}{}:
+		return func() { <-s.listReads }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 func (s *Server) handlePendingDeliveries(w http.ResponseWriter, r *http.Request) error {
@@ -137,11 +164,18 @@ func (s *Server) handlePendingDeliveries(w http.ResponseWriter, r *http.Request)
 	if err != nil {
 		return err
 	}
-	list, total, err := s.cfg.Deliveries.FindDeliveries(r.Context(), dq.Filter)
+	release, err := s.startListRead(r.Context())
 	if err != nil {
 		return err
 	}
-	s.writeJSON(w, r, http.StatusOK, pendingJSON{TotalCount: total, Deliveries: deliveriesJSON(list)})
+	list, total, err := s.cfg.Deliveries.FindDeliveries(r.Context(), dq.Filter)
+	if err != nil {
+		release()
+		return err
+	}
+	status, body := s.encodeJSON(r, http.StatusOK, pendingJSON{TotalCount: total, Deliveries: deliveriesJSON(list)})
+	release()
+	writeEncoded(w, status, body)
 	return nil
 }
 

@@ -1,14 +1,18 @@
 package httpapi_test
 
 import (
+	"context"
 	"encoding/json"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	webhooks "github.com/pancake-pos/pancake-webhooks"
+	"github.com/pancake-pos/pancake-webhooks/httpapi"
 )
 
 // deliveryPage is the paginated list as a client sees it.
@@ -357,4 +361,52 @@ func testDeliveries(t *testing.T) {
 			t.Errorf("keys diff (-want +got):\n%s", diff)
 		}
 	})
+}
+
+type countingDeliveries struct {
+	webhooks.DeliveryService
+	mu        sync.Mutex
+	now, peak int
+}
+
+func (c *countingDeliveries) FindDeliveries(ctx context.Context, f webhooks.DeliveryFilter) ([]*webhooks.Delivery, int, error) {
+	c.mu.Lock()
+	c.now++
+	c.peak = max(c.peak, c.now)
+	c.mu.Unlock()
+	time.Sleep(20 * time.Millisecond) // a page of large payloads takes a while
+	c.mu.Lock()
+	c.now--
+	c.mu.Unlock()
+	return c.DeliveryService.FindDeliveries(ctx, f)
+}
+
+// TestDeliveryListsAreReadFourAtATime: a page may hold ~30 MB of payloads
+// and receiver bodies; the lists read at once, all shops together, are
+// bounded, and the ones over the bound wait their turn and are answered.
+func TestDeliveryListsAreReadFourAtATime(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, testDeliveryListsAreReadFourAtATime)
+}
+
+func testDeliveryListsAreReadFourAtATime(t *testing.T) {
+	t.Parallel()
+	cd := &countingDeliveries{}
+	b := setupAPI(t, func(c *httpapi.Config) { cd.DeliveryService = c.Deliveries; c.Deliveries = cd })
+	var wg sync.WaitGroup
+	for i := range 16 {
+		path := "/webhook-deliveries"
+		if i%2 == 1 {
+			path += "/pending"
+		}
+		wg.Go(func() {
+			if res := b.call(t, "GET", shopPath(b.shopID, path), nil); res.Status != http.StatusOK {
+				t.Errorf("GET %s: %d %s", path, res.Status, res.Body)
+			}
+		})
+	}
+	wg.Wait()
+	if cd.peak > 4 || cd.peak < 2 { // 2: a slow machine may not start all 4 within 20 ms
+		t.Errorf("%d lists read at once at most; want 4", cd.peak)
+	}
 }

@@ -95,6 +95,13 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 
 // writeJSON answers v as JSON with status.
 func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
+	status, buf := s.encodeJSON(r, status, v)
+	writeEncoded(w, status, buf)
+}
+
+// encodeJSON encodes v, or an internal error (then status 500) if it
+// cannot be.
+func (s *Server) encodeJSON(r *http.Request, status int, v any) (int, *bytes.Buffer) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -106,6 +113,11 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v
 		buf.Reset()
 		buf.WriteString(`{"success":false,"error":{"code":"internal","message":"Internal error","details":{}}}` + "\n")
 	}
+	return status, &buf
+}
+
+// writeEncoded answers buf, JSON, with status.
+func writeEncoded(w http.ResponseWriter, status int, buf *bytes.Buffer) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("Content-Length", strconv.Itoa(buf.Len()))

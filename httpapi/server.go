@@ -199,6 +199,9 @@ type Server struct {
 	metrics  *httpMetrics
 	openAPI  []byte
 	sync     *syncGate // test sends and manual retries
+	// listReads holds a token for each delivery list being read and
+	// encoded (see maxListReads).
+	listReads chan struct{}
 
 	closeOnce sync.Once
 }
@@ -229,6 +232,8 @@ func NewServer(cfg Config) (*Server, error) {
 		now:    cfg.Now,
 		mux:    http.NewServeMux(),
 		auth:   newAuthCache(cfg.AuthCacheTTL, cfg.Now),
+
+		listReads: make(chan struct{}, maxListReads),
 	}
 	s.limiter = newLimiterSet(cfg.RateLimit, cfg.RateBurst, cfg.Now)
 	s.sync = newSyncGate(cmp.Or(cfg.MaxSyncAttemptsPerShop, DefaultMaxSyncAttemptsPerShop),
