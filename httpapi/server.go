@@ -140,7 +140,9 @@ type Config struct {
 	// under way at once for one shop (default 32); one more waits up to
 	// SyncAttemptWait (default 10 s) for a slot, then is a 429.
 	MaxSyncAttemptsPerShop int
-	SyncAttemptWait        time.Duration
+	// MaxSyncAttempts (default 256) bounds them for all shops together.
+	MaxSyncAttempts int
+	SyncAttemptWait time.Duration
 	// AuthCacheTTL is how long an authenticated key is remembered in
 	// process (default 5s; negative: no cache). Revoking a key takes effect
 	// at once on the server that revoked it, on others when they are told
@@ -180,6 +182,8 @@ func (c *Config) validate() error {
 		return errors.New("PublishRateBurst cannot be less than zero")
 	case c.MaxSyncAttemptsPerShop < 0:
 		return errors.New("MaxSyncAttemptsPerShop cannot be less than zero")
+	case c.MaxSyncAttempts < 0:
+		return errors.New("MaxSyncAttempts cannot be less than zero")
 	case c.SyncAttemptWait < 0:
 		return errors.New("SyncAttemptWait cannot be less than zero")
 	}
@@ -237,7 +241,7 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	s.limiter = newLimiterSet(cfg.RateLimit, cfg.RateBurst, cfg.Now)
 	s.sync = newSyncGate(cmp.Or(cfg.MaxSyncAttemptsPerShop, DefaultMaxSyncAttemptsPerShop),
-		cmp.Or(cfg.SyncAttemptWait, DefaultSyncAttemptWait))
+		cmp.Or(cfg.MaxSyncAttempts, DefaultMaxSyncAttempts), cmp.Or(cfg.SyncAttemptWait, DefaultSyncAttemptWait))
 	if cfg.PublishRateLimit > 0 {
 		s.plimiter = newLimiterSet(cfg.PublishRateLimit, cfg.PublishRateBurst, cfg.Now)
 	}

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"sync"
@@ -10,21 +11,26 @@ import (
 	webhooks "github.com/pancake-pos/pancake-webhooks"
 )
 
-// Defaults of Config.MaxSyncAttemptsPerShop and Config.SyncAttemptWait.
+// Defaults of Config.MaxSyncAttemptsPerShop, Config.MaxSyncAttempts and
+// Config.SyncAttemptWait.
 const (
 	DefaultMaxSyncAttemptsPerShop = 32
+	DefaultMaxSyncAttempts        = 256
 	DefaultSyncAttemptWait        = 10 * time.Second
 )
 
 // syncGate bounds the test sends and manual retries under way at once for
-// each shop. Each holds a goroutine and an outbound connection for up to
-// the attempt timeout, outside the dispatcher's workers and its bound per
-// webhook: with the request rate alone, one key could keep over a
-// thousand open against a receiver that hangs (100 a second for 15 s).
-// One over the bound waits for a slot, up to a while, then is a 429.
+// each shop, and for all shops together. Each holds a goroutine and an
+// outbound connection for up to the attempt timeout, outside the
+// dispatcher's workers and its bound per webhook: with the request rate
+// alone, one key could keep over a thousand open against a receiver that
+// hangs (100 a second for 15 s); and 340 shops at their 32 each took a
+// server to its open-file limit (accept failing, publishes waiting 8 s).
+// One over a bound waits for a slot, up to a while, then is a 429.
 type syncGate struct {
 	per  int
 	wait time.Duration
+	all  chan struct{} // the server's slots
 
 	mu    sync.Mutex
 	shops map[string]*shopSlots
@@ -35,16 +41,16 @@ type syncGate struct {
 type shopSlots struct {
 	slots   chan struct{}
 	users   int
-	waiting int // of users, those waiting for a slot (tests read it)
+	waiting int // of users, those waiting for a slot, the shop's or the server's (tests read it)
 }
 
-func newSyncGate(per int, wait time.Duration) *syncGate {
-	return &syncGate{per: per, wait: wait, shops: map[string]*shopSlots{}}
+func newSyncGate(per, all int, wait time.Duration) *syncGate {
+	return &syncGate{per: per, wait: wait, all: make(chan struct{}, all), shops: map[string]*shopSlots{}}
 }
 
-// enter takes a slot of shop for a synchronous attempt; leave gives it
-// back. When none frees within the wait, it sets Retry-After on w and
-// answers rate_limited.
+// enter takes a slot of shop, then one of the server, for a synchronous
+// attempt; leave gives them back. When none frees within the wait, it
+// sets Retry-After on w and answers rate_limited.
 func (g *syncGate) enter(ctx context.Context, w http.ResponseWriter, shop string) (leave func(), err error) {
 	g.mu.Lock()
 	s := g.shops[shop]
@@ -61,35 +67,60 @@ func (g *syncGate) enter(ctx context.Context, w http.ResponseWriter, shop string
 		}
 		g.mu.Unlock()
 	}
-
-	select {
-	case s.slots <- struct{}{}:
-	default:
-		t := time.NewTimer(g.wait)
-		defer t.Stop()
-		g.mu.Lock()
-		s.waiting++
-		g.mu.Unlock()
-		defer func() {
-			g.mu.Lock()
-			s.waiting--
-			g.mu.Unlock()
-		}()
-		select {
-		case s.slots <- struct{}{}:
-		case <-t.C:
-			done()
-			w.Header().Set("Retry-After", "1")
-			return nil, &webhooks.Error{
-				Code: webhooks.ERATELIMITED,
-				Message: "Too many test sends and retries under way for this shop (" + strconv.Itoa(g.per) +
-					" at once); retry after 1 s",
-				Details: map[string]any{"retry_after_seconds": 1},
-			}
-		case <-ctx.Done():
-			done()
-			return nil, ctx.Err()
+	deadline := time.Now().Add(g.wait)
+	busy := func(what string, n int) error {
+		w.Header().Set("Retry-After", "1")
+		return &webhooks.Error{
+			Code:    webhooks.ERATELIMITED,
+			Message: "Too many test sends and retries under way " + what + " (" + strconv.Itoa(n) + " at once); retry after 1 s",
+			Details: map[string]any{"retry_after_seconds": 1},
 		}
 	}
-	return func() { <-s.slots; done() }, nil
+	if err := g.take(ctx, s, s.slots, deadline); err != nil {
+		done()
+		if err == errNoSlot {
+			err = busy("for this shop", g.per)
+		}
+		return nil, err
+	}
+	if err := g.take(ctx, s, g.all, deadline); err != nil {
+		<-s.slots
+		done()
+		if err == errNoSlot {
+			err = busy("on this server", cap(g.all))
+		}
+		return nil, err
+	}
+	return func() { <-g.all; <-s.slots; done() }, nil
+}
+
+// errNoSlot is take's answer when no slot freed before the deadline.
+var errNoSlot = errors.New("no slot")
+
+// take puts a token in slots, waiting until deadline at most (counted in
+// s.waiting meanwhile).
+func (g *syncGate) take(ctx context.Context, s *shopSlots, slots chan struct{}, deadline time.Time) error {
+	select {
+	case slots <- struct{}{}:
+		return nil
+	default:
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	g.mu.Lock()
+	s.waiting++
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		s.waiting--
+		g.mu.Unlock()
+	}()
+	select {
+	case slots <- struct{}{}:
+		return nil
+	case <-t.C:
+		return errNoSlot
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -452,6 +452,61 @@ func testWebhooks(t *testing.T) {
 		held.Wait()
 	})
 
+	t.Run("SyncAttemptsBoundedOnTheServer", func(t *testing.T) {
+		// All shops together have 3 here: with shop-1 holding its 2 and
+		// shop-2 one, shop-2's second is a 429 though its own bound is 2.
+		t.Parallel()
+		b := setupAPI(t, func(c *httpapi.Config) {
+			c.MaxSyncAttemptsPerShop, c.MaxSyncAttempts, c.SyncAttemptWait = 2, 3, 300*time.Millisecond
+		})
+		entered, release := make(chan string, 10), make(chan struct{})
+		open := sync.OnceFunc(func() { close(release) })
+		t.Cleanup(open)
+		b.attempter.TestFunc = func(ctx context.Context, w *webhooks.Webhook, event webhooks.EventType, payload json.RawMessage) (*webhooks.Delivery, error) {
+			entered <- w.ShopID
+			<-release
+			return &webhooks.Delivery{ID: "dlv_1", Status: webhooks.StatusSuccess}, nil
+		}
+		body := `{"event":"order.created","payload":{}}`
+		mine := b.mustCreateWebhook(t)
+		var other webhookOut
+		b.do(t, request{Method: "POST", Path: shopPath(b.otherShop, "/webhooks"), Key: b.otherKey,
+			Body: `{"url":"https://example.com/hook","events":["order.created"]}`}).Decode(t, &other)
+		mineTest := func() *response { return b.call(t, "POST", shopPath(b.shopID, "/webhooks/"+mine.ID+"/test"), body) }
+		otherTest := func() *response {
+			return b.do(t, request{Method: "POST", Path: shopPath(b.otherShop, "/webhooks/"+other.ID+"/test"), Key: b.otherKey, Body: body})
+		}
+		var held sync.WaitGroup
+		for _, send := range []func() *response{mineTest, mineTest, otherTest} {
+			held.Go(func() {
+				if res := send(); res.Status != 200 {
+					t.Errorf("a held test send: %d %s", res.Status, res.Body)
+				}
+			})
+		}
+		for range 3 {
+			<-entered
+		}
+		over := make(chan *response, 1)
+		go func() { over <- otherTest() }()
+		var res *response
+		select {
+		case res = <-over:
+		case <-time.After(5 * time.Second):
+			open() // let it end
+			t.Fatal("a fourth test send on the server was let through, not refused")
+		}
+		wantError(t, res, 429, "rate_limited")
+		if !strings.Contains(string(res.Body), "on this server (3 at once)") {
+			t.Errorf("%s does not name the server's bound", res.Body)
+		}
+		open()
+		held.Wait()
+		if res := otherTest(); res.Status != 200 {
+			t.Errorf("after the others ended: %d %s", res.Status, res.Body)
+		}
+	})
+
 	t.Run("TestValidation", func(t *testing.T) {
 		t.Parallel()
 		b := setupAPI(t, func(c *httpapi.Config) { c.MaxBodyBytes = 1024 })
