@@ -498,6 +498,7 @@ func (d *Dispatcher) claimOnce(ctx context.Context) (int, bool, error) {
 	}
 	limit := min(max(free, 0), d.cfg.ClaimBatch) + room
 	limit = min(limit, d.maxAhead(), d.maxQueued()-d.queued-d.heldAll)
+	probe := false
 	if limit <= 0 {
 		// No worker free, or enough claimed: but if a shop holds more than
 		// its share, another's deliveries may wait in the queue unseen.
@@ -509,7 +510,7 @@ func (d *Dispatcher) claimOnce(ctx context.Context) (int, bool, error) {
 			return 0, true, nil
 		}
 		d.probed = time.Now()
-		exclude, limit = append(exclude, crowded...), min(d.cfg.ClaimBatch, probeLimit)
+		exclude, limit, probe = append(exclude, crowded...), min(d.cfg.ClaimBatch, probeLimit), true
 	}
 	behind := d.behind
 	d.mu.Unlock()
@@ -523,8 +524,11 @@ func (d *Dispatcher) claimOnce(ctx context.Context) (int, bool, error) {
 	}
 	d.mu.Lock()
 	// Fewer than asked, none skipped, nothing queued meanwhile: the queue
-	// holds no due work, and publishes may hand theirs over.
-	d.empty = len(jobs) < limit && len(exclude) == 0 && d.behind == behind
+	// holds no due work, and publishes may hand theirs over. (A probe
+	// skips the crowded shops: it tells nothing of their work.)
+	if !probe {
+		d.empty = len(jobs) < limit && len(exclude) == 0 && d.behind == behind
+	}
 	// The slowest recent claim, decaying: a fast webhook must not run dry
 	// during the claims that wait longest behind the writer.
 	d.claimDur = max(took, movingAverage(d.claimDur, took, 8))
