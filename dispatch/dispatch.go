@@ -556,7 +556,7 @@ func (d *Dispatcher) dispatchWaiting() {
 // held.
 func (d *Dispatcher) dispatchWebhook(id string) {
 	q := d.backlog[id]
-	for len(q) > 0 && d.total < d.pool && d.inFlight[id] < d.bound(id) && !d.shopFull(q[0].ShopID) {
+	for len(q) > 0 && d.total < d.pool && d.inFlight[id] < d.bound(id) && !d.shopOver(q[0].ShopID, 0) {
 		d.takeSlot(q[0])
 		d.total++
 		d.queued--
@@ -592,12 +592,6 @@ func (d *Dispatcher) freeSlot(webhookID string) {
 	}
 }
 
-// shopFull says whether shop has as many slots taken as it may (see
-// shopOver): it starts no attempt more. Called with d.mu held.
-func (d *Dispatcher) shopFull(shop string) bool {
-	return d.shopOver(shop, 0)
-}
-
 // shopCrowding says whether shop is held to its share of the workers
 // (MaxInFlightPerShop), another shop's deliveries waiting: claims and
 // hand-overs then take nothing more for it. (A shop alone at Workers
@@ -607,15 +601,15 @@ func (d *Dispatcher) shopCrowding(shop string) bool {
 	return d.shopLoad[shop] >= d.cfg.MaxInFlightPerShop && d.contended(shop)
 }
 
-// shopOver says whether shop holds more than n slots beyond what it may:
-// its share while another shop's deliveries wait for a worker, and never
-// more than Workers: the pool's spare eighth is kept for the other shops
-// (a shop whose endpoints all hang would otherwise hold every worker
-// until its attempts time out, and the next shop's deliveries wait that
-// long). Called with d.mu held.
+// shopOver says whether shop, n of its slots given back, still holds as
+// many as it may or more: its share while another shop's deliveries wait
+// for a worker, and never more than Workers: the pool's spare eighth is
+// kept for the other shops (a shop whose endpoints all hang would
+// otherwise hold every worker until its attempts time out, and the next
+// shop's deliveries wait that long). Called with d.mu held.
 func (d *Dispatcher) shopOver(shop string, n int) bool {
 	load := d.shopLoad[shop] - n
-	return load >= d.cfg.Workers || d.shopCrowding(shop) && load >= d.cfg.MaxInFlightPerShop
+	return load >= d.cfg.Workers || load >= d.cfg.MaxInFlightPerShop && d.contended(shop)
 }
 
 // contended says whether a shop other than shop has jobs waiting for a
@@ -1045,8 +1039,8 @@ func (d *Dispatcher) endHold(webhookID string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.freeSlot(webhookID)
-	if !d.stopping {
-		d.dispatchWaiting() // this webhook's next job, or its shop's
+	if d.queued > 0 && !d.stopping {
+		d.dispatchWaiting() // this webhook's next job, or another's
 	}
 	d.signalFreed()
 }

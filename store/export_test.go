@@ -22,6 +22,10 @@ func (db *DB) CheckpointsForTest() int64 { return db.checkpoints.Load() }
 // statement of a PostgreSQL claim's window (claimHeadPostgres).
 const ClaimPlanPostgres = claimPlanPostgres
 
+// MemberLockKey is the advisory lock key of a PostgreSQL server's
+// membership (with hashtext of the schema).
+const MemberLockKey = memberLockKey
+
 func ClaimHeadSQLPostgres() string { return claimHeadSQLPostgres("") }
 
 // RefreshStatisticsForTest runs one look of the PostgreSQL statistics

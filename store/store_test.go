@@ -198,17 +198,16 @@ func TestPostgresCloseLetsGoOfTheMemberLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer raw.Close()
-	const memberLockKey = 7240123 // store/postgres.go
 	for round := range 50 {
 		openStore(t, dsn, store.Options{Server: true}).Close()
 		var alone bool
-		if err := raw.QueryRowContext(context.Background(), `SELECT pg_try_advisory_lock($1, hashtext($2))`, memberLockKey, schema).Scan(&alone); err != nil {
+		if err := raw.QueryRowContext(context.Background(), `SELECT pg_try_advisory_lock($1, hashtext($2))`, store.MemberLockKey, schema).Scan(&alone); err != nil {
 			t.Fatal(err)
 		}
 		if !alone {
 			t.Fatalf("round %d: the member lock was still held after Close returned", round+1)
 		}
-		if _, err := raw.ExecContext(context.Background(), `SELECT pg_advisory_unlock($1, hashtext($2))`, memberLockKey, schema); err != nil {
+		if _, err := raw.ExecContext(context.Background(), `SELECT pg_advisory_unlock($1, hashtext($2))`, store.MemberLockKey, schema); err != nil {
 			t.Fatal(err)
 		}
 	}
