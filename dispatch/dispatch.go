@@ -1270,6 +1270,17 @@ func (d *Dispatcher) recorder() {
 	}
 }
 
+// logDisabled tells the operator about each webhook a recorded 410 Gone
+// disabled: its deliveries stop until the shop turns it on again.
+func (d *Dispatcher) logDisabled(recorded []webhooks.AttemptResult) {
+	for _, r := range recorded {
+		if r.Disable != "" {
+			d.logger.Info("webhook disabled: its endpoint answered 410 Gone",
+				"webhook_id", r.WebhookID, "delivery_id", r.DeliveryID, "reason", r.Disable)
+		}
+	}
+}
+
 // record writes a batch of results, trying a few times, then each result
 // on its own, so that one the database refuses does not take the others
 // with it: a result not written leaves its row leased, to be attempted
@@ -1288,6 +1299,7 @@ func (d *Dispatcher) record(batch []webhooks.AttemptResult) {
 	}()
 	for try := range 5 {
 		if err = d.store.RecordAttempts(context.Background(), batch); err == nil {
+			d.logDisabled(batch)
 			return
 		}
 		d.logger.Warn("record attempts", "error", err, "try", try+1, "attempts", len(batch))
@@ -1308,6 +1320,7 @@ func (d *Dispatcher) record(batch []webhooks.AttemptResult) {
 				errs = append(errs, err)
 				inRow++
 			} else {
+				d.logDisabled(batch[i : i+1])
 				recorded++
 				inRow = 0
 			}

@@ -979,6 +979,22 @@ func TestDispatcher(t *testing.T) {
 		if got.IsActive || got.DisabledReason != webhooks.DisabledReasonGone {
 			t.Fatalf("after 410: active=%v reason=%q", got.IsActive, got.DisabledReason)
 		}
+		// The operator hears of it: deliveries to this webhook stop.
+		var told bool
+		for line := range strings.Lines(b.logs.String()) {
+			var rec struct {
+				Level     string `json:"level"`
+				Msg       string `json:"msg"`
+				WebhookID string `json:"webhook_id"`
+			}
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Level == "INFO" &&
+				strings.Contains(rec.Msg, "disabled") && rec.WebhookID == w.ID {
+				told = true
+			}
+		}
+		if !told {
+			t.Fatalf("no info line says webhook %s was disabled:\n%s", w.ID, b.logs.String())
+		}
 	})
 
 	t.Run("RotationSignsWithBothSecrets", func(t *testing.T) {
