@@ -240,6 +240,7 @@ func testDeliveries(t *testing.T) {
 			{"from_date=2024-13-01", "from_date"},
 			{"to_date=2024-1-1", "to_date"},
 			{"from_date=2026-11-20&to_date=2026-11-19", "to_date"},
+			{"from_date=1960-01-01&to_date=1950-01-01", "to_date"}, // both before the epoch
 			{"page_size=1&page_size=2", "page_size"},
 			{"page_size=%zz", "query"},
 		} {

@@ -150,7 +150,9 @@ func (q *queryParams) dateRange() (from, to time.Time) {
 	if okTo {
 		to = toDay.AddDate(0, 0, 1)
 	}
-	if okFrom && okTo && toDay.Before(from) {
+	// The days as given: both are moved up to the epoch if earlier, and
+	// YYYY-MM-DD sorts as its day does.
+	if okFrom && okTo && q.get("to_date") < q.get("from_date") {
 		q.errs.Add("to_date", "must not be before from_date")
 	}
 	return from, to

@@ -601,6 +601,7 @@ func testWebhooks(t *testing.T) {
 		created := b.mustCreateWebhook(t)
 		path := shopPath(b.shopID, "/webhooks/"+created.ID+"/stats")
 		wantError(t, b.call(t, "GET", path+"?from_date=2026-11-20&to_date=2026-11-19", nil), 400, "validation_failed", "to_date")
+		wantError(t, b.call(t, "GET", path+"?from_date=1960-01-01&to_date=1950-01-01", nil), 400, "validation_failed", "to_date")
 		wantError(t, b.call(t, "GET", path+"?from_date=2024-13-01", nil), 400, "validation_failed", "from_date")
 		wantError(t, b.call(t, "GET", path+"?to_date=yesterday", nil), 400, "validation_failed", "to_date")
 		wantError(t, b.call(t, "GET", path+"?from_date=2026-02-30", nil), 400, "validation_failed", "from_date")
