@@ -329,14 +329,22 @@ func clip(b []byte, limit int64) (string, bool) {
 }
 
 // ParseRetryAfter reads a Retry-After value, either delay-seconds or an
-// HTTP date taken relative to now, capped at MaxRetryAfter; 0 when absent,
-// unreadable or in the past.
+// HTTP date taken relative to now, capped at MaxRetryAfter (a number of
+// seconds too large to read included); 0 when absent, unreadable or in the
+// past.
 func ParseRetryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0
 	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if errors.Is(err, strconv.ErrRange) && v[0] != '-' {
+		// More seconds than an int64 holds is still a valid delay
+		// (RFC 9110's 1*DIGIT), and the longest: RFC 9111 §1.2.2 has a
+		// cache read it as the largest value it can.
+		return MaxRetryAfter
+	}
+	if err == nil {
 		if n <= 0 {
 			return 0
 		}

@@ -760,7 +760,8 @@ func TestParseRetryAfter(t *testing.T) {
 		" 120 ":                            2 * time.Minute,
 		"3600":                             time.Hour,
 		"3601":                             time.Hour,
-		"999999999999999999999":            0, // overflows: unreadable
+		"999999999999999999999":            time.Hour, // beyond int64: the longest
+		"-999999999999999999999":           0,
 		"9223372036854775807":              time.Hour,
 		"Thu, 26 Nov 2026 12:10:00 GMT":    10 * time.Minute,
 		"Thursday, 26-Nov-26 12:10:00 GMT": 10 * time.Minute,
