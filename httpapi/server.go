@@ -69,6 +69,9 @@ import (
 const (
 	// DefaultSecretOverlap is how long a rotated-out secret keeps signing.
 	DefaultSecretOverlap = webhooks.DefaultSecretOverlap
+	// NoSecretOverlap as Config.SecretOverlap ends a rotated-out secret at
+	// once: after a leak, the old secret must stop signing now.
+	NoSecretOverlap time.Duration = -1
 	// DefaultMaxBodyBytes limits publish and test bodies (256 KiB).
 	DefaultMaxBodyBytes = 256 << 10
 	// DefaultMaxManagementBodyBytes limits the other request bodies (64 KiB).
@@ -118,7 +121,7 @@ type Config struct {
 	// webhooks.DefaultMaxWebhooks); one more is 409 conflict.
 	MaxWebhooksPerShop int
 	// SecretOverlap is how long the previous secret keeps signing after a
-	// rotation (default 24h).
+	// rotation (default 24h; NoSecretOverlap: not at all).
 	SecretOverlap time.Duration
 	// MaxBodyBytes limits publish and test request bodies (default 256 KiB);
 	// a larger body is 413 payload_too_large.
@@ -166,8 +169,8 @@ func (c *Config) validate() error {
 		return errors.New("Attempter must be set")
 	case c.MaxWebhooksPerShop < 0:
 		return errors.New("MaxWebhooksPerShop cannot be less than zero")
-	case c.SecretOverlap < 0:
-		return errors.New("SecretOverlap cannot be less than zero")
+	case c.SecretOverlap < 0 && c.SecretOverlap != NoSecretOverlap:
+		return errors.New("SecretOverlap cannot be less than zero (NoSecretOverlap: none)")
 	case c.MaxBodyBytes < 0:
 		return errors.New("MaxBodyBytes cannot be less than zero")
 	case c.MaxManagementBodyBytes < 0:

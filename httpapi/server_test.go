@@ -65,7 +65,7 @@ func testNewServer(t *testing.T) {
 			{"Events", func(c *httpapi.Config) { c.Events = nil }},
 			{"Attempter", func(c *httpapi.Config) { c.Attempter = nil }},
 			{"MaxWebhooksPerShop", func(c *httpapi.Config) { c.MaxWebhooksPerShop = -1 }},
-			{"SecretOverlap", func(c *httpapi.Config) { c.SecretOverlap = -1 }},
+			{"SecretOverlap", func(c *httpapi.Config) { c.SecretOverlap = -2 }}, // -1 is NoSecretOverlap
 			{"MaxBodyBytes", func(c *httpapi.Config) { c.MaxBodyBytes = -1 }},
 			{"RateLimit", func(c *httpapi.Config) { c.RateLimit = -1 }},
 			{"RateBurst", func(c *httpapi.Config) { c.RateBurst = -1 }},

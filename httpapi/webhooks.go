@@ -389,7 +389,7 @@ func (s *Server) handleRotateSecret(w http.ResponseWriter, r *http.Request) erro
 	if err := decodeEmpty(body); err != nil {
 		return err
 	}
-	wh, err := s.cfg.Webhooks.RotateSecret(r.Context(), r.PathValue("shop_id"), id, webhooks.NewSecret(), s.cfg.SecretOverlap)
+	wh, err := s.cfg.Webhooks.RotateSecret(r.Context(), r.PathValue("shop_id"), id, webhooks.NewSecret(), max(0, s.cfg.SecretOverlap))
 	if err != nil {
 		return err
 	}

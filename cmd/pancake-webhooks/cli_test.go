@@ -23,6 +23,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	webhooks "github.com/pancake-pos/pancake-webhooks"
 	pw "github.com/pancake-pos/pancake-webhooks/cmd/pancake-webhooks"
 	"github.com/pancake-pos/pancake-webhooks/pancake"
 	"github.com/pancake-pos/pancake-webhooks/store"
@@ -46,11 +47,12 @@ type e2eServer struct {
 	db     string // its --db
 }
 
-// startE2EServer starts Main on a free port and stops it when t ends.
-func startE2EServer(t *testing.T) *e2eServer {
+// startE2EServer starts Main on a free port, its configuration changed by
+// mods, and stops it when t ends.
+func startE2EServer(t *testing.T, mods ...func(*pw.ServeConfig)) *e2eServer {
 	t.Helper()
 	db := "sqlite:" + filepath.Join(t.TempDir(), "webhooks.db")
-	m := pw.NewMain(pw.ServeConfig{
+	cfg := pw.ServeConfig{
 		Addr:                 "127.0.0.1:0",
 		DB:                   db,
 		AdminToken:           e2eAdminToken,
@@ -58,7 +60,12 @@ func startE2EServer(t *testing.T) *e2eServer {
 		AllowHTTP:            true,
 		LogLevel:             "error",
 		LogFormat:            "text",
-	}, io.Discard, t.Output())
+		SecretOverlap:        webhooks.DefaultSecretOverlap, // the flag's default
+	}
+	for _, mod := range mods {
+		mod(&cfg)
+	}
+	m := pw.NewMain(cfg, io.Discard, t.Output())
 	if err := m.Run(context.Background()); err != nil {
 		m.Close()
 		t.Fatalf("Main.Run: %v", err)
@@ -335,10 +342,11 @@ func (b *e2eBundle) webhook(t *testing.T, evs ...pancake.WebhookEvent) *pancake.
 	return h
 }
 
-// setupE2E starts a server and a receiver and creates the shop "shop-e2e".
-func setupE2E(t *testing.T) *e2eBundle {
+// setupE2E starts a server (changed by mods) and a receiver and creates the
+// shop "shop-e2e".
+func setupE2E(t *testing.T, mods ...func(*pw.ServeConfig)) *e2eBundle {
 	t.Helper()
-	srv := startE2EServer(t)
+	srv := startE2EServer(t, mods...)
 	b := &e2eBundle{srv: srv, shop: "shop-e2e", receiver: startE2EReceiver(t)}
 	b.key = srv.createShop(t, b.shop)
 	b.client = srv.client(b.key, b.shop)
@@ -1324,5 +1332,55 @@ func TestCLIBinaryReadsDataFromStdin(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "404 not_found") || strings.Contains(stderr.String(), b.key) {
 		t.Errorf("webhooks get wh_nope: stderr %q", stderr.String())
+	}
+}
+
+// TestSecretOverlap: after a rotation the previous secret signs too for
+// --secret-overlap, and not at all when it is 0 (an operator rotating a
+// leaked secret).
+func TestSecretOverlap(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name      string
+		overlap   time.Duration
+		oldSigns  bool
+		signature int // entries in webhook-signature
+	}{
+		{"Default", webhooks.DefaultSecretOverlap, true, 2},
+		{"Zero", 0, false, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := setupE2E(t, func(c *pw.ServeConfig) { c.SecretOverlap = tt.overlap })
+			h := b.webhook(t)
+			rotated, err := b.client.Webhooks.RotateSecret(t.Context(), h.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sendOne(t, b, h)
+			req := b.receiver.next(t)
+			if n := len(strings.Fields(req.header.Get("webhook-signature"))); n != tt.signature {
+				t.Errorf("%d signatures after the rotation, want %d", n, tt.signature)
+			}
+			if _, err := pancake.Verify([]string{rotated.SecretKey}, req.header, req.body, time.Minute); err != nil {
+				t.Errorf("the new secret does not verify: %v", err)
+			}
+			_, err = pancake.Verify([]string{h.SecretKey}, req.header, req.body, time.Minute)
+			if signs := err == nil; signs != tt.oldSigns {
+				t.Errorf("the old secret verifies: %v, want %v (err %v)", signs, tt.oldSigns, err)
+			}
+		})
+	}
+}
+
+func TestSecretOverlapNegativeRefused(t *testing.T) {
+	t.Parallel()
+	m := pw.NewMain(pw.ServeConfig{
+		Addr: "127.0.0.1:0", DB: "sqlite:" + filepath.Join(t.TempDir(), "webhooks.db"),
+		LogLevel: "error", LogFormat: "text", SecretOverlap: -time.Second,
+	}, io.Discard, io.Discard)
+	defer m.Close()
+	if err := m.Run(t.Context()); err == nil || !strings.Contains(err.Error(), "--secret-overlap") {
+		t.Fatalf("Run with a negative overlap: %v; want an error naming --secret-overlap", err)
 	}
 }

@@ -116,7 +116,7 @@ is honoured as usual.`,
 	f.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&cfg.LogFormat, "log-format", "json", "log format: json or text")
 	f.IntVar(&cfg.MaxWebhooksPerShop, "max-webhooks-per-shop", webhooks.DefaultMaxWebhooks, "most webhooks a shop may have")
-	f.DurationVar(&cfg.SecretOverlap, "secret-overlap", webhooks.DefaultSecretOverlap, "how long the previous secret still signs after a rotation")
+	f.DurationVar(&cfg.SecretOverlap, "secret-overlap", webhooks.DefaultSecretOverlap, "how long the previous secret still signs after a rotation (0: not at all, the old secret stops at once)")
 	f.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", 256<<10, "largest publish body accepted")
 	f.Float64Var(&cfg.RateLimit, "rate-limit", 100, "requests per second per API key on the management endpoints (0: off)")
 	f.IntVar(&cfg.RateBurst, "rate-burst", 200, "burst of --rate-limit")
@@ -186,6 +186,14 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		cidrs = append(cidrs, p)
 	}
+	// 0 is no overlap, as an operator rotating after a leak means it.
+	overlap := cfg.SecretOverlap
+	switch {
+	case overlap < 0:
+		return usageErr("--secret-overlap (or PANCAKE_SECRET_OVERLAP) cannot be negative")
+	case overlap == 0:
+		overlap = httpapi.NoSecretOverlap
+	}
 	if cfg.AdminToken != "" && len(cfg.AdminToken) < minAdminToken {
 		// The contract sets no length; a deployment (or a test harness)
 		// that chose a short token still starts, warned. The token itself
@@ -252,7 +260,7 @@ func (m *Main) Run(ctx context.Context) error {
 		AdminToken:         cfg.AdminToken,
 		URLPolicy:          webhooks.URLPolicy{AllowHTTP: cfg.AllowHTTP},
 		MaxWebhooksPerShop: cfg.MaxWebhooksPerShop,
-		SecretOverlap:      cfg.SecretOverlap,
+		SecretOverlap:      overlap,
 		MaxBodyBytes:       cfg.MaxBodyBytes,
 		RateLimit:          rl,
 		RateBurst:          cfg.RateBurst,
