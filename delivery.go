@@ -175,8 +175,9 @@ type AttemptRecorder interface {
 
 // Maintenance is the housekeeping the leader runs.
 type Maintenance interface {
-	// DeleteFinishedBefore deletes up to limit finished deliveries created
-	// before t, and events left with none; returns how many deliveries.
+	// DeleteFinishedBefore deletes up to limit finished deliveries whose
+	// attempt was made before t, and events left with none; returns how
+	// many deliveries.
 	DeleteFinishedBefore(ctx context.Context, t time.Time, limit int) (int64, error)
 	// DisableFailingWebhooks disables webhooks whose deliveries have all
 	// failed since before t; returns how many.

@@ -9,18 +9,20 @@ import (
 	webhooks "github.com/pancake-pos/pancake-webhooks"
 )
 
-// DeleteFinishedBefore deletes up to limit finished deliveries queued
-// before t (taking them out of the stats), then up to limit events older
-// than t that no delivery refers to any more. It returns how many
-// deliveries went; call it again while it returns limit. Deliveries are
-// taken in id order: ids sort by the time they were queued, so the primary
-// key serves and no index on times is kept for it.
+// DeleteFinishedBefore deletes up to limit finished deliveries whose
+// attempt was made before t (taking them out of the stats), then up to
+// limit events older than t that no delivery refers to any more. It
+// returns how many deliveries went; call it again while it returns limit.
+// Deliveries are taken in id order: ids sort by the time they were queued,
+// never after the attempt, so the primary key bounds the scan and no index
+// on times is kept for it. A retry queued before t but made after it stays
+// (created_at is the attempt's time): it is as old as its attempt.
 func (db *DB) DeleteFinishedBefore(ctx context.Context, t time.Time, limit int) (int64, error) {
 	var n int64
 	err := db.write(ctx, func(tx *Tx) error {
 		var err error
-		n, err = deleteDeliveries(ctx, tx, `id IN (SELECT id FROM deliveries WHERE id < $1 AND status <> 'pending' ORDER BY id LIMIT $2)`,
-			[]any{webhooks.MinID(webhooks.PrefixDelivery, t), limit})
+		n, err = deleteDeliveries(ctx, tx, `id IN (SELECT id FROM deliveries WHERE id < $1 AND status <> 'pending' AND created_at < $3 ORDER BY id LIMIT $2)`,
+			[]any{webhooks.MinID(webhooks.PrefixDelivery, t), limit, ms(t)})
 		if err != nil {
 			return fmt.Errorf("delete old deliveries: %w", err)
 		}

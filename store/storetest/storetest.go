@@ -1017,6 +1017,35 @@ func testMaintenance(t *testing.T, setup func(*testing.T) *testBundle) {
 			t.Fatalf("queued rows touched: %d pending, want 2", n)
 		}
 	})
+	t.Run("RetentionCountsFromTheAttempt", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		MustCreateWebhook(t, b.db, b.shop, "https://a.example/1", b.clock.Now(), "order.created")
+		mustPublish(t, b, "order.created", 2)
+		jobs, _ := b.db.ClaimDeliveries(b.ctx, webhooks.Claim{Limit: 2, LeaseFor: time.Minute})
+		if len(jobs) != 2 {
+			t.Fatalf("claimed %d, want 2", len(jobs))
+		}
+		// Both queued now; one attempted now, the other (a retry's wait,
+		// say) 10 hours later.
+		if err := b.db.RecordAttempts(b.ctx, []webhooks.AttemptResult{success(jobs[0], b.clock.Now())}); err != nil {
+			t.Fatal(err)
+		}
+		b.clock.Add(10 * time.Hour)
+		if err := b.db.RecordAttempts(b.ctx, []webhooks.AttemptResult{success(jobs[1], b.clock.Now())}); err != nil {
+			t.Fatal(err)
+		}
+		// A retention of 8 hours, run 6 hours after the second attempt:
+		// only the first (16 hours ago) is older than that.
+		b.clock.Add(6 * time.Hour)
+		n, err := b.db.DeleteFinishedBefore(b.ctx, b.clock.Now().Add(-8*time.Hour), 10)
+		if err != nil || n != 1 {
+			t.Fatalf("deleted %d, %v; want 1 (the attempt made 16 h ago)", n, err)
+		}
+		if _, err := b.db.FindDelivery(b.ctx, b.shop, jobs[1].DeliveryID); err != nil {
+			t.Fatalf("the attempt made 6 h ago was deleted with a retention of 8 h: %v", err)
+		}
+	})
 	t.Run("QueueStats", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
