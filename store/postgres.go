@@ -298,7 +298,12 @@ func memberLock(fn string) string { return `SELECT ` + fn + `($1, hashtext(curre
 
 // memberCheckEvery is how often a server checks that it still holds its
 // member lock (a lost connection loses it) and takes it again if not.
-const memberCheckEvery = 5 * time.Second
+const memberCheckEvery = 2 * time.Second
+
+// memberRetakeWithin is how long running servers may take to hold their
+// member locks again after losing their connections (PostgreSQL restarted,
+// or its backends ended): a check, a failed ping and a new session.
+const memberRetakeWithin = 3*memberCheckEvery + time.Second
 
 // joinServers takes this server's shared member lock. A server that finds
 // none held (it took the lock exclusively) is alone: every lease in the
@@ -312,8 +317,8 @@ func (db *DB) joinServers(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("postgres: join the servers: %w", err)
 	}
-	var alone bool
-	if err := conn.QueryRowContext(ctx, memberLock("pg_try_advisory_lock"), memberLockKey).Scan(&alone); err != nil {
+	alone, err := db.aloneForSure(ctx, conn)
+	if err != nil {
 		discardConn(conn)
 		return fmt.Errorf("postgres: join the servers: %w", err)
 	}
@@ -335,6 +340,39 @@ func (db *DB) joinServers(ctx context.Context) error {
 	db.memberConn = conn
 	db.memberMu.Unlock()
 	return nil
+}
+
+// aloneForSure says whether no other server runs, holding the member lock
+// exclusively on conn when it says so. Running servers that lost their
+// connections hold no lock until they take it again, and a server that
+// counted itself alone then freed leases they were still sending: after
+// a PostgreSQL restart, a replica started with it sent every delivery in
+// flight a second time (audit). So when leases are held and the lock is
+// free, it lets go and looks again once running servers would hold their
+// locks again; only a server still alone then frees them. A start with no
+// leases to free (a graceful restart gave them back) does not wait.
+func (db *DB) aloneForSure(ctx context.Context, conn *sql.Conn) (bool, error) {
+	var alone bool
+	if err := conn.QueryRowContext(ctx, memberLock("pg_try_advisory_lock"), memberLockKey).Scan(&alone); err != nil || !alone {
+		return false, err
+	}
+	var leased bool
+	err := conn.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM deliveries WHERE status = 'pending' AND leased_until IS NOT NULL)`).Scan(&leased)
+	if err == nil && !leased {
+		return true, nil
+	}
+	if _, uerr := conn.ExecContext(ctx, memberLock("pg_advisory_unlock"), memberLockKey); uerr != nil || err != nil {
+		return false, errors.Join(err, uerr)
+	}
+	select {
+	case <-time.After(memberRetakeWithin):
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	if err := conn.QueryRowContext(ctx, memberLock("pg_try_advisory_lock"), memberLockKey).Scan(&alone); err != nil {
+		return false, err
+	}
+	return alone, nil
 }
 
 // keepMembership takes the member lock again when its connection was lost,

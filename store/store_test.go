@@ -174,6 +174,35 @@ func TestPostgresAloneServerFreesDeadLeases(t *testing.T) {
 	}
 }
 
+// TestPostgresServerThatLostItsSessionKeepsItsLeases: a running server
+// whose member lock went with its session (PostgreSQL restarted, or its
+// backend ended) is not dead. A server starting in that moment found the
+// lock free, counted itself alone and freed the leases the running one
+// was still sending: every delivery in flight went out twice (audit).
+func TestPostgresServerThatLostItsSessionKeepsItsLeases(t *testing.T) {
+	t.Parallel()
+	dsn := storetest.PostgresDSN(t)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := openStore(t, dsn, store.Options{Server: true})
+	defer running.Close()
+	leaseQueued(t, running, 2)
+	raw := storetest.RawPostgres(t, dsn)
+	var ended int
+	if err := raw.QueryRowContext(context.Background(), `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+		WHERE locktype = 'advisory' AND mode = 'ShareLock' AND classid = $1 AND objid = hashtext($2)::oid`,
+		store.MemberLockKey, u.Query().Get("search_path")).Scan(&ended); err != nil || ended != 1 {
+		t.Fatalf("ended %d member sessions, %v; want 1", ended, err)
+	}
+	starting := openStore(t, dsn, store.Options{Server: true})
+	defer starting.Close()
+	if n := claimDue(t, starting); n != 0 {
+		t.Errorf("a server started while a running one had lost its session claimed %d deliveries leased to it", n)
+	}
+}
+
 // TestPostgresCloseLetsGoOfTheMemberLock: when Close returns, a server
 // starting next (a restart) finds itself alone. Closing the session alone
 // did not do it: PostgreSQL releases a closed session's locks only once it
