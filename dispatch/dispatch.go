@@ -1283,8 +1283,14 @@ func (d *Dispatcher) logDisabled(recorded []webhooks.AttemptResult) {
 
 // record writes a batch of results, trying a few times, then each result
 // on its own, so that one the database refuses does not take the others
-// with it: a result not written leaves its row leased, to be attempted
-// again after the lease (at least once).
+// with it. While the database does not answer at all (PostgreSQL
+// restarting, say), it keeps what it could not write and tries again,
+// for as long as a lease lasts or until Shutdown's time is up: the
+// attempts were made, and dropped results left their deliveries to be
+// sent again after their lease and their first attempts never recorded
+// (audit: a 6 s restart). Meanwhile the workers wait to hand over their
+// results, so nothing new starts. A result not written at the end leaves
+// its row leased, to be attempted again after the lease (at least once).
 func (d *Dispatcher) record(batch []webhooks.AttemptResult) {
 	var err error
 	if d.cfg.OnRecordFunc != nil {
@@ -1297,41 +1303,85 @@ func (d *Dispatcher) record(batch []webhooks.AttemptResult) {
 			}
 		}
 	}()
+	left, until := batch, time.Now().Add(d.cfg.LeaseFor)
+	for pause := time.Second; ; pause = min(2*pause, 5*time.Second) {
+		var down bool
+		if left, down, err = d.recordSome(left); len(left) == 0 {
+			return
+		}
+		if !down || time.Now().Add(pause).After(until) {
+			break
+		}
+		d.logger.Warn("record attempts: the database does not answer; keeping the results to write when it does",
+			"error", err, "attempts", len(left), "retry_in", pause)
+		select {
+		case <-time.After(pause):
+		case <-d.abort.Done():
+			d.logger.Error("record attempts: stopping with results not written; they will be attempted again after their lease",
+				"error", err, "attempts", len(left))
+			return
+		}
+	}
+	d.logger.Error("record attempts: giving up; they will be attempted again after their lease", "error", err, "attempts", len(left))
+}
+
+// recordSome is one round of record: it returns the results it did not
+// write, and down when none of them could be written because the database
+// (not a result it refuses) fails. A result refused on its own beside
+// others that were written is given up on, and logged.
+func (d *Dispatcher) recordSome(batch []webhooks.AttemptResult) (left []webhooks.AttemptResult, down bool, err error) {
 	for try := range 5 {
 		if err = d.store.RecordAttempts(context.Background(), batch); err == nil {
 			d.logDisabled(batch)
-			return
+			return nil, false, nil
 		}
 		d.logger.Warn("record attempts", "error", err, "try", try+1, "attempts", len(batch))
 		time.Sleep(time.Duration(try+1) * 100 * time.Millisecond)
 	}
-	if len(batch) > 1 {
-		// One by one, unless a few in a row fail: then the database, not
-		// a result, is what fails, and each call could wait for its
-		// connection's timeout.
-		var errs []error
-		recorded, inRow := 0, 0
-		for i := range batch {
-			if inRow == recordAloneProbe {
-				errs = append(errs, fmt.Errorf("%d more not tried", len(batch)-i))
-				break
-			}
-			if err := d.store.RecordAttempts(context.Background(), batch[i:i+1]); err != nil {
-				errs = append(errs, err)
-				inRow++
-			} else {
-				d.logDisabled(batch[i : i+1])
-				recorded++
-				inRow = 0
-			}
-		}
-		if err = errors.Join(errs...); err == nil {
-			d.logger.Info("record attempts: recorded one by one", "attempts", len(batch))
-			return
-		}
-		d.logger.Error("record attempts: giving up on some; they will be attempted again after their lease",
-			"error", errs[0], "attempts", len(batch)-recorded, "recorded", recorded)
-		return
+	if len(batch) == 1 {
+		// Refused, or no database: a lone result tells them apart only
+		// by whether the database answers anything else.
+		return batch, !d.storeAnswers(), err
 	}
-	d.logger.Error("record attempts: giving up; they will be attempted again after their lease", "error", err, "attempts", len(batch))
+	// One by one, unless a few in a row fail: then the database, not a
+	// result, is what fails, and each call could wait for its
+	// connection's timeout.
+	var errs []error
+	recorded, inRow := 0, 0
+	for i := range batch {
+		if inRow == recordAloneProbe {
+			// Those that failed in a row, and those not tried.
+			return batch[i-inRow:], recorded == 0, errors.Join(errs...)
+		}
+		if err := d.store.RecordAttempts(context.Background(), batch[i:i+1]); err != nil {
+			errs = append(errs, err)
+			inRow++
+		} else {
+			d.logDisabled(batch[i : i+1])
+			recorded++
+			inRow = 0
+		}
+	}
+	if err = errors.Join(errs...); err == nil {
+		d.logger.Info("record attempts: recorded one by one", "attempts", len(batch))
+		return nil, false, nil
+	}
+	if recorded == 0 {
+		return batch, true, err // fewer than the probe, all refused
+	}
+	d.logger.Error("record attempts: the database refused some; they will be attempted again after their lease",
+		"error", errs[0], "attempts", len(errs), "recorded", recorded)
+	return nil, false, err
+}
+
+// storeAnswers says whether the database answers a read, when the store
+// can be asked (Ready); a store that cannot is taken to answer.
+func (d *Dispatcher) storeAnswers() bool {
+	r, ok := d.store.(interface{ Ready(context.Context) error })
+	if !ok {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return r.Ready(ctx) == nil
 }

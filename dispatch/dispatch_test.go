@@ -459,51 +459,52 @@ func TestARefusedResultLeavesItsBatchRecorded(t *testing.T) {
 	}
 }
 
-// When every record fails (the database is down), a batch is not tried
-// result by result beyond the first few.
-func TestADatabaseRefusingEveryRecordIsNotAskedPerResult(t *testing.T) {
+// When every record fails (the database is down), a batch's results are
+// kept, and written once the database answers again: the attempts were made. They
+// were dropped after ~1.5 s before, so a PostgreSQL restart left every
+// attempt in flight unrecorded, and sent again after its lease (audit).
+func TestResultsWaitForTheDatabaseToWriteThem(t *testing.T) {
 	t.Parallel()
-	refusing := &refusingRecords{release: make(chan struct{}), all: true}
+	refusing := &refusingRecords{release: make(chan struct{})}
+	refusing.all.Store(true)
 	t.Cleanup(refusing.open)
 	b := setupWith(t, dispatch.Config{}, func(db *store.DB) dispatch.Store { refusing.DB = db; return refusing })
-	b.recordErrors.Store(true)
 	const n = 12
 	var answered sync.WaitGroup
 	answered.Add(n)
-	rc := newReceiver(t, func(w http.ResponseWriter, r *recorded) { answered.Done() })
+	var requests atomic.Int32
+	rc := newReceiver(t, func(w http.ResponseWriter, r *recorded) { requests.Add(1); answered.Done() })
 	storetest.MustCreateWebhook(t, b.db, testShop, rc.srv.URL, time.Now(), "order.created")
 	b.publish(t, n)
 	answered.Wait()
 	time.Sleep(50 * time.Millisecond)
 	refusing.open()
-	b.waitRecorded(t, n) // every result reported, none written
-	b.mu.Lock()
-	batches := slices.Clone(b.commits)
-	b.mu.Unlock()
-	if slices.Max(batches) <= 3 {
-		t.Fatalf("batches of %v: none large enough to tell", batches)
+	// Down for two rounds or so of the first batch (5 tries, up to 3
+	// results alone, a pause of 1 s, the same again), then back.
+	for refusing.calls.Load() < 16 {
+		time.Sleep(10 * time.Millisecond)
 	}
-	// 5 tries of each batch, then 3 of its results alone, no more.
-	want := 0
-	for _, n := range batches {
-		want += 5
-		if n > 1 {
-			want += min(n, 3)
-		}
+	refusing.all.Store(false)
+	b.waitRecorded(t, n)
+	_, total, err := b.db.FindDeliveries(b.ctx, webhooks.DeliveryFilter{ShopID: testShop, Status: webhooks.StatusSuccess})
+	if err != nil || total != n {
+		b.mu.Lock()
+		t.Fatalf("%d deliveries recorded as sent, %v; want all %d (batches %v)", total, err, n, b.commits)
 	}
-	if calls := int(refusing.calls.Load()); calls != want {
-		t.Errorf("%d records asked for batches of %v; want %d", calls, batches, want)
+	if got := requests.Load(); got != n {
+		t.Errorf("the receiver got %d requests for %d deliveries", got, n)
 	}
 }
 
 // refusingRecords refuses every batch of results holding a response body
-// "refused", as PostgreSQL refused a NUL, or every batch when all is set;
-// its first record waits for release.
+// "refused", as PostgreSQL refused a NUL, or every batch when all is set
+// (and then does not answer Ready either); its first record waits for
+// release.
 type refusingRecords struct {
 	*store.DB
 	release        chan struct{}
 	once           sync.Once
-	all            bool
+	all            atomic.Bool
 	calls          atomic.Int32
 	refused        atomic.Int32
 	largestRefused atomic.Int32
@@ -511,10 +512,18 @@ type refusingRecords struct {
 
 func (s *refusingRecords) open() { s.once.Do(func() { close(s.release) }) }
 
+// Ready fails while every record does: the database is down.
+func (s *refusingRecords) Ready(ctx context.Context) error {
+	if s.all.Load() {
+		return errors.New("down")
+	}
+	return s.DB.Ready(ctx)
+}
+
 func (s *refusingRecords) RecordAttempts(ctx context.Context, rs []webhooks.AttemptResult) error {
 	<-s.release
 	s.calls.Add(1)
-	if s.all || slices.ContainsFunc(rs, func(r webhooks.AttemptResult) bool { return r.Response.Body == "refused" }) {
+	if s.all.Load() || slices.ContainsFunc(rs, func(r webhooks.AttemptResult) bool { return r.Response.Body == "refused" }) {
 		s.refused.Add(1)
 		if int32(len(rs)) > s.largestRefused.Load() {
 			s.largestRefused.Store(int32(len(rs)))
