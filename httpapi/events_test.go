@@ -1,6 +1,8 @@
 package httpapi_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -34,6 +36,23 @@ func testEvents(t *testing.T) {
 		}
 		if diff := cmp.Diff(webhooks.PublishResult{EventID: got.EventID, Deliveries: 2}, got); diff != "" {
 			t.Errorf("publish diff (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("PublishWaitingOnTheDatabaseIsAnswered503", func(t *testing.T) {
+		t.Parallel()
+		// A database that waits on a lock, and honours the deadline as
+		// both stores do: the sender gets an answer, not a connection
+		// cut by the server's write timeout with none.
+		b := setupAPI(t, func(c *httpapi.Config) {
+			c.Events = lockedEvents{}
+			c.RequestTimeout = 100 * time.Millisecond
+		})
+		start := time.Now()
+		res := b.call(t, "POST", shopPath(b.shopID, "/events"), `{"event":"order.created","data":{}}`)
+		wantError(t, res, 503, "unavailable")
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("answered after %v, want soon after the 100ms request timeout", took)
 		}
 	})
 
@@ -206,4 +225,17 @@ func testEvents(t *testing.T) {
 		}
 		wantError(t, b.call(t, "POST", shopPath(b.shopID, "/events/batch"), `{"events":[`+strings.Join(items, ",")+`]}`), 413, "payload_too_large")
 	})
+}
+
+// lockedEvents is an event store whose publishes wait until their context
+// ends, as one behind a table lock does (or 3 s, when the lock goes).
+type lockedEvents struct{}
+
+func (lockedEvents) Publish(ctx context.Context, _ string, _ []webhooks.PublishInput) ([]webhooks.PublishResult, error) {
+	select {
+	case <-ctx.Done():
+		return nil, fmt.Errorf("publish: %w", ctx.Err())
+	case <-time.After(3 * time.Second):
+		return nil, errors.New("publish: the lock went after 3s")
+	}
 }

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 
@@ -51,8 +52,12 @@ type route struct {
 	limit    limitKind
 	body     bodyKind
 	optional optionalKind
-	handle   func(*Server, http.ResponseWriter, *http.Request) error
-	op       operation
+	// long routes wait for an attempt (bounded by the sync gate's wait and
+	// the attempt timeout) or delete a whole history, and get no
+	// Config.RequestTimeout.
+	long   bool
+	handle func(*Server, http.ResponseWriter, *http.Request) error
+	op     operation
 }
 
 // operation is the OpenAPI side of a route.
@@ -98,7 +103,7 @@ var routes = []route{
 	{Method: "PUT", Path: shopPrefix + "/webhooks/{webhook_id}/set-active", auth: authShop, limit: limitManagement, body: bodyManagement,
 		handle: (*Server).handleSetActive,
 		op:     operation{ID: "setWebhookActive", Tag: "webhooks", Summary: "Enable or disable a webhook", Request: "SetActiveRequest", Status: 200, Response: "Webhook"}},
-	{Method: "POST", Path: shopPrefix + "/webhooks/{webhook_id}/test", auth: authShop, limit: limitManagement, body: bodyLarge,
+	{Method: "POST", Path: shopPrefix + "/webhooks/{webhook_id}/test", auth: authShop, limit: limitManagement, body: bodyLarge, long: true,
 		handle: (*Server).handleTestWebhook,
 		op:     operation{ID: "testWebhook", Tag: "webhooks", Summary: "Send a test event now, synchronously", Request: "TestWebhookRequest", Status: 200, Response: "AttemptResult"}},
 	{Method: "POST", Path: shopPrefix + "/webhooks/{webhook_id}/rotate-secret", auth: authShop, limit: limitManagement, body: bodyManagement,
@@ -107,7 +112,7 @@ var routes = []route{
 	{Method: "GET", Path: shopPrefix + "/webhooks/{webhook_id}/stats", auth: authShop, limit: limitManagement,
 		handle: (*Server).handleWebhookStats,
 		op:     operation{ID: "getWebhookStats", Tag: "webhooks", Summary: "Count the attempts made in a date range (default: the last 7 days)", Query: []string{"from_date", "to_date"}, Status: 200, Response: "WebhookStats"}},
-	{Method: "POST", Path: shopPrefix + "/webhooks/{webhook_id}/clear-history", auth: authShop, limit: limitManagement, body: bodyManagement,
+	{Method: "POST", Path: shopPrefix + "/webhooks/{webhook_id}/clear-history", auth: authShop, limit: limitManagement, body: bodyManagement, long: true,
 		handle: (*Server).handleClearHistory,
 		op:     operation{ID: "clearWebhookHistory", Tag: "webhooks", Summary: "Delete finished deliveries of the webhook", Request: "ClearHistoryRequest", Status: 200, Response: "DeletedCount"}},
 
@@ -123,7 +128,7 @@ var routes = []route{
 	{Method: "GET", Path: shopPrefix + "/webhook-deliveries/{delivery_id}", auth: authShop, limit: limitManagement,
 		handle: (*Server).handleGetDelivery,
 		op:     operation{ID: "getDelivery", Tag: "deliveries", Summary: "Get a delivery", Status: 200, Response: "WebhookDelivery"}},
-	{Method: "POST", Path: shopPrefix + "/webhook-deliveries/{delivery_id}/retry", auth: authShop, limit: limitManagement, body: bodyManagement,
+	{Method: "POST", Path: shopPrefix + "/webhook-deliveries/{delivery_id}/retry", auth: authShop, limit: limitManagement, body: bodyManagement, long: true,
 		handle: (*Server).handleRetryDelivery,
 		op:     operation{ID: "retryDelivery", Tag: "deliveries", Summary: "Send a delivery's event again now, as a new delivery", Request: "EmptyRequest", Status: 200, Response: "AttemptResult", Errors: []int{409}}},
 
@@ -220,6 +225,14 @@ func pathParams(path string) []string {
 // limit and the body limit, and answers its error in the envelope.
 func (s *Server) adapt(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !rt.long {
+			// Answered before the server's write timeout cuts the
+			// connection: a database that waits on a lock gets a 503,
+			// not an empty reply.
+			ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+			defer cancel()
+			r = r.WithContext(ctx)
+		}
 		if err := s.guard(rt, w, r); err != nil {
 			s.writeError(w, r, err)
 			return

@@ -67,6 +67,9 @@ import (
 
 // Defaults of Config.
 const (
+	// DefaultRequestTimeout bounds how long a request waits for the
+	// database (test sends, manual retries and history clears aside).
+	DefaultRequestTimeout = 30 * time.Second
 	// DefaultSecretOverlap is how long a rotated-out secret keeps signing.
 	DefaultSecretOverlap = webhooks.DefaultSecretOverlap
 	// NoSecretOverlap as Config.SecretOverlap ends a rotated-out secret at
@@ -123,6 +126,13 @@ type Config struct {
 	// SecretOverlap is how long the previous secret keeps signing after a
 	// rotation (default 24h; NoSecretOverlap: not at all).
 	SecretOverlap time.Duration
+	// RequestTimeout bounds a request (test sends, manual retries and
+	// history clears aside): one still waiting then, on a database lock
+	// say, is answered 503 unavailable (default 30 s; keep it below the
+	// http.Server's WriteTimeout, which cuts the connection with no
+	// answer). A publish answered so may still have been stored: its
+	// sender repeats it with its id.
+	RequestTimeout time.Duration
 	// MaxBodyBytes limits publish and test request bodies (default 256 KiB);
 	// a larger body is 413 payload_too_large.
 	MaxBodyBytes int64
@@ -169,6 +179,8 @@ func (c *Config) validate() error {
 		return errors.New("Attempter must be set")
 	case c.MaxWebhooksPerShop < 0:
 		return errors.New("MaxWebhooksPerShop cannot be less than zero")
+	case c.RequestTimeout < 0:
+		return errors.New("RequestTimeout cannot be less than zero")
 	case c.SecretOverlap < 0 && c.SecretOverlap != NoSecretOverlap:
 		return errors.New("SecretOverlap cannot be less than zero (NoSecretOverlap: none)")
 	case c.MaxBodyBytes < 0:
@@ -224,6 +236,7 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	cfg.MaxWebhooksPerShop = cmp.Or(cfg.MaxWebhooksPerShop, webhooks.DefaultMaxWebhooks)
 	cfg.SecretOverlap = cmp.Or(cfg.SecretOverlap, DefaultSecretOverlap)
+	cfg.RequestTimeout = cmp.Or(cfg.RequestTimeout, DefaultRequestTimeout)
 	cfg.MaxBodyBytes = cmp.Or(cfg.MaxBodyBytes, DefaultMaxBodyBytes)
 	cfg.MaxManagementBodyBytes = cmp.Or(cfg.MaxManagementBodyBytes, DefaultMaxManagementBodyBytes)
 	cfg.RateLimit = cmp.Or(cfg.RateLimit, DefaultRateLimit)
