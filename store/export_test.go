@@ -67,3 +67,6 @@ func (db *DB) PreparedStatementsForTest(ctx context.Context) (map[string]bool, e
 
 // DiscardConn is discardConn.
 var DiscardConn = discardConn
+
+// PoolMaxConnsForTest is the size of a PostgreSQL store's pool.
+func (db *DB) PoolMaxConnsForTest() int32 { return db.pool.Config().MaxConns }

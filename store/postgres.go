@@ -6,6 +6,8 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -37,14 +39,34 @@ const channelSuffix = `'_' || md5(current_schema())`
 // one database each have their own leader.
 const leaderLockKey = 7240120
 
-// openPostgres opens a pgx pool and serves database/sql from it.
+// MinPGConns is the fewest connections a PostgreSQL pool may be given
+// with pool_max_conns.
+const MinPGConns = 8
+
+// setsPoolMaxConns says whether dsn, a URL or key=value string, gives
+// pool_max_conns: pgx's own default (4, or the cores) is too few.
+func setsPoolMaxConns(dsn string) bool {
+	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" {
+		return u.Query().Has("pool_max_conns")
+	}
+	return strings.Contains(dsn, "pool_max_conns")
+}
+
+// openPostgres opens a pgx pool (of maxConns connections unless the DSN's
+// pool_max_conns says otherwise) and serves database/sql from it.
 func (db *DB) openPostgres(ctx context.Context, dsn string, maxConns int) error {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return fmt.Errorf("postgres: parse %s: %w", RedactDSN(dsn), err)
 	}
-	if cfg.MaxConns < int32(maxConns) {
+	switch {
+	case !setsPoolMaxConns(dsn):
 		cfg.MaxConns = int32(maxConns)
+	case cfg.MaxConns < MinPGConns:
+		// Fewer would leave nothing for writes and reads beside the
+		// sessions a server holds for its locks and notifications.
+		return fmt.Errorf("postgres: pool_max_conns=%d is too few: a server needs %d at least (3 held for its locks and notifications, 2 writers, reads)",
+			cfg.MaxConns, MinPGConns)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -622,3 +622,25 @@ func TestPostgresWarnsWithoutAutovacuum(t *testing.T) {
 		t.Fatalf("autovacuum = %s, warned = %v; log:\n%s", setting, warned, logs.String())
 	}
 }
+
+// A PostgreSQL pool has 16 connections unless the URL's pool_max_conns
+// says otherwise: a larger or smaller one is kept (it was raised to 16
+// without a word), and one too small to run in is refused by name.
+func TestPostgresPoolMaxConns(t *testing.T) {
+	t.Parallel()
+	dsn := storetest.PostgresDSN(t)
+	for _, tt := range []struct {
+		param string
+		want  int32
+	}{{"", store.DefaultPGMaxConns}, {"&pool_max_conns=9", 9}, {"&pool_max_conns=40", 40}} {
+		db := openStore(t, dsn+tt.param, store.Options{})
+		if got := db.PoolMaxConnsForTest(); got != tt.want {
+			t.Errorf("%q: a pool of %d, want %d", tt.param, got, tt.want)
+		}
+		db.Close()
+	}
+	_, err := store.Open(context.Background(), dsn+"&pool_max_conns=4", store.Options{})
+	if err == nil || !strings.Contains(err.Error(), "pool_max_conns=4 is too few") {
+		t.Fatalf("pool_max_conns=4: %v; want it refused by name", err)
+	}
+}
