@@ -460,15 +460,21 @@ func TestCLIWebhooks(t *testing.T) {
 		}
 
 		newURL := b.receiver.srv.URL + "/v2"
-		b.run(t, "webhooks", "update", h.ID, "--url", newURL, "--event", "order.cancelled", "--description", "v2").wantOK(t).
+		r := b.run(t, "webhooks", "update", h.ID, "--url", newURL, "--event", "order.cancelled", "--description", "v2").wantOK(t).
 			contains(t, newURL, "order.cancelled", "v2")
+		// Only get, create and rotate-secret show the secret.
+		if strings.Contains(r.stdout, "whsec_") {
+			t.Errorf("webhooks update shows the secret:\n%s", r.stdout)
+		}
 		got = pancake.Webhook{}
 		b.run(t, "webhooks", "update", h.ID, "--description", "", "--json").wantOK(t).decode(t, &got)
 		if got.URL != newURL || got.Description != "" || !slices.Equal(got.Events, []pancake.WebhookEvent{pancake.EventOrderCancelled}) {
 			t.Errorf("after the updates the webhook is %+v", got)
 		}
 
-		b.run(t, "webhooks", "disable", h.ID).wantOK(t).contains(t, "Active:", "no")
+		if r := b.run(t, "webhooks", "disable", h.ID).wantOK(t).contains(t, "Active:", "no"); strings.Contains(r.stdout, "whsec_") {
+			t.Errorf("webhooks disable shows the secret:\n%s", r.stdout)
+		}
 		got = pancake.Webhook{}
 		b.run(t, "webhooks", "disable", h.ID, "--json").wantOK(t).decode(t, &got)
 		if got.IsActive {
@@ -1128,6 +1134,7 @@ func TestCLIErrors(t *testing.T) {
 			{"webhooks", "list", "--frob"},
 			{"deliveries", "list", "--page", "0"},
 			{"deliveries", "list", "--page-size", "500"},
+			{"deliveries", "list", "--page-size", "0"},
 			{"deliveries", "list", "--page", "x"},
 			{"events", "publish", "--event", "order.created"},                // no --data
 			{"events", "publish", "--event", "order.created", "--data", "{"}, // bad JSON
@@ -1135,6 +1142,7 @@ func TestCLIErrors(t *testing.T) {
 			{"deliveries", "get", ".."},
 			{"deliveries", "pending", "--page", "0"},
 			{"deliveries", "pending", "--page-size", "101"},
+			{"deliveries", "pending", "--page-size", "0"},
 		} {
 			if !slices.Contains(args, "--api-url") {
 				args = append(args, "--api-url", b.srv.apiURL, "--api-key", b.key, "--shop", b.shop)

@@ -55,7 +55,7 @@ as one JSON array of deliveries.`,
 			if p.PageNumber < 1 {
 				return usageErr("--page must be 1 or more")
 			}
-			if pageSize < 0 || pageSize > 100 {
+			if pageSize < 0 || pageSize > 100 || pageSize == 0 && cmd.Flags().Changed("page-size") {
 				return usageErr("--page-size must be 1–100")
 			}
 			p.PageSize = pageSize
@@ -216,7 +216,7 @@ webhook, with --webhook).`,
 			if params.PageNumber < 1 {
 				return usageErr("--page must be 1 or more")
 			}
-			if params.PageSize < 0 || params.PageSize > 100 {
+			if params.PageSize < 0 || params.PageSize > 100 || params.PageSize == 0 && cmd.Flags().Changed("page-size") {
 				return usageErr("--page-size must be 1–100")
 			}
 			c, err := f.client()

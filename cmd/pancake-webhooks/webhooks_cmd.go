@@ -172,7 +172,7 @@ value. --event replaces the whole list of events.`,
 			if err != nil {
 				return f.apiErr(err)
 			}
-			return f.print(cmd.OutOrStdout(), h, func(w io.Writer) error { return printWebhook(w, h) })
+			return f.print(cmd.OutOrStdout(), h, func(w io.Writer) error { return printWebhook(w, withoutSecret(h)) })
 		},
 	}
 	fl := cmd.Flags()
@@ -227,7 +227,7 @@ func webhooksSetActiveCmd(f *apiFlags, on bool) *cobra.Command {
 			if err != nil {
 				return f.apiErr(err)
 			}
-			return f.print(cmd.OutOrStdout(), h, func(w io.Writer) error { return printWebhook(w, h) })
+			return f.print(cmd.OutOrStdout(), h, func(w io.Writer) error { return printWebhook(w, withoutSecret(h)) })
 		},
 	}
 }
@@ -373,4 +373,13 @@ a day (00:00 UTC) and/or of one status. Queued deliveries are kept.`,
 	_ = cmd.RegisterFlagCompletionFunc("status", completeWords(pancake.StatusSuccess, pancake.StatusFailed))
 	noEnvFlags(fl)
 	return cmd
+}
+
+// withoutSecret is h without its signing secret: the commands that change
+// a webhook show what changed, and only get, create and rotate-secret
+// (which say so) put the secret on the screen.
+func withoutSecret(h *pancake.Webhook) *pancake.Webhook {
+	c := *h
+	c.SecretKey = ""
+	return &c
 }
