@@ -1,9 +1,14 @@
 package main_test
 
 import (
+	"bytes"
+	"encoding/json"
+	"strings"
 	"testing"
+	"time"
 
 	pw "github.com/pancake-pos/pancake-webhooks/cmd/pancake-webhooks"
+	"github.com/pancake-pos/pancake-webhooks/pancake"
 )
 
 func TestPrintable(t *testing.T) {
@@ -28,6 +33,24 @@ func TestPrintable(t *testing.T) {
 		}
 		if got := pw.Printable(tc.in, true); got != tc.body {
 			t.Errorf("%s: printable(%q, true) = %q, want %q", tc.name, tc.in, got, tc.body)
+		}
+	}
+}
+
+// --json prints times as the API does (milliseconds, all three digits:
+// Go's own format drops trailing zeros, 05.12Z for 05.120Z), and the
+// payload as it came.
+func TestJSONOutputKeepsTheAPIsStrings(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 11, 26, 20, 31, 5, 120_000_000, time.FixedZone("ICT", 7*3600))
+	var buf bytes.Buffer
+	err := pw.PrintJSON(&buf, pancake.WebhookDelivery{CreatedAt: at, Payload: json.RawMessage(`{"total":250000.10,"t":"2026-11-26T13:31:05.12Z"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"created_at": "2026-11-26T13:31:05.120Z"`, `250000.10`, `"2026-11-26T13:31:05.12Z"`} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("--json output lacks %s:\n%s", want, buf.String())
 		}
 	}
 }

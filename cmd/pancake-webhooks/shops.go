@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+	jsonv1 "github.com/go-json-experiment/json/v1"
 	"github.com/spf13/cobra"
 
 	webhooks "github.com/pancake-pos/pancake-webhooks"
@@ -118,7 +120,18 @@ func domainErr(err error) error {
 }
 
 func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	b, err := jsonv2.Marshal(v, jsonv1.DefaultOptionsV1(), jsontext.WithIndent("  "),
+		jsonv2.WithMarshalers(jsonv2.MarshalFunc(apiTime)))
+	if err != nil {
+		return fmt.Errorf("encode JSON: %w", err)
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+// apiTime writes a time as the API does: RFC 3339 in UTC with
+// milliseconds (2026-11-26T20:31:05.120Z, not Go's …05.12Z), so that
+// scripts reading --json see the API's own strings.
+func apiTime(t time.Time) ([]byte, error) {
+	return []byte(`"` + t.UTC().Format("2006-01-02T15:04:05.000Z07:00") + `"`), nil
 }

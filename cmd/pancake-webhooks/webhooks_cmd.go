@@ -21,8 +21,9 @@ const apiFlagsHelp = `
 Where and as whom: --api-url (default ` + DefaultAPIURL + `), --api-key and
 --shop, or the environment variables PANCAKE_API_URL, PANCAKE_API_KEY and
 PANCAKE_SHOP_ID. --json prints JSON for scripts: the API's objects, with its
-field names and every digit of the payloads (times in RFC 3339; fields that
-are null or empty are left out).
+field names and every digit of the payloads (times as the API writes them,
+RFC 3339 in UTC with milliseconds; optional fields that are not set are
+left out).
 
 Exit codes: 0 done, 1 failed (server or network), 2 bad command line,
 3 not found, 4 bad key or forbidden, 5 rejected input (validation, conflict).`
