@@ -1045,6 +1045,18 @@ func TestCLIErrors(t *testing.T) {
 		noKey(t, r, b.key)
 	})
 
+	t.Run("AnAPIURLWithoutTheAPIIsNotExitNotFound", func(t *testing.T) {
+		t.Parallel()
+		b := setupE2E(t)
+		// The server's root, not its /api/v1: a setting to fix, not a
+		// webhook that is missing.
+		r := runCLI(t, "webhooks", "list", "--api-url", b.srv.base, "--api-key", b.key, "--shop", b.shop).wantCode(t, pw.ExitError)
+		if !strings.Contains(r.stderr, "/api/v1") {
+			t.Errorf("stderr does not say where the API is: %s", r.stderr)
+		}
+		noKey(t, r, b.key)
+	})
+
 	t.Run("UnknownIDIsExitNotFound", func(t *testing.T) {
 		t.Parallel()
 		b := setupE2E(t)

@@ -104,6 +104,12 @@ func (f *apiFlags) apiErr(err error) error {
 		if pe.RetryAfter > 0 {
 			msg += fmt.Sprintf("; retry after %s", pe.RetryAfter)
 		}
+		if pe.StatusCode == http.StatusNotFound && (pe.Code == "" || pe.Message == "No such path") {
+			// Not a webhook or a delivery missing: no such API at
+			// all, which is a setting to fix, not exit 3.
+			code = ExitError
+			msg += fmt.Sprintf("; no Pancake Webhooks API at %s: --api-url (or PANCAKE_API_URL) is its base URL, ending in /api/v1", redactedURL(f.url))
+		}
 	case errors.Is(err, pancake.ErrInvalidID):
 		code, msg = ExitUsage, err.Error()
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
