@@ -364,6 +364,27 @@ func (db *DB) joinServers(ctx context.Context) error {
 	return nil
 }
 
+// maxClockSkew is how far a server's clock may be from PostgreSQL's before
+// it warns: replicas compare lease and retry times taken from their own
+// clocks, so one that runs ahead takes deliveries another is still sending.
+const maxClockSkew = 2 * time.Second
+
+// checkClock warns when this machine's clock is off PostgreSQL's by more
+// than maxClockSkew (the round trip aside).
+func (db *DB) checkClock(ctx context.Context) {
+	before := db.now()
+	var dbMS int64
+	if err := db.rdb.QueryRowContext(ctx, `SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)`).Scan(&dbMS); err != nil {
+		return // the next statements say what is wrong
+	}
+	after := db.now()
+	mid := before.Add(after.Sub(before) / 2)
+	if skew := mid.Sub(time.UnixMilli(dbMS)); skew.Abs() > maxClockSkew+after.Sub(before) {
+		db.logger.Warn("postgres: this machine's clock is off the database's; keep every replica's clock in sync (NTP), or one that runs ahead takes deliveries another is still sending",
+			"ahead_by", skew.Round(time.Millisecond))
+	}
+}
+
 // aloneForSure says whether no other server runs, holding the member lock
 // exclusively on conn when it says so. Running servers that lost their
 // connections hold no lock until they take it again, and a server that

@@ -235,6 +235,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		}
 	}
 	if opts.Server && db.pool != nil {
+		db.checkClock(ctx)
 		if err := db.joinServers(ctx); err != nil {
 			db.Close()
 			return nil, err

@@ -644,3 +644,22 @@ func TestPostgresPoolMaxConns(t *testing.T) {
 		t.Fatalf("pool_max_conns=4: %v; want it refused by name", err)
 	}
 }
+
+// A server whose clock is off PostgreSQL's says so at start: replicas
+// compare leases and retry times taken from their own clocks.
+func TestPostgresServerWarnsOfItsClock(t *testing.T) {
+	t.Parallel()
+	dsn := storetest.PostgresDSN(t)
+	for _, tt := range []struct {
+		skew time.Duration
+		warn bool
+	}{{0, false}, {time.Minute, true}, {-time.Minute, true}} {
+		var logs bytes.Buffer
+		db := openStore(t, dsn, store.Options{Server: true, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+			Now: func() time.Time { return time.Now().Add(tt.skew) }})
+		db.Close()
+		if warned := strings.Contains(logs.String(), "clock is off"); warned != tt.warn {
+			t.Errorf("a clock %v off: warned %v, want %v\n%s", tt.skew, warned, tt.warn, logs.String())
+		}
+	}
+}
