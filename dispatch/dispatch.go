@@ -1328,15 +1328,22 @@ func (d *Dispatcher) record(batch []webhooks.AttemptResult) {
 // recordSome is one round of record: it returns the results it did not
 // write, and down when none of them could be written because the database
 // (not a result it refuses) fails. A result refused on its own beside
-// others that were written is given up on, and logged.
+// others that were written is given up on, and logged. Once Shutdown's
+// time is up it tries each write once.
 func (d *Dispatcher) recordSome(batch []webhooks.AttemptResult) (left []webhooks.AttemptResult, down bool, err error) {
-	for try := range 5 {
+	tries := 5
+	if d.abort.Err() != nil {
+		tries = 1
+	}
+	for try := range tries {
 		if err = d.store.RecordAttempts(context.Background(), batch); err == nil {
 			d.logDisabled(batch)
 			return nil, false, nil
 		}
 		d.logger.Warn("record attempts", "error", err, "try", try+1, "attempts", len(batch))
-		time.Sleep(time.Duration(try+1) * 100 * time.Millisecond)
+		if try+1 < tries {
+			time.Sleep(time.Duration(try+1) * 100 * time.Millisecond)
+		}
 	}
 	if len(batch) == 1 {
 		// Refused, or no database: a lone result tells them apart only
@@ -1346,15 +1353,19 @@ func (d *Dispatcher) recordSome(batch []webhooks.AttemptResult) (left []webhooks
 	// One by one, unless a few in a row fail: then the database, not a
 	// result, is what fails, and each call could wait for its
 	// connection's timeout.
-	var errs []error
+	var (
+		errs   []error
+		failed []webhooks.AttemptResult
+	)
 	recorded, inRow := 0, 0
 	for i := range batch {
 		if inRow == recordAloneProbe {
-			// Those that failed in a row, and those not tried.
-			return batch[i-inRow:], recorded == 0, errors.Join(errs...)
+			// Those that failed, and those not tried.
+			return append(failed, batch[i:]...), recorded == 0, errors.Join(errs...)
 		}
 		if err := d.store.RecordAttempts(context.Background(), batch[i:i+1]); err != nil {
 			errs = append(errs, err)
+			failed = append(failed, batch[i])
 			inRow++
 		} else {
 			d.logDisabled(batch[i : i+1])
@@ -1366,12 +1377,8 @@ func (d *Dispatcher) recordSome(batch []webhooks.AttemptResult) (left []webhooks
 		d.logger.Info("record attempts: recorded one by one", "attempts", len(batch))
 		return nil, false, nil
 	}
-	if recorded == 0 {
-		return batch, true, err // fewer than the probe, all refused
-	}
-	d.logger.Error("record attempts: the database refused some; they will be attempted again after their lease",
-		"error", errs[0], "attempts", len(errs), "recorded", recorded)
-	return nil, false, err
+	// All failed (fewer than the probe): the database; some: refused.
+	return failed, recorded == 0, err
 }
 
 // storeAnswers says whether the database answers a read, when the store
