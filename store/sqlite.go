@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -70,6 +71,14 @@ const (
 
 // openSQLite opens one writer connection (immediate transactions, WAL,
 // synchronous=FULL so a commit is durable) and a pool of read-only ones.
+// sqliteURIPath escapes what a SQLite URI filename reads as syntax ('%'
+// escapes, '?' the query, '#' the fragment), so that the file opened is
+// the one named: "data?x.db" opened "data", beside the lock of another
+// name, and a second server ran on it.
+func sqliteURIPath(file string) string {
+	return strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(file)
+}
+
 func (db *DB) openSQLite(ctx context.Context, file string, readConns int) error {
 	if file == "" {
 		return fmt.Errorf("sqlite: empty file name (use sqlite:FILE)")
@@ -78,6 +87,16 @@ func (db *DB) openSQLite(ctx context.Context, file string, readConns int) error 
 		if _, err := os.Stat(dir); err != nil {
 			return fmt.Errorf("sqlite: directory of %s: %w", file, err)
 		}
+	}
+	// Created owner-only: it holds every webhook's signing secret and the
+	// events' payloads (SQLite gives its -wal and -shm files the same
+	// mode). A file that exists keeps its mode, and is warned about when
+	// others may read it.
+	if f, err := os.OpenFile(file, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if st, serr := os.Stat(file); serr == nil && st.Mode().Perm()&0o077 != 0 {
+		db.logger.Warn("sqlite: the database file may be read by other users of this machine, and it holds the webhooks' signing secrets: chmod 600 it (and its -wal and -shm files)",
+			"file", file, "mode", st.Mode().Perm().String())
 	}
 	db.dialect = sqliteDialect
 	pragmas := url.Values{}
@@ -88,7 +107,8 @@ func (db *DB) openSQLite(ctx context.Context, file string, readConns int) error 
 	}
 	w := pragmas
 	w.Set("_txlock", "immediate")
-	writeDSN := "file:" + file + "?" + w.Encode()
+	uri := "file:" + sqliteURIPath(file)
+	writeDSN := uri + "?" + w.Encode()
 	write, err := sql.Open("sqlite", writeDSN)
 	if err != nil {
 		return fmt.Errorf("sqlite: open %s: %w", file, err)
@@ -106,7 +126,7 @@ func (db *DB) openSQLite(ctx context.Context, file string, readConns int) error 
 	for _, p := range []string{"busy_timeout(10000)", "query_only(1)", fmt.Sprintf("cache_size(-%d)", readerKiB)} {
 		r.Add("_pragma", p)
 	}
-	read, err := sql.Open("sqlite", "file:"+file+"?"+r.Encode())
+	read, err := sql.Open("sqlite", uri+"?"+r.Encode())
 	if err != nil {
 		write.Close()
 		return fmt.Errorf("sqlite: open %s for reading: %w", file, err)
@@ -118,7 +138,7 @@ func (db *DB) openSQLite(ctx context.Context, file string, readConns int) error 
 	for _, p := range []string{"busy_timeout(10000)", "synchronous(FULL)"} {
 		c.Add("_pragma", p)
 	}
-	ckpt, err := sql.Open("sqlite", "file:"+file+"?"+c.Encode())
+	ckpt, err := sql.Open("sqlite", uri+"?"+c.Encode())
 	if err != nil {
 		write.Close()
 		read.Close()

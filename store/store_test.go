@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -661,5 +662,39 @@ func TestPostgresServerWarnsOfItsClock(t *testing.T) {
 		if warned := strings.Contains(logs.String(), "clock is off"); warned != tt.warn {
 			t.Errorf("a clock %v off: warned %v, want %v\n%s", tt.skew, warned, tt.warn, logs.String())
 		}
+	}
+}
+
+// The SQLite file opened is the one named, whatever its characters ('?'
+// opened the name before it, '%41' an "A"), and it is made owner-only: it
+// holds every webhook's signing secret.
+func TestSQLiteFileIsTheOneNamedAndPrivate(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	name := filepath.Join(dir, "we?ird#x%41.db")
+	db := openStore(t, "sqlite:"+name, store.Options{Server: true})
+	storetest.MustCreateShop(t, db, "s", time.Now())
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for _, e := range entries {
+		files = append(files, e.Name())
+		if strings.HasSuffix(e.Name(), "-server.lock") {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := info.Mode().Perm(); perm&0o077 != 0 {
+			t.Errorf("%s has mode %v; want no access for others", e.Name(), perm)
+		}
+	}
+	db.Close()
+	want := []string{"we?ird#x%41.db", "we?ird#x%41.db-server.lock", "we?ird#x%41.db-shm", "we?ird#x%41.db-wal"}
+	if !slices.Equal(files, want) {
+		t.Errorf("files %q; want %q", files, want)
 	}
 }
