@@ -1393,14 +1393,30 @@ func TestSecretOverlap(t *testing.T) {
 	}
 }
 
-func TestSecretOverlapNegativeRefused(t *testing.T) {
+// Settings that would break a promise of the contract are refused by
+// their flag's name, before a database file is made.
+func TestServeRefusesSettingsThatBreakTheContract(t *testing.T) {
 	t.Parallel()
-	m := pw.NewMain(pw.ServeConfig{
-		Addr: "127.0.0.1:0", DB: "sqlite:" + filepath.Join(t.TempDir(), "webhooks.db"),
-		LogLevel: "error", LogFormat: "text", SecretOverlap: -time.Second,
-	}, io.Discard, io.Discard)
-	defer m.Close()
-	if err := m.Run(t.Context()); err == nil || !strings.Contains(err.Error(), "--secret-overlap") {
-		t.Fatalf("Run with a negative overlap: %v; want an error naming --secret-overlap", err)
+	for _, tt := range []struct {
+		flag string
+		mod  func(*pw.ServeConfig)
+	}{
+		{"--secret-overlap", func(c *pw.ServeConfig) { c.SecretOverlap = -time.Second }},
+		{"--retention", func(c *pw.ServeConfig) { c.Retention = -time.Hour }},
+		{"--retention", func(c *pw.ServeConfig) { c.Retention = 20 * time.Second }}, // ids are kept 24 h
+		{"--retention", func(c *pw.ServeConfig) { c.Retention = 23 * time.Hour }},
+	} {
+		file := filepath.Join(t.TempDir(), "webhooks.db")
+		cfg := pw.ServeConfig{Addr: "127.0.0.1:0", DB: "sqlite:" + file, LogLevel: "error", LogFormat: "text"}
+		tt.mod(&cfg)
+		m := pw.NewMain(cfg, io.Discard, io.Discard)
+		err := m.Run(t.Context())
+		m.Close()
+		if err == nil || !strings.Contains(err.Error(), tt.flag) {
+			t.Errorf("%s (retention %v, overlap %v): %v; want an error naming it", tt.flag, cfg.Retention, cfg.SecretOverlap, err)
+		}
+		if _, err := os.Stat(file); err == nil {
+			t.Errorf("%s: the database file was made", tt.flag)
+		}
 	}
 }

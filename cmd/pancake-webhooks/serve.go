@@ -129,7 +129,7 @@ is honoured as usual.`,
 	f.IntVar(&cfg.MaxInFlightPerShop, "max-in-flight-per-shop", 0, "a shop's share of the workers while other shops' deliveries wait: one holding more starts no attempt until it is back under it (0: a quarter of --workers)")
 	f.DurationVar(&cfg.LeaseFor, "lease", 0, "how long a claimed delivery stays taken before another worker may take it (0: sized from the timeout)")
 	f.DurationVar(&cfg.PollInterval, "poll-interval", dispatch.DefaultPollInterval, "how often the queue is polled when nothing wakes the engine")
-	f.DurationVar(&cfg.Retention, "retention", dispatch.DefaultRetention, "how long finished deliveries are kept (0: the default)")
+	f.DurationVar(&cfg.Retention, "retention", dispatch.DefaultRetention, "how long finished deliveries are kept, 24h at least (0: the default)")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown may take (attempts still in flight then are cut and sent again later); on SQLite also how long a starting server waits for one still stopping")
 	f.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (keep it on loopback; off by default)")
 	noEnv(f, "dev")
@@ -154,6 +154,9 @@ type Main struct {
 	devDir         string
 	debug          *http.Server
 }
+
+// minRetention is the shortest --retention.
+const minRetention = 24 * time.Hour
 
 // NewMain returns a Main for cfg that reports to stdout and logs to stderr.
 func NewMain(cfg ServeConfig, stdout, stderr io.Writer) *Main {
@@ -185,6 +188,12 @@ func (m *Main) Run(ctx context.Context) error {
 			return usageErr("--allow-cidr (or PANCAKE_ALLOW_CIDR) %q: %v", c, err)
 		}
 		cidrs = append(cidrs, p)
+	}
+	// A publish's id is kept, and health counts attempts, for 24 hours:
+	// a shorter retention deleted them sooner (a repeated id queued
+	// again; a webhook failing every attempt showed 100 %).
+	if cfg.Retention < 0 || cfg.Retention > 0 && cfg.Retention < minRetention {
+		return usageErr("--retention (or PANCAKE_RETENTION) must be at least %s: publish ids are kept and health counts the attempts of the last 24 hours", minRetention)
 	}
 	// 0 is no overlap, as an operator rotating after a leak means it.
 	overlap := cfg.SecretOverlap
