@@ -1312,7 +1312,7 @@ func (d *Dispatcher) record(batch []webhooks.AttemptResult) {
 		if !down || time.Now().Add(pause).After(until) {
 			break
 		}
-		d.logger.Warn("record attempts: the database does not answer; keeping the results to write when it does",
+		d.logger.Warn("record attempts: the database takes no writes (down, or its disk full); keeping the results to write when it does",
 			"error", err, "attempts", len(left), "retry_in", pause)
 		select {
 		case <-time.After(pause):
