@@ -204,6 +204,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		db.closeFn()
 		return nil, fmt.Errorf("apply migrations: %w", err)
 	}
+	if opts.Server {
+		if err := db.checkSchema(ctx); err != nil {
+			db.closeFn()
+			return nil, err
+		}
+	}
 	if db.dialect.name == "sqlite" {
 		// Hold the one writer connection, so statements prepared on it are
 		// reused in every transaction.

@@ -698,3 +698,49 @@ func TestSQLiteFileIsTheOneNamedAndPrivate(t *testing.T) {
 		t.Errorf("files %q; want %q", files, want)
 	}
 }
+
+// A database a build before the first release made, with another schema
+// at the same version, is refused by a server at start, naming what
+// differs and how to move the data; it answered 500s on the delivery
+// lists while /readyz said ok.
+func TestServerRefusesASchemaItDoesNotMake(t *testing.T) {
+	t.Parallel()
+	sqliteDSN := func(tb testing.TB) string { return "sqlite:" + filepath.Join(tb.TempDir(), "old.db") }
+	for _, tt := range []struct {
+		name   string
+		dsn    func(testing.TB) string
+		change string
+		want   string
+	}{
+		{"SQLiteTableMissing", sqliteDSN, `DROP TABLE pending_counts`, "table pending_counts"},
+		{"SQLiteIndexOfOtherColumns", sqliteDSN, `DROP INDEX deliveries_event; CREATE INDEX deliveries_event ON deliveries (event)`, "index deliveries_event"},
+		{"PostgresFunctionMissing", storetest.PostgresDSN, `DROP FUNCTION deliveries_next_due()`, "deliveries_next_due"},
+		{"PostgresTableMissing", storetest.PostgresDSN, `DROP TABLE delivery_counts CASCADE`, "delivery_counts"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dsn := tt.dsn(t)
+			openStore(t, dsn, store.Options{Server: true}).Close()
+			var raw *sql.DB
+			if file, ok := strings.CutPrefix(dsn, "sqlite:"); ok {
+				var err error
+				if raw, err = sql.Open("sqlite", file); err != nil {
+					t.Fatal(err)
+				}
+				defer raw.Close()
+			} else {
+				raw = storetest.RawPostgres(t, dsn)
+			}
+			if _, err := raw.ExecContext(context.Background(), tt.change); err != nil {
+				t.Fatal(err)
+			}
+			_, err := store.Open(context.Background(), dsn, store.Options{Server: true})
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "db copy") {
+				t.Fatalf("open after %q: %v; want a refusal naming %s and db copy", tt.change, err, tt.want)
+			}
+			// The data can still be read out (db copy's source, the CLI).
+			other := openStore(t, dsn, store.Options{})
+			other.Close()
+		})
+	}
+}
