@@ -94,7 +94,7 @@ func (db *DB) openSQLite(ctx context.Context, file string, readConns int) error 
 	// others may read it.
 	if f, err := os.OpenFile(file, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
 		f.Close()
-	} else if st, serr := os.Stat(file); serr == nil && st.Mode().Perm()&0o077 != 0 {
+	} else if st, serr := os.Stat(file); serr == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o077 != 0 {
 		db.logger.Warn("sqlite: the database file may be read by other users of this machine, and it holds the webhooks' signing secrets: chmod 600 it (and its -wal and -shm files)",
 			"file", file, "mode", st.Mode().Perm().String())
 	}
