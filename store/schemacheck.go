@@ -73,7 +73,8 @@ func (db *DB) sqliteSchemaDiff(ctx context.Context) ([]string, error) {
 	return sorted(diff), nil
 }
 
-// sqliteObjects maps "type name" to the SQL that made it.
+// sqliteObjects maps "type name" to the SQL that made it, its whitespace
+// folded.
 func sqliteObjects(ctx context.Context, q *sql.DB) (map[string]string, error) {
 	rows, err := q.QueryContext(ctx, `SELECT type, name, COALESCE(sql, '') FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'`)
 	if err != nil {
@@ -86,7 +87,9 @@ func sqliteObjects(ctx context.Context, q *sql.DB) (map[string]string, error) {
 		if err := rows.Scan(&typ, &name, &def); err != nil {
 			return nil, err
 		}
-		out[typ+" "+name] = def
+		// Whitespace aside: SQLite keeps the statement's text, and a
+		// version that spaced it otherwise makes the same object.
+		out[typ+" "+name] = strings.Join(strings.Fields(def), " ")
 	}
 	return out, rows.Err()
 }
