@@ -69,8 +69,6 @@ const (
 	writerCheckpointPages = 16_384 // 64 MiB of WAL
 )
 
-// openSQLite opens one writer connection (immediate transactions, WAL,
-// synchronous=FULL so a commit is durable) and a pool of read-only ones.
 // sqliteURIPath escapes what a SQLite URI filename reads as syntax ('%'
 // escapes, '?' the query, '#' the fragment), so that the file opened is
 // the one named: "data?x.db" opened "data", beside the lock of another
@@ -79,6 +77,8 @@ func sqliteURIPath(file string) string {
 	return strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(file)
 }
 
+// openSQLite opens one writer connection (immediate transactions, WAL,
+// synchronous=FULL so a commit is durable) and a pool of read-only ones.
 func (db *DB) openSQLite(ctx context.Context, file string, readConns int) error {
 	if file == "" {
 		return fmt.Errorf("sqlite: empty file name (use sqlite:FILE)")
