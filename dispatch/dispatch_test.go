@@ -489,7 +489,9 @@ func TestResultsWaitForTheDatabaseToWriteThem(t *testing.T) {
 	_, total, err := b.db.FindDeliveries(b.ctx, webhooks.DeliveryFilter{ShopID: testShop, Status: webhooks.StatusSuccess})
 	if err != nil || total != n {
 		b.mu.Lock()
-		t.Fatalf("%d deliveries recorded as sent, %v; want all %d (batches %v)", total, err, n, b.commits)
+		batches := slices.Clone(b.commits)
+		b.mu.Unlock()
+		t.Fatalf("%d deliveries recorded as sent, %v; want all %d (batches %v)", total, err, n, batches)
 	}
 	if got := requests.Load(); got != n {
 		t.Errorf("the receiver got %d requests for %d deliveries", got, n)
