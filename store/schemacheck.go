@@ -33,10 +33,10 @@ func (db *DB) checkSchema(ctx context.Context) error {
 		return fmt.Errorf("check the schema: %w", err)
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("the database's schema is not the one this binary makes (%s: %s); "+
+		return fmt.Errorf("the database's schema is not the one this binary makes (%d objects differ: %s); "+
 			"it was made by a build before the first release: start a new database, or move its data "+
 			"into a new PostgreSQL one with `pancake-webhooks db copy --from OLD --to postgres://…`",
-			plural(len(missing), "object differs", "objects differ"), strings.Join(missing, ", "))
+			len(missing), strings.Join(missing, ", "))
 	}
 	return nil
 }
@@ -131,11 +131,4 @@ func (db *DB) postgresSchemaMissing(ctx context.Context) ([]string, error) {
 func sorted(s []string) []string {
 	slices.Sort(s)
 	return slices.Compact(s)
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return fmt.Sprintf("%d %s", n, many)
 }

@@ -133,5 +133,5 @@ func printJSON(w io.Writer, v any) error {
 // milliseconds (2026-11-26T20:31:05.120Z, not Go's …05.12Z), so that
 // scripts reading --json see the API's own strings.
 func apiTime(t time.Time) ([]byte, error) {
-	return []byte(`"` + t.UTC().Format("2006-01-02T15:04:05.000Z07:00") + `"`), nil
+	return []byte(`"` + t.UTC().Format(webhooks.TimeLayout) + `"`), nil
 }
