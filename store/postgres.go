@@ -365,23 +365,78 @@ func (db *DB) joinServers(ctx context.Context) error {
 }
 
 // maxClockSkew is how far a server's clock may be from PostgreSQL's before
-// it warns: replicas compare lease and retry times taken from their own
-// clocks, so one that runs ahead takes deliveries another is still sending.
+// it warns: replicas compare lease and retry times, so one whose times run
+// ahead takes deliveries another is still sending. With
+// Options.DatabaseClock the times are the database's, but the machine's
+// clock still stamps logs and checks TLS certificates.
 const maxClockSkew = 2 * time.Second
+
+// clockCheckEvery is how often a server with Options.DatabaseClock
+// measures its clock's offset from the database's again (NTP may step
+// either).
+const clockCheckEvery = 30 * time.Second
+
+// measureClock measures how far the database server's clock is ahead of
+// this machine's: the best of three round trips, read against their
+// middle, so the error is at most half the shortest round trip.
+func (db *DB) measureClock(ctx context.Context) (offset, rtt time.Duration, err error) {
+	for i := range 3 {
+		before := db.machineNow()
+		var dbUS int64
+		if err := db.rdb.QueryRowContext(ctx, `SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)`).Scan(&dbUS); err != nil {
+			return 0, 0, fmt.Errorf("read the database's clock: %w", err)
+		}
+		after := db.machineNow()
+		if took := after.Sub(before); i == 0 || took < rtt {
+			rtt = took
+			offset = time.UnixMicro(dbUS).Sub(before.Add(took / 2))
+		}
+	}
+	return offset, rtt, nil
+}
 
 // checkClock warns when this machine's clock is off PostgreSQL's by more
 // than maxClockSkew (the round trip aside).
 func (db *DB) checkClock(ctx context.Context) {
-	before := db.now()
-	var dbMS int64
-	if err := db.rdb.QueryRowContext(ctx, `SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)`).Scan(&dbMS); err != nil {
+	offset, rtt, err := db.measureClock(ctx)
+	if err != nil {
 		return // the next statements say what is wrong
 	}
-	after := db.now()
-	mid := before.Add(after.Sub(before) / 2)
-	if skew := mid.Sub(time.UnixMilli(dbMS)); skew.Abs() > maxClockSkew+after.Sub(before) {
+	if offset.Abs() > maxClockSkew+rtt {
 		db.logger.Warn("postgres: this machine's clock is off the database's; keep every replica's clock in sync (NTP), or one that runs ahead takes deliveries another is still sending",
-			"ahead_by", skew.Round(time.Millisecond))
+			"ahead_by", (-offset).Round(time.Millisecond))
+	}
+}
+
+// followClock measures the clock's offset again and keeps it for DB.Now
+// (Options.DatabaseClock), warning when it grows beyond maxClockSkew.
+func (db *DB) followClock(ctx context.Context) {
+	offset, rtt, err := db.measureClock(ctx)
+	if err != nil {
+		return // the offset measured last stands
+	}
+	was := time.Duration(db.clockOffset.Load()).Abs() > maxClockSkew
+	db.clockOffset.Store(int64(offset))
+	if off := offset.Abs() > maxClockSkew+rtt; off && !was {
+		db.logger.Warn("postgres: this machine's clock is off the database's; this server keeps lease, retry and stored times by the database's clock, but logs and TLS certificate checks use the machine's: keep it in sync (NTP)",
+			"ahead_by", (-offset).Round(time.Millisecond))
+	}
+}
+
+// keepClock runs followClock every clockCheckEvery until Close.
+func (db *DB) keepClock() {
+	defer db.wg.Done()
+	tick := time.NewTicker(clockCheckEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-db.stop:
+			return
+		case <-tick.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), clockCheckEvery/2)
+		db.followClock(ctx)
+		cancel()
 	}
 }
 

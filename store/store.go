@@ -38,7 +38,15 @@ const (
 // Options configure a DB. Zero values take the documented defaults.
 type Options struct {
 	Logger *slog.Logger     // default: discard
-	Now    func() time.Time // the one clock; default time.Now
+	Now    func() time.Time // this machine's clock; default time.Now
+	// DatabaseClock makes DB.Now, on PostgreSQL, this machine's clock
+	// corrected by its offset from the database server's, measured at Open
+	// and every ClockCheckEvery: replicas compare the lease, retry and
+	// health times each of them takes, so they must all keep one clock. A
+	// replica whose clock ran 100 s ahead took, and sent again, deliveries
+	// the others were still sending (audit). Ignored on SQLite, which one
+	// machine serves.
+	DatabaseClock bool
 	// MaxBatch is the most writes one group commit takes; default 256.
 	MaxBatch int
 	// ReadConns is the size of the read pool; default 8.
@@ -84,7 +92,10 @@ type DB struct {
 	wdb     *sql.DB // SQLite: one connection; PostgreSQL: the pool
 	rdb     *sql.DB // SQLite: read-only pool; PostgreSQL: the same pool
 	logger  *slog.Logger
-	now     func() time.Time
+	now     func() time.Time // DB.Now
+
+	machineNow  func() time.Time // Options.Now
+	clockOffset atomic.Int64     // PostgreSQL with Options.DatabaseClock: the database's clock less machineNow's, in ns
 
 	ops      chan *writeOp
 	urgent   chan *writeOp // the dispatcher's claims and results: they go first
@@ -179,6 +190,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	if db.now == nil {
 		db.now = time.Now
 	}
+	db.machineNow = db.now
 	writers := opts.Writers
 	var err error
 	switch {
@@ -240,8 +252,15 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 			return nil, err
 		}
 	}
-	if opts.Server && db.pool != nil {
+	if db.pool != nil && opts.DatabaseClock {
+		db.now = func() time.Time { return db.machineNow().Add(time.Duration(db.clockOffset.Load())) }
+		db.followClock(ctx)
+		db.wg.Add(1)
+		go db.keepClock()
+	} else if opts.Server && db.pool != nil {
 		db.checkClock(ctx)
+	}
+	if opts.Server && db.pool != nil {
 		if err := db.joinServers(ctx); err != nil {
 			db.Close()
 			return nil, err
@@ -263,6 +282,11 @@ func (db *DB) Close() error {
 	}
 	return db.closeFn()
 }
+
+// Now is the clock every time this database stores is taken by: the
+// machine's (Options.Now), or on PostgreSQL with Options.DatabaseClock the
+// database server's.
+func (db *DB) Now() time.Time { return db.now() }
 
 // Dialect names the database: "sqlite" or "postgres".
 func (db *DB) Dialect() string { return db.dialect.name }

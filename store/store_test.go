@@ -665,6 +665,44 @@ func TestPostgresServerWarnsOfItsClock(t *testing.T) {
 	}
 }
 
+// TestPostgresReplicasKeepTheDatabasesClock: replicas compare the lease
+// times each of them takes. One whose clock ran 100 s ahead took the
+// deliveries another had leased as soon as its own clock passed their end,
+// and sent them a second time (audit: 39 of 40). With DatabaseClock (what
+// serve sets) every replica keeps the database's time.
+func TestPostgresReplicasKeepTheDatabasesClock(t *testing.T) {
+	t.Parallel()
+	dsn := storetest.PostgresDSN(t)
+	ctx := context.Background()
+	first := openStore(t, dsn, store.Options{Server: true, DatabaseClock: true})
+	defer first.Close()
+	var logs bytes.Buffer
+	ahead := openStore(t, dsn, store.Options{Server: true, DatabaseClock: true,
+		Now:    func() time.Time { return time.Now().Add(100 * time.Second) },
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	defer ahead.Close()
+	if off := ahead.Now().Sub(time.Now()); off.Abs() > time.Second {
+		t.Errorf("a replica whose clock runs 100 s ahead keeps a time %v off the database's", off)
+	}
+	if !strings.Contains(logs.String(), "clock is off") {
+		t.Errorf("no warning of the machine's clock:\n%s", logs.String())
+	}
+
+	now := first.Now()
+	storetest.MustCreateShop(t, first, "s", now)
+	storetest.MustCreateWebhook(t, first, "s", "https://example.com/hook", now, "order.created")
+	if _, err := first.Publish(ctx, "s", []webhooks.PublishInput{{Event: "order.created"}, {Event: "order.created"}}); err != nil {
+		t.Fatal(err)
+	}
+	claim := webhooks.Claim{Limit: 10, LeaseFor: 30 * time.Second}
+	if jobs, err := first.ClaimDeliveries(ctx, claim); err != nil || len(jobs) != 2 {
+		t.Fatalf("claimed %d, %v; want 2", len(jobs), err)
+	}
+	if jobs, err := ahead.ClaimDeliveries(ctx, claim); err != nil || len(jobs) != 0 {
+		t.Errorf("the replica ahead claimed %d deliveries leased to another for 30 s more (%v)", len(jobs), err)
+	}
+}
+
 // The SQLite file opened is the one named, whatever its characters ('?'
 // opened the name before it, '%41' an "A"), and it is made owner-only: it
 // holds every webhook's signing secret.

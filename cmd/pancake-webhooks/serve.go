@@ -213,7 +213,7 @@ func (m *Main) Run(ctx context.Context) error {
 
 	// A restart may start this server while the old one still stops: on
 	// SQLite, wait for it as long as a graceful stop may take.
-	m.db, err = store.Open(ctx, cfg.DB, store.Options{Logger: logger, Server: true, LockWait: cfg.ShutdownTimeout})
+	m.db, err = store.Open(ctx, cfg.DB, store.Options{Logger: logger, Server: true, LockWait: cfg.ShutdownTimeout, DatabaseClock: true})
 	if err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}
@@ -231,7 +231,7 @@ func (m *Main) Run(ctx context.Context) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := dispatch.NewMetrics(reg, m.db)
-	m.dispatcher, err = dispatch.NewDispatcher(logger, time.Now, m.db, m.client, metrics, &dispatch.Config{
+	m.dispatcher, err = dispatch.NewDispatcher(logger, m.db.Now, m.db, m.client, metrics, &dispatch.Config{
 		Workers:               cfg.Workers,
 		MaxInFlightPerWebhook: cfg.MaxInFlightPerWebhook,
 		MaxInFlightPerShop:    cfg.MaxInFlightPerShop,
@@ -243,7 +243,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return usageErr("%v", err)
 	}
-	m.maintainer, err = dispatch.NewMaintainer(logger, time.Now, m.db, &dispatch.MaintenanceConfig{Retention: cfg.Retention, IsLeader: m.db.IsLeader})
+	m.maintainer, err = dispatch.NewMaintainer(logger, m.db.Now, m.db, &dispatch.MaintenanceConfig{Retention: cfg.Retention, IsLeader: m.db.IsLeader})
 	if err != nil {
 		return usageErr("%v", err)
 	}
@@ -253,6 +253,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.api, err = httpapi.NewServer(httpapi.Config{
 		Logger:     logger,
+		Now:        m.db.Now,
 		Shops:      m.db,
 		Webhooks:   m.db,
 		Deliveries: m.db,
