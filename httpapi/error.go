@@ -42,6 +42,11 @@ func ErrorStatus(code string) int {
 	}
 }
 
+// unavailableRetryAfter is the Retry-After of a 503, in seconds: long
+// enough for a database to restart or fail over, short enough that a
+// publish is not held back long.
+const unavailableRetryAfter = "5"
+
 // errorEnvelope is the contract's error body.
 type errorEnvelope struct {
 	Success bool      `json:"success"`
@@ -65,6 +70,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 				slog.String("method", r.Method), slog.String("url", s.logURL(r.URL)),
 				slog.String("error", err.Error()))
 			e = webhooks.Errorf(webhooks.EUNAVAILABLE, "The request timed out")
+		case s.cfg.Unavailable != nil && s.cfg.Unavailable(err):
+			s.logger.LogAttrs(r.Context(), slog.LevelWarn, "database unavailable",
+				slog.String("method", r.Method), slog.String("url", s.logURL(r.URL)),
+				slog.String("error", err.Error()))
+			e = webhooks.Errorf(webhooks.EUNAVAILABLE, "The database is unavailable for now; try again")
 		case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 			// The client went away; nobody reads the answer.
 			s.logger.LogAttrs(r.Context(), slog.LevelDebug, "request canceled",
@@ -89,6 +99,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	msg := e.Message
 	if status == http.StatusInternalServerError {
 		msg = "Internal error"
+	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", unavailableRetryAfter)
 	}
 	s.writeJSON(w, r, status, errorEnvelope{Error: errorBody{Code: code, Message: msg, Details: details}})
 }

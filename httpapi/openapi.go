@@ -244,7 +244,7 @@ var statusDescriptions = map[int]string{
 	413: "payload_too_large",
 	429: "rate_limited, with Retry-After",
 	500: "internal",
-	503: "unavailable",
+	503: "unavailable, with Retry-After",
 }
 
 // buildOpenAPI returns the OpenAPI 3.1 description of routes as JSON.

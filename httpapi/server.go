@@ -110,6 +110,11 @@ type Config struct {
 	// Ready reports whether the service can serve (database reachable,
 	// migrations applied), for GET /readyz. Nil: always ready.
 	Ready func(ctx context.Context) error
+	// Unavailable says an error of the services is the database's passing
+	// unavailability (unreachable, restarting, full: store.Unavailable).
+	// Such a request is answered 503 unavailable with Retry-After instead
+	// of 500 internal, so that clients send it again. Nil: none is.
+	Unavailable func(error) bool
 	// Registerer receives the HTTP metrics (nil: none are kept).
 	Registerer prometheus.Registerer
 	// Metrics is served at GET /metrics without auth when non-nil.

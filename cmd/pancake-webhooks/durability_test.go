@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	pw "github.com/pancake-pos/pancake-webhooks/cmd/pancake-webhooks"
 	"github.com/pancake-pos/pancake-webhooks/store/storetest"
 )
 
@@ -476,5 +479,132 @@ func TestSIGTERMCutsAnAttemptThatOutlastsTheShutdownTimeout(t *testing.T) {
 	}
 	if len(list.Data) != 1 || list.Data[0].Status != "success" {
 		t.Fatalf("history %+v; want the one successful attempt (the cut one is not recorded)", list.Data)
+	}
+}
+
+// cutProxy forwards TCP connections to target until cut, which ends those
+// open and closes every later one at once: a database that went away.
+type cutProxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	down   bool
+	conns  map[net.Conn]struct{}
+}
+
+func startCutProxy(t *testing.T, target string) *cutProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		p.cut()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() { p.forward(c) })
+		}
+	})
+	return p
+}
+
+func (p *cutProxy) forward(c net.Conn) {
+	defer c.Close()
+	up, err := net.Dial("tcp", p.target)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	p.mu.Lock()
+	if p.down {
+		p.mu.Unlock()
+		return
+	}
+	p.conns[c], p.conns[up] = struct{}{}, struct{}{}
+	p.mu.Unlock()
+	done := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
+	<-done
+	c.Close()
+	up.Close()
+	<-done
+}
+
+// cut ends every connection and refuses the next ones until restore.
+func (p *cutProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = true
+	for c := range p.conns {
+		c.Close()
+		delete(p.conns, c)
+	}
+}
+
+func (p *cutProxy) restore() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = false
+}
+
+// TestAnUnreachableDatabaseIsAnswered503: while PostgreSQL cannot be
+// reached, a publish is answered 503 unavailable with Retry-After, which
+// tells its sender to send it again (it was answered 500 internal); once
+// the database is back, the same publish is accepted.
+func TestAnUnreachableDatabaseIsAnswered503(t *testing.T) {
+	t.Parallel()
+	dsn := storetest.PostgresDSN(t)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := startCutProxy(t, u.Host)
+	u.Host = proxy.ln.Addr().String()
+	b := setupE2E(t, func(c *pw.ServeConfig) { c.DB = u.String() })
+	publish := func() *http.Response {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, b.srv.apiURL+"/shops/"+b.shop+"/events",
+			strings.NewReader(`{"event":"order.created","id":"evt-cut-1","data":{"order_id":"1"}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+b.key)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := testClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body struct {
+			Error struct{ Code string } `json:"error"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Header.Set("X-Test-Code", body.Error.Code)
+		return resp
+	}
+
+	proxy.cut()
+	resp := publish()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("X-Test-Code") != "unavailable" || resp.Header.Get("Retry-After") != "5" {
+		t.Errorf("publish with the database unreachable: %d %q, Retry-After %q; want 503 unavailable, Retry-After 5",
+			resp.StatusCode, resp.Header.Get("X-Test-Code"), resp.Header.Get("Retry-After"))
+	}
+	proxy.restore()
+	deadline := time.Now().Add(15 * time.Second)
+	for resp = publish(); resp.StatusCode != http.StatusAccepted && time.Now().Before(deadline); resp = publish() {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if resp.StatusCode != http.StatusAccepted {
+		t.Errorf("publish with the database back: %d, want 202", resp.StatusCode)
 	}
 }

@@ -252,15 +252,16 @@ func (m *Main) Run(ctx context.Context) error {
 		rl = rate.Inf
 	}
 	m.api, err = httpapi.NewServer(httpapi.Config{
-		Logger:     logger,
-		Now:        m.db.Now,
-		Shops:      m.db,
-		Webhooks:   m.db,
-		Deliveries: m.db,
-		Events:     m.db,
-		Attempter:  m.dispatcher,
-		Ready:      m.db.Ready,
-		Registerer: reg,
+		Logger:      logger,
+		Now:         m.db.Now,
+		Shops:       m.db,
+		Webhooks:    m.db,
+		Deliveries:  m.db,
+		Events:      m.db,
+		Attempter:   m.dispatcher,
+		Ready:       m.db.Ready,
+		Unavailable: store.Unavailable,
+		Registerer:  reg,
 		// A failed read leaves its gauges out (and is logged) rather than
 		// answering a 500 that shows the error to whoever scrapes.
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{
