@@ -13,7 +13,8 @@ import (
 // Error is a non-2xx answer of the API: its HTTP status and the contract's
 // error envelope {"success": false, "error": {"code", "message", "details"}}.
 // Compare it with errors.Is against ErrNotFound, ErrUnauthorized,
-// ErrForbidden, ErrValidation and ErrRateLimited, or get it with errors.As.
+// ErrForbidden, ErrValidation, ErrRateLimited and ErrUnavailable, or get it
+// with errors.As.
 type Error struct {
 	// StatusCode is the HTTP status, e.g. 404.
 	StatusCode int
@@ -55,7 +56,8 @@ func (e *Error) Error() string {
 // Is reports whether e is of the kind of target, one of the sentinels, by
 // HTTP status or error code: ErrNotFound (404, not_found), ErrUnauthorized
 // (401, unauthorized), ErrForbidden (403, forbidden), ErrValidation (400,
-// validation_failed, invalid_json) and ErrRateLimited (429, rate_limited).
+// validation_failed, invalid_json), ErrRateLimited (429, rate_limited) and
+// ErrUnavailable (503, unavailable).
 func (e *Error) Is(target error) bool {
 	switch target {
 	case ErrNotFound:
@@ -68,6 +70,8 @@ func (e *Error) Is(target error) bool {
 		return e.StatusCode == http.StatusBadRequest || e.Code == CodeValidationFailed || e.Code == CodeInvalidJSON
 	case ErrRateLimited:
 		return e.StatusCode == http.StatusTooManyRequests || e.Code == CodeRateLimited
+	case ErrUnavailable:
+		return e.StatusCode == http.StatusServiceUnavailable || e.Code == CodeUnavailable
 	}
 	return false
 }
@@ -79,6 +83,11 @@ var (
 	ErrForbidden    = errors.New("pancake: forbidden")
 	ErrValidation   = errors.New("pancake: validation failed")
 	ErrRateLimited  = errors.New("pancake: rate limited")
+	// ErrUnavailable: the server cannot serve for now (its database is
+	// unreachable or full, or a request waited too long); try again after
+	// Error.RetryAfter. A publish so answered may have been stored: send
+	// it again with the same ID.
+	ErrUnavailable = errors.New("pancake: unavailable")
 	// ErrInvalidID: a shop, webhook or delivery ID that cannot be part of
 	// a path ("", "." or ".."); no request was sent.
 	ErrInvalidID = errors.New("pancake: invalid ID")
@@ -96,6 +105,7 @@ const (
 	CodePayloadTooLarge  = "payload_too_large"
 	CodeRateLimited      = "rate_limited"
 	CodeInternal         = "internal"
+	CodeUnavailable      = "unavailable"
 )
 
 // newError reads a non-2xx response whose body (already read, bounded) is

@@ -64,8 +64,9 @@ type PublishResult struct {
 // Publish publishes an event of the client's shop; it is durable when
 // Publish returns. A request with an ID is retried like an idempotent one;
 // one without is sent once. Errors: ErrValidation (unknown event type, bad
-// data or ID), ErrUnauthorized, ErrForbidden, ErrRateLimited, and a *Error
-// with StatusCode 413 for a body over the server's limit (256 KiB by default).
+// data or ID), ErrUnauthorized, ErrForbidden, ErrRateLimited, ErrUnavailable
+// (with an ID, only once its retries are spent), and a *Error with
+// StatusCode 413 for a body over the server's limit (256 KiB by default).
 //
 // API: POST /api/v1/shops/{shop_id}/events
 func (s *EventsService) Publish(ctx context.Context, req PublishRequest) (*PublishResult, error) {

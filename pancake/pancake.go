@@ -9,9 +9,9 @@
 //
 // Every method returns the contract's shapes. A non-2xx answer is a *Error
 // that works with errors.Is and the sentinels ErrNotFound, ErrUnauthorized,
-// ErrForbidden, ErrValidation and ErrRateLimited. Idempotent requests (GET,
-// PUT, DELETE) are retried on 429, 502, 503, 504 and network errors; see
-// WithRetry.
+// ErrForbidden, ErrValidation, ErrRateLimited and ErrUnavailable. Idempotent
+// requests (GET, PUT, DELETE) are retried on 429, 502, 503, 504 and network
+// errors; see WithRetry.
 //
 // Receiving webhooks:
 //

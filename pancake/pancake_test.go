@@ -319,7 +319,7 @@ func TestEvents(t *testing.T) {
 func TestErrors(t *testing.T) {
 	t.Parallel()
 
-	sentinels := []error{pancake.ErrNotFound, pancake.ErrUnauthorized, pancake.ErrForbidden, pancake.ErrValidation, pancake.ErrRateLimited}
+	sentinels := []error{pancake.ErrNotFound, pancake.ErrUnauthorized, pancake.ErrForbidden, pancake.ErrValidation, pancake.ErrRateLimited, pancake.ErrUnavailable}
 
 	for _, tc := range []struct {
 		name   string
@@ -376,6 +376,13 @@ func TestErrors(t *testing.T) {
 			name: "Internal", status: 500,
 			body: `{"success":false,"error":{"code":"internal","message":"Internal error","details":{}}}`,
 			want: &pancake.Error{StatusCode: 500, Code: "internal", Message: "Internal error", Details: map[string]any{}},
+		},
+		{
+			name: "UnavailableCarriesRetryAfter", status: 503, header: http.Header{"Retry-After": {"5"}},
+			body: `{"success":false,"error":{"code":"unavailable","message":"The database is unavailable for now; try again","details":{}}}`,
+			want: &pancake.Error{StatusCode: 503, Code: "unavailable", Message: "The database is unavailable for now; try again",
+				Details: map[string]any{}, RetryAfter: 5 * time.Second},
+			is: pancake.ErrUnavailable,
 		},
 		{
 			name: "NotTheEnvelope", status: 502,
