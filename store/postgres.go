@@ -415,7 +415,11 @@ func (db *DB) followClock(ctx context.Context) {
 	if err != nil {
 		return // the offset measured last stands
 	}
-	was := time.Duration(db.clockOffset.Load()).Abs() > maxClockSkew
+	last := time.Duration(db.clockOffset.Load())
+	if (offset-last).Abs() <= rtt/2 && last != 0 {
+		return // within the measure's error: times do not step back and forth
+	}
+	was := last.Abs() > maxClockSkew
 	db.clockOffset.Store(int64(offset))
 	if off := offset.Abs() > maxClockSkew+rtt; off && !was {
 		db.logger.Warn("postgres: this machine's clock is off the database's; this server keeps lease, retry and stored times by the database's clock, but logs and TLS certificate checks use the machine's: keep it in sync (NTP)",
