@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 
@@ -119,44 +118,15 @@ func (s *Server) handleListDeliveries(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	release, err := s.startListRead(r.Context())
-	if err != nil {
-		return err
-	}
-	list, total, err := s.cfg.Deliveries.FindDeliveries(r.Context(), dq.Filter)
-	if err != nil {
-		release()
-		return err
-	}
-	status, body := s.encodeJSON(r, http.StatusOK, deliveryPageJSON{
-		Data:       deliveriesJSON(list),
-		Total:      total,
-		PageNumber: dq.PageNumber,
-		PageSize:   dq.PageSize,
-		TotalPages: (total + dq.PageSize - 1) / dq.PageSize,
+	return s.answerList(w, r, dq.Filter, func(list []*webhooks.Delivery, total int) any {
+		return deliveryPageJSON{
+			Data:       deliveriesJSON(list),
+			Total:      total,
+			PageNumber: dq.PageNumber,
+			PageSize:   dq.PageSize,
+			TotalPages: (total + dq.PageSize - 1) / dq.PageSize,
+		}
 	})
-	release()
-	writeEncoded(w, status, body)
-	return nil
-}
-
-// maxListReads bounds the delivery lists (list and pending) read and
-// encoded at once, all shops together. A page holds up to 100 payloads of
-// up to 256 KiB each and as many receiver bodies of up to 64 KiB: ~30 MB,
-// and reading and encoding it took ~150 MB; 16 readers at once took a
-// server to 3.4 GB. The others wait their turn; the answer, once encoded,
-// is written outside it, so a client that reads slowly holds no turn.
-const maxListReads = 4
-
-// startListRead waits for a turn to read a delivery list, and returns
-// the function that ends it.
-func (s *Server) startListRead(ctx context.Context) (func(), error) {
-	select {
-	case s.listReads <- struct{}{}:
-		return func() { <-s.listReads }, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
 }
 
 func (s *Server) handlePendingDeliveries(w http.ResponseWriter, r *http.Request) error {
@@ -164,17 +134,56 @@ func (s *Server) handlePendingDeliveries(w http.ResponseWriter, r *http.Request)
 	if err != nil {
 		return err
 	}
-	release, err := s.startListRead(r.Context())
+	return s.answerList(w, r, dq.Filter, func(list []*webhooks.Delivery, total int) any {
+		return pendingJSON{TotalCount: total, Deliveries: deliveriesJSON(list)}
+	})
+}
+
+// Bounds of the delivery lists (list and pending). A page holds up to 100
+// payloads of up to 256 KiB each and as many receiver bodies of up to
+// 64 KiB: ~30 MB encoded, and reading and encoding it took ~150 MB; 16
+// readers at once took a server to 3.4 GB.
+//   - maxListReads: lists read and encoded at once, all shops together;
+//     the others wait their turn.
+//   - maxListBytes: encoded lists held until their clients have read them,
+//     all shops together. A client that never read held its answer until
+//     the write timeout: 120 of them took a server past 5 GB (audit).
+//   - maxListsPerShop: lists of one shop under way at once, from before
+//     their read until written, so that one shop neither holds the budget
+//     alone nor takes every turn to read (one shop's large pages slowed
+//     another's empty list from 1 ms to 1.5 s).
+const (
+	maxListReads    = 4
+	maxListBytes    = 128 << 20
+	maxListsPerShop = 3
+)
+
+// answerList reads the deliveries of f and answers the JSON that page
+// makes of them, within the bounds above.
+func (s *Server) answerList(w http.ResponseWriter, r *http.Request, f webhooks.DeliveryFilter, page func([]*webhooks.Delivery, int) any) error {
+	leave, err := s.lists.enter(r.Context(), w, r.PathValue("shop_id"))
 	if err != nil {
 		return err
 	}
-	list, total, err := s.cfg.Deliveries.FindDeliveries(r.Context(), dq.Filter)
+	defer leave()
+	select {
+	case s.listReads <- struct{}{}:
+	case <-r.Context().Done():
+		return r.Context().Err()
+	}
+	list, total, err := s.cfg.Deliveries.FindDeliveries(r.Context(), f)
 	if err != nil {
-		release()
+		<-s.listReads
 		return err
 	}
-	status, body := s.encodeJSON(r, http.StatusOK, pendingJSON{TotalCount: total, Deliveries: deliveriesJSON(list)})
-	release()
+	status, body := s.encodeJSON(r, http.StatusOK, page(list, total))
+	n := int64(min(body.Len(), maxListBytes))
+	if err := s.listBytes.Acquire(r.Context(), n); err != nil {
+		<-s.listReads
+		return err
+	}
+	<-s.listReads
+	defer s.listBytes.Release(n)
 	writeEncoded(w, status, body)
 	return nil
 }

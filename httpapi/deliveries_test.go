@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -75,6 +76,53 @@ func testDeliveries(t *testing.T) {
 		b.call(t, "GET", shopPath(b.shopID, "/webhook-deliveries?status=pending"), nil).Decode(t, &page)
 		if page.Total != 1 {
 			t.Errorf("status=pending: %+v", page)
+		}
+	})
+
+	t.Run("AShopsListsReadSlowlyHoldOnlyItsOwnTurns", func(t *testing.T) {
+		// A client that does not read its answer holds it until the write
+		// timeout; a shop has MaxListsPerShop lists under way at once, so
+		// its slow clients hold neither the server's memory nor the turns
+		// of other shops. The next of the shop waits, then is a 429.
+		t.Parallel()
+		b := setupAPI(t, func(c *httpapi.Config) { c.ListWait = 300 * time.Millisecond })
+		b.mustCreateWebhook(t)
+		b.publish(t, "order.created", map[string]any{"order_id": "1001"})
+		path := shopPath(b.shopID, "/webhook-deliveries/pending?api_key="+b.key)
+		writing, release := make(chan struct{}, httpapi.MaxListsPerShop), make(chan struct{})
+		open := sync.OnceFunc(func() { close(release) })
+		t.Cleanup(open)
+		var held sync.WaitGroup
+		for range httpapi.MaxListsPerShop {
+			held.Go(func() {
+				w := &stuckWriter{ResponseRecorder: httptest.NewRecorder(), writing: writing, release: release}
+				b.srv.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
+				if w.Code != 200 {
+					t.Errorf("a list read slowly: %d %s", w.Code, w.Body)
+				}
+			})
+		}
+		for range httpapi.MaxListsPerShop {
+			<-writing
+		}
+		if n := httpapi.ListsUnderWay(b.srv, b.shopID); n != httpapi.MaxListsPerShop {
+			t.Errorf("%d lists of the shop under way, want %d", n, httpapi.MaxListsPerShop)
+		}
+		res := b.call(t, "GET", shopPath(b.shopID, "/webhook-deliveries"), nil)
+		wantError(t, res, 429, "rate_limited")
+		if msg := string(res.Body); !strings.Contains(msg, "delivery lists") || res.Header.Get("Retry-After") != "1" {
+			t.Errorf("the 429 does not say what is under way, or when to retry: %s %v", msg, res.Header)
+		}
+		if res := b.do(t, request{Method: "GET", Path: shopPath(b.otherShop, "/webhook-deliveries"), Key: b.otherKey}); res.Status != 200 {
+			t.Errorf("another shop's list while the first's are read slowly: %d %s", res.Status, res.Body)
+		}
+		open()
+		held.Wait()
+		if res := b.call(t, "GET", shopPath(b.shopID, "/webhook-deliveries"), nil); res.Status != 200 {
+			t.Errorf("the shop's list once its slow answers were read: %d %s", res.Status, res.Body)
+		}
+		if n := httpapi.ListsUnderWay(b.srv, b.shopID); n != 0 {
+			t.Errorf("%d lists of the shop under way after all were answered", n)
 		}
 	})
 
@@ -410,4 +458,19 @@ func testDeliveryListsAreReadFourAtATime(t *testing.T) {
 	if cd.peak > 4 || cd.peak < 2 { // 2: a slow machine may not start all 4 within 20 ms
 		t.Errorf("%d lists read at once at most; want 4", cd.peak)
 	}
+}
+
+// stuckWriter is a client that does not read its answer: Write blocks
+// until release, after saying so on writing.
+type stuckWriter struct {
+	*httptest.ResponseRecorder
+	writing chan<- struct{}
+	release <-chan struct{}
+	once    sync.Once
+}
+
+func (w *stuckWriter) Write(p []byte) (int, error) {
+	w.once.Do(func() { w.writing <- struct{}{} })
+	<-w.release
+	return w.ResponseRecorder.Write(p)
 }

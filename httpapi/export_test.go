@@ -61,3 +61,17 @@ func ParseStatsQuery(rawQuery string, now time.Time) (time.Time, time.Time, erro
 func DecodePublish(body []byte) (webhooks.PublishInput, error) {
 	return decodePublish(body)
 }
+
+// MaxListsPerShop is how many delivery lists of a shop may be under way.
+const MaxListsPerShop = maxListsPerShop
+
+// ListsUnderWay returns how many delivery lists of shop are read, written
+// or waiting for their turn.
+func ListsUnderWay(s *Server, shop string) int {
+	s.lists.mu.Lock()
+	defer s.lists.mu.Unlock()
+	if slots := s.lists.shops[shop]; slots != nil {
+		return slots.users
+	}
+	return 0
+}

@@ -54,12 +54,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 	"golang.org/x/time/rate"
 
 	webhooks "github.com/pancake-pos/pancake-webhooks"
@@ -70,6 +72,9 @@ const (
 	// DefaultRequestTimeout bounds how long a request waits for the
 	// database (test sends, manual retries and history clears aside).
 	DefaultRequestTimeout = 30 * time.Second
+	// DefaultListWait is how long a delivery list waits for its shop's
+	// turn before it is a 429 (Config.ListWait).
+	DefaultListWait = 10 * time.Second
 	// DefaultSecretOverlap is how long a rotated-out secret keeps signing.
 	DefaultSecretOverlap = webhooks.DefaultSecretOverlap
 	// NoSecretOverlap as Config.SecretOverlap ends a rotated-out secret at
@@ -161,6 +166,10 @@ type Config struct {
 	// MaxSyncAttempts (default 256) bounds them for all shops together.
 	MaxSyncAttempts int
 	SyncAttemptWait time.Duration
+	// ListWait is how long a delivery list (list or pending) waits while
+	// its shop has maxListsPerShop under way (read, or still being written
+	// to a client) before it is a 429 (default 10 s).
+	ListWait time.Duration
 	// AuthCacheTTL is how long an authenticated key is remembered in
 	// process (default 5s; negative: no cache). Revoking a key takes effect
 	// at once on the server that revoked it, on others when they are told
@@ -206,6 +215,8 @@ func (c *Config) validate() error {
 		return errors.New("MaxSyncAttempts cannot be less than zero")
 	case c.SyncAttemptWait < 0:
 		return errors.New("SyncAttemptWait cannot be less than zero")
+	case c.ListWait < 0:
+		return errors.New("ListWait cannot be less than zero")
 	}
 	return nil
 }
@@ -226,6 +237,8 @@ type Server struct {
 	// listReads holds a token for each delivery list being read and
 	// encoded (see maxListReads).
 	listReads chan struct{}
+	lists     *syncGate           // a shop's delivery lists, from their read until written (maxListsPerShop)
+	listBytes *semaphore.Weighted // encoded delivery lists being written, all shops together (maxListBytes)
 
 	closeOnce sync.Once
 }
@@ -259,10 +272,14 @@ func NewServer(cfg Config) (*Server, error) {
 		auth:   newAuthCache(cfg.AuthCacheTTL, cfg.Now),
 
 		listReads: make(chan struct{}, maxListReads),
+		listBytes: semaphore.NewWeighted(maxListBytes),
 	}
 	s.limiter = newLimiterSet(cfg.RateLimit, cfg.RateBurst, cfg.Now)
-	s.sync = newSyncGate(cmp.Or(cfg.MaxSyncAttemptsPerShop, DefaultMaxSyncAttemptsPerShop),
+	s.sync = newSyncGate("test sends and retries", cmp.Or(cfg.MaxSyncAttemptsPerShop, DefaultMaxSyncAttemptsPerShop),
 		cmp.Or(cfg.MaxSyncAttempts, DefaultMaxSyncAttempts), cmp.Or(cfg.SyncAttemptWait, DefaultSyncAttemptWait))
+	// The byte budget, not the gate's server-wide count, bounds the lists
+	// of all shops together.
+	s.lists = newSyncGate("delivery lists", maxListsPerShop, math.MaxInt32, cmp.Or(cfg.ListWait, DefaultListWait))
 	if cfg.PublishRateLimit > 0 {
 		s.plimiter = newLimiterSet(cfg.PublishRateLimit, cfg.PublishRateBurst, cfg.Now)
 	}

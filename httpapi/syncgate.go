@@ -28,6 +28,7 @@ const (
 // server to its open-file limit (accept failing, publishes waiting 8 s).
 // One over a bound waits for a slot, up to a while, then is a 429.
 type syncGate struct {
+	what string // what it bounds, for the 429's message: "test sends and retries"
 	per  int
 	wait time.Duration
 	all  chan struct{} // the server's slots
@@ -44,12 +45,12 @@ type shopSlots struct {
 	waiting int // of users, those waiting for a slot, the shop's or the server's (tests read it)
 }
 
-func newSyncGate(per, all int, wait time.Duration) *syncGate {
-	return &syncGate{per: per, wait: wait, all: make(chan struct{}, all), shops: map[string]*shopSlots{}}
+func newSyncGate(what string, per, all int, wait time.Duration) *syncGate {
+	return &syncGate{what: what, per: per, wait: wait, all: make(chan struct{}, all), shops: map[string]*shopSlots{}}
 }
 
-// enter takes a slot of shop, then one of the server, for a synchronous
-// attempt; leave gives them back. When none frees within the wait, it
+// enter takes a slot of shop, then one of the server; leave gives them
+// back. When none frees within the wait, it
 // sets Retry-After on w and answers rate_limited.
 func (g *syncGate) enter(ctx context.Context, w http.ResponseWriter, shop string) (leave func(), err error) {
 	g.mu.Lock()
@@ -72,7 +73,7 @@ func (g *syncGate) enter(ctx context.Context, w http.ResponseWriter, shop string
 		w.Header().Set("Retry-After", "1")
 		return &webhooks.Error{
 			Code:    webhooks.ERATELIMITED,
-			Message: "Too many test sends and retries under way " + what + " (" + strconv.Itoa(n) + " at once); retry after 1 s",
+			Message: "Too many " + g.what + " under way " + what + " (" + strconv.Itoa(n) + " at once); retry after 1 s",
 			Details: map[string]any{"retry_after_seconds": 1},
 		}
 	}
