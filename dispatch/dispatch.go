@@ -207,6 +207,7 @@ type Dispatcher struct {
 	freed    chan struct{}
 	stopping bool
 	unsent   []*webhooks.Job // claimed, not sent because of Stop
+	giveBack []*webhooks.Job // claimed, not sent, of webhooks whose URL or secret changed (Changed)
 
 	// abort is the parent of every attempt's context; Shutdown cancels
 	// it when its time is up, to cut the attempts still in flight.
@@ -374,7 +375,7 @@ type Releaser interface {
 }
 
 func (d *Dispatcher) releaseUnsent() {
-	jobs := d.unsent
+	jobs := append(d.unsent, d.giveBack...)
 	for _, q := range d.backlog {
 		jobs = append(jobs, q...)
 	}
@@ -397,6 +398,7 @@ func (d *Dispatcher) claimLoop(ctx context.Context) {
 	hold.Stop()
 	defer hold.Stop()
 	for {
+		d.releaseChanged(ctx)
 		n, saturated, err := d.claimOnce(ctx)
 		if ctx.Err() != nil {
 			return
@@ -901,6 +903,50 @@ func (d *Dispatcher) Stopped(webhookID string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.dropBacklog(webhookID)
+}
+
+// Changed gives back the deliveries of a webhook whose URL or signing
+// secret just changed that were claimed or handed over but not sent: they
+// carry the old URL and secrets, and waited behind the webhook's bound for
+// up to an attempt's time or more (audit: sent to the old URL with only the
+// old secret's signature 3.5 s after the change, --secret-overlap 0
+// notwithstanding). The claim loop releases their leases and claims them
+// again, as they now are. Attempts in flight finish as they started. The
+// store calls it after the commit (OnWebhookChanged), on PostgreSQL for
+// every replica's changes.
+func (d *Dispatcher) Changed(webhookID string) {
+	d.mu.Lock()
+	q := d.backlog[webhookID]
+	if len(q) == 0 || d.stopping {
+		d.mu.Unlock()
+		return
+	}
+	d.dropBacklog(webhookID)
+	d.giveBack = append(d.giveBack, q...)
+	for range q {
+		d.queuedBehind() // a publish must not pass them
+	}
+	d.mu.Unlock()
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// releaseChanged releases the leases of the jobs Changed gave back, so
+// that the claim that follows takes them again.
+func (d *Dispatcher) releaseChanged(ctx context.Context) {
+	d.mu.Lock()
+	jobs := d.giveBack
+	d.giveBack = nil
+	d.mu.Unlock()
+	r, ok := d.store.(Releaser)
+	if !ok || len(jobs) == 0 {
+		return
+	}
+	if err := r.ReleaseDeliveries(ctx, jobs); err != nil && ctx.Err() == nil {
+		d.logger.Warn("release the deliveries of a changed webhook; they are taken again when their lease runs out", "error", err, "deliveries", len(jobs))
+	}
 }
 
 // dropBacklog forgets the claimed jobs of a webhook that waited for a

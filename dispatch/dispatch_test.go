@@ -154,6 +154,7 @@ func setupWith(t *testing.T, cfg dispatch.Config, wrap func(*store.DB) dispatch.
 	}
 	db.OnQueued(b.disp.Wake)
 	db.OnWebhookStopped(b.disp.Stopped)
+	db.OnWebhookChanged(b.disp.Changed)
 	db.SetHandoff(b.disp)
 	if err := b.disp.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -1027,6 +1028,51 @@ func TestDispatcher(t *testing.T) {
 			sw, _ := standardwebhooks.NewWebhook(s)
 			if err := sw.Verify(req.body, req.header); err != nil {
 				t.Errorf("verify with one of the secrets: %v", err)
+			}
+		}
+	})
+
+	t.Run("NothingGoesToTheOldURLOrSecretAfterAChange", func(t *testing.T) {
+		t.Parallel()
+		// A slow receiver: deliveries wait claimed behind the ones in
+		// flight, holding the URL and secrets of their claim. Once the URL
+		// moves and the secret is rotated without overlap (a leak), none
+		// may go out to the old URL or be signed with the old secret.
+		b := setup(t, dispatch.Config{})
+		var arrived arrivals
+		old := newReceiver(t, func(http.ResponseWriter, *recorded) {
+			arrived.note()
+			time.Sleep(300 * time.Millisecond)
+		})
+		moved := newReceiver(t, nil)
+		w := storetest.MustCreateWebhook(t, b.db, testShop, old.srv.URL, time.Now(), "order.created")
+		b.publish(t, 40)
+		old.next(t)
+		next := webhooks.NewSecret()
+		if _, err := b.db.RotateSecret(b.ctx, testShop, w.ID, next, 0); err != nil {
+			t.Fatal(err)
+		}
+		url := moved.srv.URL
+		if _, err := b.db.UpdateWebhook(b.ctx, testShop, w.ID, webhooks.WebhookUpdate{URL: &url}); err != nil {
+			t.Fatal(err)
+		}
+		changed := time.Now()
+		b.waitRecordedWithin(t, 40, 20*time.Second)
+		sent, late := arrived.since(changed.Add(100 * time.Millisecond))
+		if late > 0 {
+			t.Errorf("%d of %d requests to the old URL arrived after it changed", late, sent)
+		}
+		verifier, err := standardwebhooks.NewWebhook(next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 40 - sent {
+			req := moved.next(t)
+			if n := len(strings.Fields(req.header.Get("webhook-signature"))); n != 1 {
+				t.Errorf("%d signatures after a rotation without overlap, want 1", n)
+			}
+			if err := verifier.Verify(req.body, req.header); err != nil {
+				t.Errorf("a delivery to the new URL does not verify with the new secret: %v", err)
 			}
 		}
 	})

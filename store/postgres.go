@@ -23,6 +23,12 @@ const queuedChannel = "pancake_webhooks_queued"
 // the deliveries of it that it had claimed.
 const stoppedChannel = "pancake_webhooks_stopped"
 
+// changedChannel, with channelSuffix, names the LISTEN/NOTIFY channel of a
+// webhook whose URL or signing secret just changed, so every replica's
+// dispatcher gives back the deliveries of it that it had claimed and not
+// sent: taken again, they go to the new URL, signed with the new secret.
+const changedChannel = "pancake_webhooks_changed"
+
 // keysChannel, with channelSuffix, names the LISTEN/NOTIFY channel of a
 // shop whose API key was just revoked, so every replica's key cache
 // forgets the shop's keys.
@@ -221,8 +227,8 @@ func (db *DB) listenOnce(ctx context.Context) error {
 	if err := conn.QueryRow(ctx, `SELECT `+channelSuffix).Scan(&suffix); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	stopped, keys := stoppedChannel+suffix, keysChannel+suffix
-	for _, ch := range []string{queuedChannel + suffix, stopped, keys} {
+	stopped, changed, keys := stoppedChannel+suffix, changedChannel+suffix, keysChannel+suffix
+	for _, ch := range []string{queuedChannel + suffix, stopped, changed, keys} {
 		if _, err := conn.Exec(ctx, "LISTEN "+ch); err != nil {
 			return fmt.Errorf("listen: %w", err)
 		}
@@ -239,6 +245,8 @@ func (db *DB) listenOnce(ctx context.Context) error {
 		switch n.Channel {
 		case stopped:
 			db.notifyStopped(n.Payload)
+		case changed:
+			db.notifyChanged(n.Payload)
 		case keys:
 			db.notifyKeysRevoked(n.Payload)
 		default:
@@ -254,6 +262,8 @@ func (db *DB) listenOnce(ctx context.Context) error {
 //   - stoppedChannel, a webhook disabled (cancelQueued) or deleted: the
 //     payload is its id (this replica's dispatcher hears it a second time
 //     where it also calls notifyStopped itself; Stopped does nothing then);
+//   - changedChannel, a webhook's URL or secret changed: the payload is its
+//     id (heard a second time here too; Changed then finds nothing);
 //   - keysChannel, a key of the shop revoked: the payload is the shop id;
 //   - queuedChannel, deliveries queued: no payload.
 func announce(ctx context.Context, tx *Tx, channel, payload string) error {

@@ -109,6 +109,7 @@ type DB struct {
 	mu        sync.Mutex
 	onQueued  []func()
 	onStopped []func(webhookID string)
+	onChanged []func(webhookID string)
 	onKeys    []func(shopID string)
 	server    bool // Options.Server
 	closeFn   func() error
@@ -322,6 +323,26 @@ func (db *DB) OnWebhookStopped(f func(webhookID string)) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	db.onStopped = append(db.onStopped, f)
+}
+
+// OnWebhookChanged registers f to be called (without blocking) after each
+// commit that changed a webhook's URL or signing secret: the deliveries of
+// it the dispatcher had claimed and not sent carry the old ones. On
+// PostgreSQL it is also called for those of the other replicas, and may be
+// called twice for one of this process.
+func (db *DB) OnWebhookChanged(f func(webhookID string)) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	db.onChanged = append(db.onChanged, f)
+}
+
+func (db *DB) notifyChanged(id string) {
+	db.mu.Lock()
+	fs := db.onChanged
+	db.mu.Unlock()
+	for _, f := range fs {
+		f(id)
+	}
 }
 
 // OnKeysRevoked registers f to be called (without blocking) when API keys

@@ -464,6 +464,38 @@ func TestPostgresReplicasHearOfStoppedWebhooks(t *testing.T) {
 	}
 }
 
+// A webhook whose URL or secret changed through one replica is announced to
+// the others, whose dispatchers must give back what they had claimed of it.
+func TestPostgresReplicasHearOfChangedWebhooks(t *testing.T) {
+	t.Parallel()
+	dsn := storetest.PostgresDSN(t)
+	a := openReplica(t, dsn)
+	b := openReplica(t, dsn)
+	heard := make(chan string, 10)
+	b.OnWebhookChanged(func(id string) { heard <- id })
+	now := time.Now()
+	storetest.MustCreateShop(t, a, "s", now)
+	ctx := context.Background()
+	w := storetest.MustCreateWebhook(t, a, "s", "https://x.example", now, "order.created")
+	// LISTEN starts asynchronously: rotate until the other replica hears.
+	deadline := time.After(10 * time.Second)
+	for {
+		if _, err := a.RotateSecret(ctx, "s", w.ID, webhooks.NewSecret(), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case id := <-heard:
+			if id != w.ID {
+				t.Fatalf("heard %s changed; want %s", id, w.ID)
+			}
+			return
+		case <-time.After(200 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("the other replica did not hear of a rotation within 10s")
+		}
+	}
+}
+
 // A key revoked through one store is heard of by the other replicas', and
 // only those of this schema's deployment. A replica may also be told ""
 // (any shop: it forgets every key) when it starts listening.

@@ -182,9 +182,9 @@ func isFKViolation(err error) bool {
 // UpdateWebhook applies upd and returns the result, or ENOTFOUND.
 func (db *DB) UpdateWebhook(ctx context.Context, shopID, id string, upd webhooks.WebhookUpdate) (*webhooks.Webhook, error) {
 	var out *webhooks.Webhook
-	stopped := false
+	stopped, moved := false, false
 	err := db.write(ctx, func(tx *Tx) error {
-		stopped = false
+		stopped, moved = false, false
 		if upd.IsActive != nil && !*upd.IsActive {
 			if err := lockShop(ctx, tx, shopID, true); err != nil { // see lockShop
 				return err
@@ -195,8 +195,12 @@ func (db *DB) UpdateWebhook(ctx context.Context, shopID, id string, upd webhooks
 			return err
 		}
 		now := db.now()
-		if upd.URL != nil {
+		if upd.URL != nil && *upd.URL != w.URL {
 			w.URL = *upd.URL
+			if err := announce(ctx, tx, changedChannel, w.ID); err != nil {
+				return err
+			}
+			moved = true
 		}
 		if upd.Events != nil {
 			w.Events = upd.Events
@@ -241,6 +245,9 @@ func (db *DB) UpdateWebhook(ctx context.Context, shopID, id string, upd webhooks
 	}
 	if stopped {
 		db.notifyStopped(id)
+	}
+	if moved {
+		db.notifyChanged(id)
 	}
 	if err := db.fillHealth(ctx, db.rdb, []*webhooks.Webhook{out}); err != nil {
 		return nil, err
@@ -324,11 +331,12 @@ func (db *DB) RotateSecret(ctx context.Context, shopID, id, secret string, overl
 			return fmt.Errorf("rotate secret: %w", err)
 		}
 		out = w
-		return nil
+		return announce(ctx, tx, changedChannel, w.ID)
 	})
 	if err != nil {
 		return nil, err
 	}
+	db.notifyChanged(id)
 	if err := db.fillHealth(ctx, db.rdb, []*webhooks.Webhook{out}); err != nil {
 		return nil, err
 	}

@@ -290,6 +290,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.Addr = ln.Addr().String()
 	m.db.OnQueued(m.dispatcher.Wake)
 	m.db.OnWebhookStopped(m.dispatcher.Stopped)
+	m.db.OnWebhookChanged(m.dispatcher.Changed)
 	m.db.OnKeysRevoked(m.api.ForgetKeys)
 	m.db.SetHandoff(m.dispatcher)
 	if err := m.dispatcher.Start(ctx); err != nil {

@@ -197,6 +197,47 @@ func testWebhooks(t *testing.T, setup func(*testing.T) *testBundle) {
 			t.Errorf("stopped webhooks announced: %v; want %v (the disable, the delete)", ids, want)
 		}
 	})
+	t.Run("ChangingTheURLOrSecretIsAnnounced", func(t *testing.T) {
+		t.Parallel()
+		// The dispatcher gives back what it claimed of a webhook whose URL
+		// or secret changed: the store tells it after the commit, and only
+		// for those changes. On PostgreSQL it hears its own twice.
+		b := setup(t)
+		var mu sync.Mutex
+		var got []string
+		b.db.OnWebhookChanged(func(id string) { mu.Lock(); got = append(got, id); mu.Unlock() })
+		heard := func() []string { // the ids, once each, in order
+			mu.Lock()
+			defer mu.Unlock()
+			var ids []string
+			for _, id := range got {
+				if !slices.Contains(ids, id) {
+					ids = append(ids, id)
+				}
+			}
+			return ids
+		}
+		w1 := MustCreateWebhook(t, b.db, b.shop, "https://a.example/1", b.clock.Now(), "order.created")
+		w2 := MustCreateWebhook(t, b.db, b.shop, "https://a.example/2", b.clock.Now(), "order.created")
+		desc, same, moved := "renamed", w1.URL, "https://b.example/1"
+		for _, upd := range []webhooks.WebhookUpdate{{Description: &desc}, {URL: &same}, {Events: []webhooks.EventType{"order.updated"}}} {
+			if _, err := b.db.UpdateWebhook(b.ctx, b.shop, w1.ID, upd); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if ids := heard(); len(ids) != 0 {
+			t.Fatalf("announced %v for updates that change neither URL nor secret", ids)
+		}
+		if _, err := b.db.UpdateWebhook(b.ctx, b.shop, w1.ID, webhooks.WebhookUpdate{URL: &moved}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.db.RotateSecret(b.ctx, b.shop, w2.ID, webhooks.NewSecret(), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if want, ids := []string{w1.ID, w2.ID}, heard(); !slices.Equal(ids, want) {
+			t.Errorf("changed webhooks announced: %v; want %v (the URL, the rotation)", ids, want)
+		}
+	})
 	t.Run("CreateFindListUpdateDelete", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
