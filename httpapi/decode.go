@@ -399,6 +399,10 @@ func (o *jsonObject) object(name string, required, nullable bool) json.RawMessag
 	}
 	switch jsonKind(raw) {
 	case kindObject:
+		if jsonDepth(raw) > maxJSONDepth {
+			o.bad(name, "is nested more than "+strconv.Itoa(maxJSONDepth)+" levels deep")
+			return nil
+		}
 		return raw
 	case kindNull:
 		if nullable {
@@ -414,6 +418,38 @@ func (o *jsonObject) object(name string, required, nullable bool) json.RawMessag
 		o.bad(name, "must be a JSON object")
 		return nil
 	}
+}
+
+// maxJSONDepth bounds the nesting of an object a client gives the server to
+// keep and send (an event's data, a test payload). encoding/json parses
+// 10,000 levels, and so the server accepted them, but the delivery lists
+// that show such a payload nest it a few levels deeper: past the limit of
+// the Go SDK's and the CLI's decoder, every page holding it failed to
+// decode (audit).
+const maxJSONDepth = 100
+
+// jsonDepth returns how deeply raw, valid JSON, nests objects and arrays:
+// 1 for {} or [].
+func jsonDepth(raw []byte) int {
+	depth, deepest, inString := 0, 0, false
+	for i := 0; i < len(raw); i++ {
+		switch c := raw[i]; {
+		case inString:
+			if c == '\\' {
+				i++ // the escaped character, a quote maybe
+			} else if c == '"' {
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+			deepest = max(deepest, depth)
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return deepest
 }
 
 // array returns the items of an array member: nil, false when absent.

@@ -103,6 +103,9 @@ func testEvents(t *testing.T) {
 			{"NullData", `{"event":"order.created","data":null}`, "validation_failed", []string{"data"}},
 			{"ArrayData", `{"event":"order.created","data":[1]}`, "validation_failed", []string{"data"}},
 			{"StringData", `{"event":"order.created","data":"x"}`, "validation_failed", []string{"data"}},
+			// 101 levels, data itself the first: past what the Go SDK can
+			// decode once a delivery list nests it further.
+			{"DataTooDeep", `{"event":"order.created","data":{"a":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}}`, "validation_failed", []string{"data"}},
 			{"EmptyID", `{"event":"order.created","data":{},"id":""}`, "validation_failed", []string{"id"}},
 			{"LongID", `{"event":"order.created","data":{},"id":"` + strings.Repeat("k", 256) + `"}`, "validation_failed", []string{"id"}},
 			{"ControlInID", `{"event":"order.created","data":{},"id":"a\u0001b"}`, "validation_failed", []string{"id"}},
@@ -128,6 +131,18 @@ func testEvents(t *testing.T) {
 			if !strings.Contains(string(res.Body), name) {
 				t.Errorf("error does not list %s: %s", name, res.Body)
 			}
+		}
+	})
+
+	t.Run("PublishDataAsDeepAsAllowed", func(t *testing.T) {
+		// 100 levels are taken; brackets, quotes and escapes inside strings
+		// nest nothing.
+		t.Parallel()
+		b := setupAPI(t)
+		deep := `{"s":"[[{{\\\"[[","a":` + strings.Repeat("[", 99) + strings.Repeat("]", 99) + `}`
+		res := b.call(t, "POST", shopPath(b.shopID, "/events"), `{"event":"order.created","data":`+deep+`}`)
+		if res.Status != 202 {
+			t.Fatalf("data 100 levels deep: %d %s", res.Status, res.Body)
 		}
 	})
 
