@@ -33,8 +33,8 @@ func (db *DB) checkSchema(ctx context.Context) error {
 		return fmt.Errorf("check the schema: %w", err)
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("the database's schema is not the one this binary makes (%d objects differ: %s); "+
-			"it was made by a build before the first release: start a new database, or move its data "+
+		return fmt.Errorf("the database's schema is not the one this binary makes (%d objects differ: %s), "+
+			"as a build's before the first release or one changed by hand is: start a new database, or move its data "+
 			"into a new PostgreSQL one with `pancake-webhooks db copy --from OLD --to postgres://…`",
 			len(missing), strings.Join(missing, ", "))
 	}

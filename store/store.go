@@ -72,6 +72,11 @@ type Options struct {
 	// that starts while no other runs frees them likewise (see
 	// joinServers); one that joins running replicas leaves them to run out.
 	Server bool
+	// AnySchema lets Open with Server open a database whose schema is not
+	// the one the migrations make (a build's before the first release, or
+	// one changed by hand), which a server refuses: db copy's source, to
+	// move its data into a new database.
+	AnySchema bool
 	// LockWait is how long Open with Server waits for another server to
 	// let go of the SQLite database (a restart that starts the new server
 	// while the old one still stops gracefully) before it fails with
@@ -217,7 +222,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		db.closeFn()
 		return nil, fmt.Errorf("apply migrations: %w", err)
 	}
-	if opts.Server {
+	if opts.Server && !opts.AnySchema {
 		if err := db.checkSchema(ctx); err != nil {
 			db.closeFn()
 			return nil, err

@@ -3,6 +3,7 @@ package main_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,6 +28,7 @@ import (
 	pw "github.com/pancake-pos/pancake-webhooks/cmd/pancake-webhooks"
 	"github.com/pancake-pos/pancake-webhooks/pancake"
 	"github.com/pancake-pos/pancake-webhooks/store"
+	"github.com/pancake-pos/pancake-webhooks/store/storetest"
 )
 
 // testClient is the tests' HTTP client. Not http.DefaultClient: closing an
@@ -1003,6 +1005,42 @@ func TestCLIDBCopyRefusesARunningServer(t *testing.T) {
 	r = runCLI(t, "db", "copy", "--from", from, "--to", to)
 	if r.code == pw.ExitInvalid || !strings.Contains(r.stderr, "open target") {
 		t.Errorf("after the server stopped: exit %d, want the copy to go on to the target\n%s", r.code, r.stderr)
+	}
+}
+
+// TestCLIDBCopyMovesASchemaTheServerRefuses: a server refuses a database
+// whose schema its migrations do not make, and points to db copy; db copy
+// must then take it as its source (it refused it too).
+func TestCLIDBCopyMovesASchemaTheServerRefuses(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "old.db")
+	db, err := store.Open(t.Context(), "sqlite:"+file, store.Options{Server: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.MustCreateShop(t, db, "shop-old", time.Now())
+	w := storetest.MustCreateWebhook(t, db, "shop-old", "https://example.com/hook", time.Now(), "order.created")
+	db.Close()
+	raw, err := sql.Open("sqlite", file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.ExecContext(t.Context(), `DROP INDEX api_keys_shop`); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	if _, err := store.Open(t.Context(), "sqlite:"+file, store.Options{Server: true}); err == nil || !strings.Contains(err.Error(), "db copy") {
+		t.Fatalf("a server opened the changed schema (%v); want a refusal pointing to db copy", err)
+	}
+	to := storetest.PostgresDSN(t)
+	runCLI(t, "db", "copy", "--from", "sqlite:"+file, "--to", to).wantOK(t)
+	moved, err := store.Open(t.Context(), to, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer moved.Close()
+	if got, err := moved.FindWebhook(t.Context(), "shop-old", w.ID); err != nil || got.URL != w.URL {
+		t.Errorf("the copied webhook: %+v, %v", got, err)
 	}
 }
 

@@ -84,7 +84,9 @@ func runDBCopy(ctx context.Context, from, to string, batch int, stdout, stderr i
 	// Opened as a server would be: a server running on it holds the lock,
 	// and the copy must not start. (Like the next server, it frees the
 	// leases a killed one left; the copy clears them in the target anyway.)
-	src, err := store.Open(ctx, from, store.Options{Server: true})
+	// A schema a server refuses is what the copy is for: its data moves
+	// into a database the migrations make.
+	src, err := store.Open(ctx, from, store.Options{Server: true, AnySchema: true})
 	if errors.Is(err, store.ErrDatabaseInUse) {
 		return &exitError{code: ExitInvalid, err: fmt.Errorf("source: %w; stop it first (SIGTERM): what it writes after the copy started would not be copied", err)}
 	}
