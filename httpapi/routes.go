@@ -174,9 +174,9 @@ func (rt route) errorStatuses() []int {
 	set := map[int]bool{500: true}
 	switch rt.auth {
 	case authShop:
-		set[401], set[403] = true, true
+		set[401], set[403], set[503] = true, true, true // 503: the database unavailable, or waited on too long
 	case authAdmin:
-		set[401], set[404] = true, true
+		set[401], set[404], set[503] = true, true, true
 	}
 	if rt.limit != limitNone {
 		set[429] = true

@@ -34,8 +34,9 @@ rows on both sides, and print the row counts as JSON.
 
 Stop the server first: what it writes after the copy started is not copied.
 While a server runs on the SQLite database, the copy refuses to start.
-Queued deliveries are copied unleased, so the first server started on
-PostgreSQL sends them at once.
+Queued deliveries are copied unleased and keep their schedule: the first
+server started on PostgreSQL sends those already due at once, and each retry
+when it is due.
 
 The target must be empty. If the copy is interrupted (^C, a lost connection),
 run the same command again: it finishes the copy, bringing rows it already

@@ -285,7 +285,8 @@ func deliveriesRetryCmd(f *apiFlags) *cobra.Command {
 show that attempt. Successful and failed deliveries alike may be retried, and
 a retry is sent even when a later attempt of the same event succeeded: choose
 what to retry with care (the second example takes the events whose latest
-attempt failed with no automatic retry left).`,
+attempt failed with no automatic retry left). A delivery of a disabled webhook
+is not retried (409 conflict, exit 5): enable the webhook first.`,
 		Example: `  pancake-webhooks deliveries retry dlv_01jd9y…
   # each event whose latest attempt (newest first; test sends aside) failed with no automatic retry left:
   pancake-webhooks deliveries list --webhook wh_01jd9x… --from 2026-11-20 --all --json |

@@ -76,9 +76,9 @@ func newServeCmd() *cobra.Command {
 		Short: "Serve the API and deliver webhooks",
 		Long: `Serve the HTTP API and run the delivery engine.
 
-Every flag can also be set by an environment variable: --allow-http is
-PANCAKE_ALLOW_HTTP, --db is PANCAKE_DB, and so on. A flag given on the
-command line wins over its variable.
+Every flag but --dev can also be set by an environment variable:
+--allow-http is PANCAKE_ALLOW_HTTP, --db is PANCAKE_DB, and so on. A flag
+given on the command line wins over its variable.
 
 Go's garbage collector runs at GOGC=300 (less CPU per delivered event, a
 little more memory) unless the GOGC environment variable is set; GOMEMLIMIT
