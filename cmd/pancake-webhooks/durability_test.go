@@ -608,3 +608,24 @@ func TestAnUnreachableDatabaseIsAnswered503(t *testing.T) {
 		t.Errorf("publish with the database back: %d, want 202", resp.StatusCode)
 	}
 }
+
+// TestServeRefusesPancakeDev: --dev has no environment variable (one left
+// in production must not open private networks), but a server that
+// started as if PANCAKE_DEV did not exist, with a database file in the
+// working directory, misled an operator who set it (docs audit).
+func TestServeRefusesPancakeDev(t *testing.T) {
+	t.Parallel()
+	bin := buildBinary(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "serve", "--addr", "127.0.0.1:0")
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(os.Environ(), "PANCAKE_DEV=true")
+	out, err := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(string(out), "--dev") {
+		t.Errorf("serve with PANCAKE_DEV set: exit %d (%v); want 2 naming --dev\n%s", code, err, out)
+	}
+	if entries, _ := os.ReadDir(cmd.Dir); len(entries) > 0 {
+		t.Errorf("serve with PANCAKE_DEV set made %s", entries[0].Name())
+	}
+}

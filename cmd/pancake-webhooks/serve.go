@@ -93,6 +93,12 @@ is honoured as usual.`,
   pancake-webhooks serve --db postgres://pancake@db.internal/webhooks`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if _, set := os.LookupEnv("PANCAKE_DEV"); set {
+				// --dev has no variable, so that one left in a production
+				// environment cannot open private networks; a server
+				// started as if it did not exist misled its operator.
+				return usageErr("PANCAKE_DEV is set, but development mode is asked for with --dev only: unset it, or pass --dev")
+			}
 			if _, set := os.LookupEnv("GOGC"); !set {
 				debug.SetGCPercent(serveGCPercent)
 			}
