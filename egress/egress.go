@@ -238,11 +238,11 @@ func (c *Client) send(ctx context.Context, req Request, start time.Time) Result 
 	}
 	hr.Header.Set("Content-Type", "application/json")
 	hr.Header.Set("User-Agent", c.cfg.UserAgent)
-	if _, ok := hr.Header["Idempotency-Key"]; !ok {
-		// A zero-length value marks the request replayable for the
-		// transport (stale kept-alive connection) without sending a header.
-		hr.Header["Idempotency-Key"] = nil
-	}
+	// Not marked replayable (an Idempotency-Key): the transport would send
+	// it again, unrecorded, on each kept-alive connection that fails after
+	// the request was written, as when a receiver's handler read it and
+	// then dropped the connection. Only a request not written at all (the
+	// connection found closed) goes out on another.
 
 	resp, err := c.http.Do(hr)
 	if err != nil {

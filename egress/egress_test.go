@@ -393,20 +393,47 @@ func TestClientSend(t *testing.T) {
 		}
 	})
 
-	t.Run("StaleKeptAliveConnectionIsRetriedOnce", func(t *testing.T) {
+	t.Run("ARequestTheReceiverDroppedIsNotSentAgain", func(t *testing.T) {
+		// One attempt is one request. A receiver that read the request and
+		// dropped its kept-alive connection without an answer (a handler
+		// that panicked) got it again on every other kept-alive connection,
+		// unrecorded: up to ~30 times an attempt (audit).
 		t.Parallel()
 		client, bundle := setup(t)
-		var n atomic.Int32
+		var hits atomic.Int32
+		warm := make(chan struct{})
+		bundle.mux.HandleFunc("/warm", func(w http.ResponseWriter, r *http.Request) { <-warm })
 		bundle.mux.HandleFunc("/hook", func(w http.ResponseWriter, r *http.Request) {
-			if n.Add(1) == 2 { // the receiver drops the kept-alive connection
-				hijack(t, w, false)
-			}
+			hits.Add(1)
+			io.ReadAll(r.Body)
+			hijack(t, w, false)
 		})
-		for range 2 {
-			checkResult(t, egress.Result{StatusCode: 200}, client.Send(t.Context(), egress.Request{URL: bundle.url}))
+		var wg sync.WaitGroup // 4 kept-alive connections in the pool
+		for range 4 {
+			wg.Go(func() { client.Send(t.Context(), egress.Request{URL: bundle.server.URL + "/warm"}) })
 		}
-		if got := n.Load(); got != 3 {
-			t.Errorf("receiver saw %d requests, want 3 (the second re-sent once)", got)
+		time.Sleep(50 * time.Millisecond)
+		close(warm)
+		wg.Wait()
+		res := client.Send(t.Context(), egress.Request{URL: bundle.url, Body: []byte(`{"a":1}`)})
+		checkResult(t, egress.Result{FailureReason: "connection closed by the receiver"}, res)
+		if got := hits.Load(); got != 1 {
+			t.Errorf("the receiver got the request %d times in one attempt, want 1", got)
+		}
+	})
+
+	t.Run("AKeptAliveConnectionTheReceiverClosedIsNotUsed", func(t *testing.T) {
+		// A receiver that closes idle connections (a keep-alive timeout)
+		// costs no failed attempt: the next one goes on a new connection.
+		t.Parallel()
+		server := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+		server.Config.IdleTimeout = 20 * time.Millisecond
+		server.Start()
+		t.Cleanup(server.Close)
+		client := mustNewClient(t, egress.Config{AllowPrivateNetworks: true})
+		for range 3 {
+			checkResult(t, egress.Result{StatusCode: 200}, client.Send(t.Context(), egress.Request{URL: server.URL, Body: []byte(`{}`)}))
+			time.Sleep(100 * time.Millisecond)
 		}
 	})
 
