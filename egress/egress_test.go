@@ -362,6 +362,14 @@ func TestClientSend(t *testing.T) {
 		}
 	})
 
+	t.Run("AMalformedHeaderIsNamed", func(t *testing.T) {
+		t.Parallel()
+		for _, header := range []string{"X-Bad\x01: 1", "no colon here"} {
+			res := rawReceiver(t, "HTTP/1.1 200 OK\r\n"+header+"\r\nContent-Length: 0\r\n\r\n")
+			checkResult(t, egress.Result{FailureReason: "invalid HTTP response: malformed header"}, res)
+		}
+	})
+
 	t.Run("AStatusOutsideHTTPsIsNoResponse", func(t *testing.T) {
 		t.Parallel()
 		for _, code := range []string{"000", "099", "600", "999"} {

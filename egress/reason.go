@@ -92,6 +92,8 @@ func (c *Client) reason(ctx context.Context, err error, elapsed time.Duration) s
 
 	case strings.Contains(msg, "malformed HTTP"):
 		return "invalid HTTP response"
+	case strings.Contains(msg, "malformed MIME header"), strings.Contains(msg, "missing colon"):
+		return "invalid HTTP response: malformed header"
 	case strings.Contains(msg, "response headers exceeded"):
 		return "response headers too large"
 	case strings.Contains(msg, "invalid header field"):
