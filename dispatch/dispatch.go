@@ -1221,7 +1221,7 @@ func (d *Dispatcher) send(ctx context.Context, eventID, deliveryID, shopID, even
 func response(res egress.Result) webhooks.Response {
 	r := webhooks.Response{StatusCode: res.StatusCode, Headers: make(map[string]string, min(len(res.Header), maxStoredHeaders)),
 		Body: res.Body, BodyTruncated: res.BodyTruncated}
-	names := slices.Collect(maps.Keys(res.Header))
+	names := slices.DeleteFunc(slices.Collect(maps.Keys(res.Header)), func(name string) bool { return len(name) > maxHeaderName })
 	if len(names) > maxStoredHeaders {
 		rank := func(name string) int {
 			if i := slices.Index(keptFirst, name); i >= 0 {
@@ -1264,9 +1264,11 @@ const leaseMargin = time.Second
 // result, is failing.
 const recordAloneProbe = 3
 
-// Bounds on the response headers kept per attempt.
+// Bounds on the response headers kept per attempt: a header whose name is
+// longer is not kept (a 30,000-byte name was, whole).
 const (
 	maxStoredHeaders = 64
+	maxHeaderName    = 256
 	maxHeaderValue   = 1024
 )
 

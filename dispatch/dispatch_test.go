@@ -373,6 +373,7 @@ func TestManyResponseHeadersKeptInOrder(t *testing.T) {
 			w.Header().Set(fmt.Sprintf("X-H-%03d", i), "v")
 		}
 		w.Header().Set("A-Long", long)
+		w.Header().Set("A-"+strings.Repeat("n", 255), "name too long to keep")
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "ok")
 	})
@@ -394,6 +395,11 @@ func TestManyResponseHeadersKeptInOrder(t *testing.T) {
 	}
 	if _, ok := h["X-H-060"]; ok {
 		t.Errorf("X-H-060 kept before lower names")
+	}
+	for name := range h {
+		if len(name) > 256 {
+			t.Errorf("a header name of %d bytes kept", len(name))
+		}
 	}
 	if v := h["A-Long"]; len(v) != 1023 || !utf8.ValidString(v) || !strings.HasPrefix(long, v) {
 		t.Errorf("A-Long kept as %d bytes (valid UTF-8: %v)", len(v), utf8.ValidString(v))
