@@ -629,3 +629,61 @@ func TestServeRefusesPancakeDev(t *testing.T) {
 		t.Errorf("serve with PANCAKE_DEV set made %s", entries[0].Name())
 	}
 }
+
+// TestEveryLogLineIsJSON: what net/http logs through the standard logger (a
+// receiver that sent bytes after its 204 makes the transport complain of
+// an unsolicited response) goes through the server's JSON log too; it was
+// printed as plain text among the JSON lines (receivers audit).
+func TestEveryLogLineIsJSON(t *testing.T) {
+	t.Parallel()
+	bin := buildBinary(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				r := bufio.NewReader(conn)
+				req, err := http.ReadRequest(r)
+				if err != nil {
+					return
+				}
+				io.Copy(io.Discard, req.Body)
+				io.WriteString(conn, "HTTP/1.1 204 No Content\r\n\r\nunsolicited bytes")
+				r.ReadByte() // until the client closes
+			}()
+		}
+	}()
+	srv := startServer(t, bin, "--db", "sqlite:"+filepath.Join(t.TempDir(), "logs.db"))
+	var shop struct {
+		APIKey string `json:"api_key"`
+	}
+	if code := doJSON(t, "POST", srv.url("/api/v1/admin/shops"), adminToken, map[string]string{"shop_id": "logs"}, &shop); code != 201 {
+		t.Fatalf("create shop: %d", code)
+	}
+	if code := doJSON(t, "POST", srv.url("/api/v1/shops/logs/webhooks"), shop.APIKey,
+		map[string]any{"url": "http://" + ln.Addr().String() + "/hook", "events": []string{"order.created"}}, nil); code != 201 {
+		t.Fatalf("create webhook: %d", code)
+	}
+	if code := doJSON(t, "POST", srv.url("/api/v1/shops/logs/events"), shop.APIKey, map[string]any{"event": "order.created", "data": map[string]any{}}, nil); code != 202 {
+		t.Fatalf("publish: %d", code)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(srv.logs(), "Unsolicited response"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("net/http did not log the unsolicited response within 10s\n%s", srv.logs())
+		}
+	}
+	srv.terminate(t)
+	for _, line := range strings.Split(strings.TrimSpace(srv.logs()), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("a log line is not JSON: %s", line)
+		}
+	}
+}

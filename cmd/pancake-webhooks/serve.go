@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -107,6 +108,11 @@ is honoured as usual.`,
 			if err := m.Run(cmd.Context()); err != nil {
 				return err
 			}
+			// What the standard library logs on its own (net/http's
+			// transport: a receiver's bytes after its answer) joins the
+			// server's log, at warn, instead of plain text among its lines.
+			log.SetFlags(0)
+			log.SetOutput(slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn).Writer())
 			<-cmd.Context().Done()
 			return m.Shutdown()
 		},
