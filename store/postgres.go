@@ -438,21 +438,7 @@ func (db *DB) followClock(ctx context.Context) {
 }
 
 // keepClock runs followClock every clockCheckEvery until Close.
-func (db *DB) keepClock() {
-	defer db.wg.Done()
-	tick := time.NewTicker(clockCheckEvery)
-	defer tick.Stop()
-	for {
-		select {
-		case <-db.stop:
-			return
-		case <-tick.C:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), clockCheckEvery/2)
-		db.followClock(ctx)
-		cancel()
-	}
-}
+func (db *DB) keepClock() { db.every(clockCheckEvery, clockCheckEvery/2, db.followClock) }
 
 // aloneForSure says whether no other server runs, holding the member lock
 // exclusively on conn when it says so. Running servers that lost their
@@ -490,9 +476,13 @@ func (db *DB) aloneForSure(ctx context.Context, conn *sql.Conn) (bool, error) {
 // keepMembership takes the member lock again when its connection was lost,
 // so that a server starting meanwhile does not count itself alone, until
 // Close.
-func (db *DB) keepMembership() {
+func (db *DB) keepMembership() { db.every(memberCheckEvery, memberCheckEvery, db.checkMembership) }
+
+// every runs fn, bounded by timeout, every interval until Close; it is a
+// goroutine of db.wg.
+func (db *DB) every(interval, timeout time.Duration, fn func(context.Context)) {
 	defer db.wg.Done()
-	tick := time.NewTicker(memberCheckEvery)
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
 		select {
@@ -500,8 +490,8 @@ func (db *DB) keepMembership() {
 			return
 		case <-tick.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), memberCheckEvery)
-		db.checkMembership(ctx)
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		fn(ctx)
 		cancel()
 	}
 }

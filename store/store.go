@@ -341,14 +341,7 @@ func (db *DB) OnWebhookChanged(f func(webhookID string)) {
 	db.onChanged = append(db.onChanged, f)
 }
 
-func (db *DB) notifyChanged(id string) {
-	db.mu.Lock()
-	fs := db.onChanged
-	db.mu.Unlock()
-	for _, f := range fs {
-		f(id)
-	}
-}
+func (db *DB) notifyChanged(id string) { db.callHooks(&db.onChanged, id) }
 
 // OnKeysRevoked registers f to be called (without blocking) when API keys
 // may have been revoked: with the shop's id after a revocation through
@@ -362,12 +355,15 @@ func (db *DB) OnKeysRevoked(f func(shopID string)) {
 	db.onKeys = append(db.onKeys, f)
 }
 
-func (db *DB) notifyKeysRevoked(shopID string) {
+func (db *DB) notifyKeysRevoked(shopID string) { db.callHooks(&db.onKeys, shopID) }
+
+// callHooks calls each of the hooks *fs (one of db's lists) with id.
+func (db *DB) callHooks(fs *[]func(string), id string) {
 	db.mu.Lock()
-	fs := db.onKeys
+	hooks := *fs
 	db.mu.Unlock()
-	for _, f := range fs {
-		f(shopID)
+	for _, f := range hooks {
+		f(id)
 	}
 }
 

@@ -149,6 +149,27 @@ func testShops(t *testing.T, setup func(*testing.T) *testBundle) {
 	})
 }
 
+// hearIDs returns a hook that notes the ids it is called with, and the
+// function that returns them, once each, in the order first heard (on
+// PostgreSQL a store hears its own announcements twice).
+func hearIDs() (hear func(string), heard func() []string) {
+	var mu sync.Mutex
+	var got []string
+	hear = func(id string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !slices.Contains(got, id) {
+			got = append(got, id)
+		}
+	}
+	heard = func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got)
+	}
+	return hear, heard
+}
+
 func testWebhooks(t *testing.T, setup func(*testing.T) *testBundle) {
 	t.Run("StoppingAWebhookIsAnnounced", func(t *testing.T) {
 		t.Parallel()
@@ -156,20 +177,8 @@ func testWebhooks(t *testing.T, setup func(*testing.T) *testBundle) {
 		// deleted: the store tells it, after the commit, and only then. On
 		// PostgreSQL it hears its own stops twice (itself, and NOTIFY).
 		b := setup(t)
-		var mu sync.Mutex
-		var got []string
-		b.db.OnWebhookStopped(func(id string) { mu.Lock(); got = append(got, id); mu.Unlock() })
-		heard := func() []string { // the ids, once each, in order
-			mu.Lock()
-			defer mu.Unlock()
-			var ids []string
-			for _, id := range got {
-				if !slices.Contains(ids, id) {
-					ids = append(ids, id)
-				}
-			}
-			return ids
-		}
+		hear, heard := hearIDs()
+		b.db.OnWebhookStopped(hear)
 		w1 := MustCreateWebhook(t, b.db, b.shop, "https://a.example/1", b.clock.Now(), "order.created")
 		w2 := MustCreateWebhook(t, b.db, b.shop, "https://a.example/2", b.clock.Now(), "order.created")
 		f, tr := false, true
@@ -203,20 +212,8 @@ func testWebhooks(t *testing.T, setup func(*testing.T) *testBundle) {
 		// or secret changed: the store tells it after the commit, and only
 		// for those changes. On PostgreSQL it hears its own twice.
 		b := setup(t)
-		var mu sync.Mutex
-		var got []string
-		b.db.OnWebhookChanged(func(id string) { mu.Lock(); got = append(got, id); mu.Unlock() })
-		heard := func() []string { // the ids, once each, in order
-			mu.Lock()
-			defer mu.Unlock()
-			var ids []string
-			for _, id := range got {
-				if !slices.Contains(ids, id) {
-					ids = append(ids, id)
-				}
-			}
-			return ids
-		}
+		hear, heard := hearIDs()
+		b.db.OnWebhookChanged(hear)
 		w1 := MustCreateWebhook(t, b.db, b.shop, "https://a.example/1", b.clock.Now(), "order.created")
 		w2 := MustCreateWebhook(t, b.db, b.shop, "https://a.example/2", b.clock.Now(), "order.created")
 		desc, same, moved := "renamed", w1.URL, "https://b.example/1"
