@@ -134,11 +134,11 @@ func NewClient(cfg Config) (*Client, error) {
 		MaxIdleConnsPerHost:    cfg.MaxIdleConnsPerHost,
 		IdleConnTimeout:        90 * time.Second,
 		MaxResponseHeaderBytes: 64 << 10,
-		// No Accept-Encoding: gzip asked for behind the request's recorded
-		// headers. A receiver's body is kept to be read by a person, as
-		// it came, with the headers that describe it; and a body that
-		// claimed gzip and was not failed an attempt the receiver had
-		// accepted (audit).
+		// Go would ask for gzip (a header the attempt's recorded request
+		// headers do not show) and unpack the answer itself, dropping the
+		// headers that describe it; a body that claimed gzip and was not
+		// then failed an attempt the receiver had accepted (audit). A
+		// receiver's body is kept as it came, to be read by a person.
 		DisableCompression: true,
 	}
 	return &Client{

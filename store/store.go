@@ -41,7 +41,7 @@ type Options struct {
 	Now    func() time.Time // this machine's clock; default time.Now
 	// DatabaseClock makes DB.Now, on PostgreSQL, this machine's clock
 	// corrected by its offset from the database server's, measured at Open
-	// and every ClockCheckEvery: replicas compare the lease, retry and
+	// and every 30 s (clockCheckEvery): replicas compare the lease, retry and
 	// health times each of them takes, so they must all keep one clock. A
 	// replica whose clock ran 100 s ahead took, and sent again, deliveries
 	// the others were still sending (audit). Ignored on SQLite, which one
