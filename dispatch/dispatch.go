@@ -558,7 +558,7 @@ func (d *Dispatcher) dispatchWaiting() {
 // held.
 func (d *Dispatcher) dispatchWebhook(id string) {
 	q := d.backlog[id]
-	for len(q) > 0 && d.total < d.pool && d.inFlight[id] < d.bound(id) && !d.shopOver(q[0].ShopID, 0) {
+	for len(q) > 0 && d.total < d.pool && d.inFlight[id] < d.bound(id) && d.roomFor(q[0].ShopID, id, 0) {
 		d.takeSlot(q[0])
 		d.total++
 		d.queued--
@@ -612,6 +612,21 @@ func (d *Dispatcher) shopCrowding(shop string) bool {
 func (d *Dispatcher) shopOver(shop string, n int) bool {
 	load := d.shopLoad[shop] - n
 	return load >= d.cfg.Workers || load >= d.cfg.MaxInFlightPerShop && d.contended(shop)
+}
+
+// roomFor says whether webhookID, of shop, may start one more attempt,
+// n of its slots given back (the shop's too): the shop is not over
+// (shopOver), and the last eighth of the shop's Workers is kept for its
+// webhooks with fewer than startWindow attempts in flight. Endpoints that
+// had earned their bound and then hung all at once held every worker of
+// their shop until their attempts timed out: 8 of them at 32 each, and a
+// healthy endpoint of the same shop got nothing for 13.5 s (audit). Called
+// with d.mu held.
+func (d *Dispatcher) roomFor(shop, webhookID string, n int) bool {
+	if d.shopOver(shop, n) {
+		return false
+	}
+	return d.inFlight[webhookID]-n < startWindow || d.shopLoad[shop]-n < d.cfg.Workers-d.cfg.Workers/8
 }
 
 // contended says whether a shop other than shop has jobs waiting for a
@@ -777,7 +792,7 @@ func (d *Dispatcher) release(webhookID string, took time.Duration, ok bool) {
 	// Nor while its shop holds more than it may (shopOver, this slot
 	// given back): the slot goes to the other shops.
 	shop := d.shopOf[webhookID]
-	if q := d.backlog[webhookID]; len(q) > 0 && !d.stopping && d.inFlight[webhookID] <= d.bound(webhookID) && !d.shopOver(shop, 1) {
+	if q := d.backlog[webhookID]; len(q) > 0 && !d.stopping && d.inFlight[webhookID] <= d.bound(webhookID) && d.roomFor(shop, webhookID, 1) {
 		d.backlog[webhookID] = q[1:]
 		if len(q) == 1 {
 			delete(d.backlog, webhookID)

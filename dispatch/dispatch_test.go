@@ -1487,3 +1487,49 @@ func TestEveryAttemptIsLoggedAtDebug(t *testing.T) {
 		t.Fatalf("attempt lines (delivery: trigger #attempt) %v; want %v\n%s", lines, want, b.logs.String())
 	}
 }
+
+// Endpoints that earned their bound and then hang all at once must leave
+// their shop's other endpoints a worker: 8 such at 32 each held all 256 of
+// a shop's workers, and a healthy endpoint of that shop got nothing until
+// their attempts timed out (audit). Here 2 at 8 each would hold all 16.
+func TestEndpointsThatHangLeaveTheirShopAWorker(t *testing.T) {
+	t.Parallel()
+	b := setup(t, dispatch.Config{Workers: 16, MaxInFlightPerWebhook: 8, AttemptTimeout: 5 * time.Second, PollInterval: time.Hour})
+	release := make(chan struct{})
+	var hang atomic.Bool
+	var hung atomic.Int32
+	stuck := newReceiver(t, func(w http.ResponseWriter, _ *recorded) {
+		if hang.Load() {
+			hung.Add(1)
+			<-release
+		}
+	})
+	t.Cleanup(func() { close(release) }) // before the receiver waits for its handlers
+	healthy := newReceiver(t, nil)
+	for range 2 {
+		storetest.MustCreateWebhook(t, b.db, testShop, stuck.srv.URL, time.Now(), "order.created")
+	}
+	storetest.MustCreateWebhook(t, b.db, testShop, healthy.srv.URL, time.Now(), "customer.created")
+	b.publish(t, 20) // 40 successes: both windows grow to their bound of 8
+	b.waitRecorded(t, 40)
+	for len(stuck.arrived) > 0 {
+		<-stuck.arrived
+	}
+	hang.Store(true)
+	b.publish(t, 30)
+	for deadline := time.Now().Add(5 * time.Second); hung.Load() < 14; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d attempts hung, want 14 or more", hung.Load())
+		}
+	}
+	start := time.Now()
+	if _, err := b.db.Publish(b.ctx, testShop, []webhooks.PublishInput{{Event: "customer.created", Data: json.RawMessage(`{}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-healthy.arrived:
+		t.Logf("the healthy endpoint's delivery arrived in %v, %d attempts hung", time.Since(start), hung.Load())
+	case <-time.After(2 * time.Second):
+		t.Fatalf("the healthy endpoint got nothing within 2 s while %d attempts to its shop's other endpoints hung", hung.Load())
+	}
+}
