@@ -1516,7 +1516,7 @@ func TestEndpointsThatHangLeaveTheirShopAWorker(t *testing.T) {
 		<-stuck.arrived
 	}
 	hang.Store(true)
-	b.publish(t, 30)
+	b.publish(t, 200) // far more than the dispatcher keeps claimed (4 × Workers)
 	for deadline := time.Now().Add(5 * time.Second); hung.Load() < 14; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d attempts hung, want 14 or more", hung.Load())
