@@ -50,8 +50,8 @@ func newSyncGate(what string, per, all int, wait time.Duration) *syncGate {
 }
 
 // enter takes a slot of shop, then one of the server; leave gives them
-// back. When none frees within the wait, it
-// sets Retry-After on w and answers rate_limited.
+// back. When none frees within the wait, it sets Retry-After on w and
+// answers rate_limited.
 func (g *syncGate) enter(ctx context.Context, w http.ResponseWriter, shop string) (leave func(), err error) {
 	g.mu.Lock()
 	s := g.shops[shop]
