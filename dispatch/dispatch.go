@@ -285,6 +285,11 @@ func (d *Dispatcher) Wake() {
 	d.mu.Lock()
 	d.queuedBehind()
 	d.mu.Unlock()
+	d.wakeClaims()
+}
+
+// wakeClaims wakes the claim loop without blocking.
+func (d *Dispatcher) wakeClaims() {
 	select {
 	case d.wake <- struct{}{}:
 	default:
@@ -942,10 +947,7 @@ func (d *Dispatcher) Changed(webhookID string) {
 		d.queuedBehind() // a publish must not pass them
 	}
 	d.mu.Unlock()
-	select {
-	case d.wake <- struct{}{}:
-	default:
-	}
+	d.wakeClaims()
 }
 
 // releaseChanged releases the leases of the jobs Changed gave back, so

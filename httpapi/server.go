@@ -54,7 +54,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/http"
 	"strings"
 	"sync"
@@ -277,9 +276,8 @@ func NewServer(cfg Config) (*Server, error) {
 	s.limiter = newLimiterSet(cfg.RateLimit, cfg.RateBurst, cfg.Now)
 	s.sync = newSyncGate("test sends and retries", cmp.Or(cfg.MaxSyncAttemptsPerShop, DefaultMaxSyncAttemptsPerShop),
 		cmp.Or(cfg.MaxSyncAttempts, DefaultMaxSyncAttempts), cmp.Or(cfg.SyncAttemptWait, DefaultSyncAttemptWait))
-	// The byte budget, not the gate's server-wide count, bounds the lists
-	// of all shops together.
-	s.lists = newSyncGate("delivery lists", maxListsPerShop, math.MaxInt32, cmp.Or(cfg.ListWait, DefaultListWait))
+	// The byte budget, not a count, bounds the lists of all shops together.
+	s.lists = newSyncGate("delivery lists", maxListsPerShop, 0, cmp.Or(cfg.ListWait, DefaultListWait))
 	if cfg.PublishRateLimit > 0 {
 		s.plimiter = newLimiterSet(cfg.PublishRateLimit, cfg.PublishRateBurst, cfg.Now)
 	}

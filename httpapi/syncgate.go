@@ -31,7 +31,7 @@ type syncGate struct {
 	what string // what it bounds, for the 429's message: "test sends and retries"
 	per  int
 	wait time.Duration
-	all  chan struct{} // the server's slots
+	all  chan struct{} // the server's slots; nil: no bound for the server
 
 	mu    sync.Mutex
 	shops map[string]*shopSlots
@@ -45,8 +45,14 @@ type shopSlots struct {
 	waiting int // of users, those waiting for a slot, the shop's or the server's (tests read it)
 }
 
+// newSyncGate returns a gate of per slots a shop and all for the server
+// (0: the shops' slots only).
 func newSyncGate(what string, per, all int, wait time.Duration) *syncGate {
-	return &syncGate{what: what, per: per, wait: wait, all: make(chan struct{}, all), shops: map[string]*shopSlots{}}
+	g := &syncGate{what: what, per: per, wait: wait, shops: map[string]*shopSlots{}}
+	if all > 0 {
+		g.all = make(chan struct{}, all)
+	}
+	return g
 }
 
 // enter takes a slot of shop, then one of the server; leave gives them
@@ -83,6 +89,9 @@ func (g *syncGate) enter(ctx context.Context, w http.ResponseWriter, shop string
 			err = busy("for this shop", g.per)
 		}
 		return nil, err
+	}
+	if g.all == nil {
+		return func() { <-s.slots; done() }, nil
 	}
 	if err := g.take(ctx, s, g.all, deadline); err != nil {
 		<-s.slots

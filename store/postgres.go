@@ -375,10 +375,9 @@ func (db *DB) joinServers(ctx context.Context) error {
 }
 
 // maxClockSkew is how far a server's clock may be from PostgreSQL's before
-// it warns: replicas compare lease and retry times, so one whose times run
-// ahead takes deliveries another is still sending. With
-// Options.DatabaseClock the times are the database's, but the machine's
-// clock still stamps logs and checks TLS certificates.
+// it warns (Options.DatabaseClock): its lease, retry and stored times are
+// the database's, but the machine's clock still stamps logs and checks TLS
+// certificates.
 const maxClockSkew = 2 * time.Second
 
 // clockCheckEvery is how often a server with Options.DatabaseClock
@@ -403,19 +402,6 @@ func (db *DB) measureClock(ctx context.Context) (offset, rtt time.Duration, err 
 		}
 	}
 	return offset, rtt, nil
-}
-
-// checkClock warns when this machine's clock is off PostgreSQL's by more
-// than maxClockSkew (the round trip aside).
-func (db *DB) checkClock(ctx context.Context) {
-	offset, rtt, err := db.measureClock(ctx)
-	if err != nil {
-		return // the next statements say what is wrong
-	}
-	if offset.Abs() > maxClockSkew+rtt {
-		db.logger.Warn("postgres: this machine's clock is off the database's; keep every replica's clock in sync (NTP), or one that runs ahead takes deliveries another is still sending",
-			"ahead_by", (-offset).Round(time.Millisecond))
-	}
 }
 
 // followClock measures the clock's offset again and keeps it for DB.Now

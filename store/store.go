@@ -263,8 +263,6 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		db.followClock(ctx)
 		db.wg.Add(1)
 		go db.keepClock()
-	} else if opts.Server && db.pool != nil {
-		db.checkClock(ctx)
 	}
 	if opts.Server && db.pool != nil {
 		if err := db.joinServers(ctx); err != nil {

@@ -678,8 +678,8 @@ func TestPostgresPoolMaxConns(t *testing.T) {
 	}
 }
 
-// A server whose clock is off PostgreSQL's says so at start: replicas
-// compare leases and retry times taken from their own clocks.
+// A server whose clock is off PostgreSQL's says so at start: it keeps the
+// database's time, but its logs and TLS checks read the machine's.
 func TestPostgresServerWarnsOfItsClock(t *testing.T) {
 	t.Parallel()
 	dsn := storetest.PostgresDSN(t)
@@ -688,7 +688,7 @@ func TestPostgresServerWarnsOfItsClock(t *testing.T) {
 		warn bool
 	}{{0, false}, {time.Minute, true}, {-time.Minute, true}} {
 		var logs bytes.Buffer
-		db := openStore(t, dsn, store.Options{Server: true, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		db := openStore(t, dsn, store.Options{Server: true, DatabaseClock: true, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 			Now: func() time.Time { return time.Now().Add(tt.skew) }})
 		db.Close()
 		if warned := strings.Contains(logs.String(), "clock is off"); warned != tt.warn {
