@@ -61,6 +61,11 @@ type Config struct {
 	// receivers inside the operator's network.
 	AllowCIDRs []netip.Prefix
 
+	// RequireHTTPS refuses plain http:// URLs ("invalid URL: must use
+	// https"). A server that stops allowing http must not go on sending
+	// to the http webhooks made while it did.
+	RequireHTTPS bool
+
 	// UserAgent is sent on every request. Default "PancakeWebhooks"; the
 	// server sets "PancakeWebhooks/<version>".
 	UserAgent string
@@ -231,8 +236,12 @@ func (c *Client) Send(ctx context.Context, req Request) (res Result) {
 }
 
 func (c *Client) send(ctx context.Context, req Request, start time.Time) Result {
-	if err := CheckURL(req.URL); err != nil {
+	u, err := checkURL(req.URL)
+	if err != nil {
 		return Result{FailureReason: err.Error()}
+	}
+	if c.cfg.RequireHTTPS && u.Scheme != "https" {
+		return Result{FailureReason: "invalid URL: must use https"}
 	}
 	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, req.URL, bytes.NewReader(req.Body))
 	if err != nil {
@@ -292,26 +301,32 @@ func (c *Client) send(ctx context.Context, req Request, start time.Time) Result 
 // never repeats the URL. Whether the destination is allowed is only known at
 // connect time.
 func CheckURL(raw string) error {
+	_, err := checkURL(raw)
+	return err
+}
+
+// checkURL is CheckURL, returning the parsed URL (its scheme lower case).
+func checkURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	switch {
 	case err != nil:
-		return errors.New("invalid URL")
+		return nil, errors.New("invalid URL")
 	case webhooks.QueryHasSpace(u):
 		// net/http would put it on the request line as it is.
-		return errors.New("invalid URL: a space in the query")
+		return nil, errors.New("invalid URL: a space in the query")
 	case u.Scheme != "http" && u.Scheme != "https":
-		return errors.New("invalid URL: scheme must be http or https")
+		return nil, errors.New("invalid URL: scheme must be http or https")
 	case u.User != nil:
-		return errors.New("invalid URL: user and password are not allowed")
+		return nil, errors.New("invalid URL: user and password are not allowed")
 	case u.Opaque != "" || u.Hostname() == "":
-		return errors.New("invalid URL: no host")
+		return nil, errors.New("invalid URL: no host")
 	}
 	if p := u.Port(); p != "" {
 		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return errors.New("invalid URL: bad port")
+			return nil, errors.New("invalid URL: bad port")
 		}
 	}
-	return nil
+	return u, nil
 }
 
 // clip cuts b to at most limit bytes of storable text (see

@@ -580,6 +580,25 @@ func TestClientSend(t *testing.T) {
 		checkResult(t, egress.Result{FailureReason: "destination not allowed"}, res)
 	})
 
+	t.Run("RequireHTTPSRefusesPlainHTTP", func(t *testing.T) {
+		t.Parallel()
+		_, bundle := setup(t)
+		bundle.mux.HandleFunc("/hook", record(bundle, func(http.ResponseWriter, *http.Request) {}))
+		client := mustNewClient(t, egress.Config{AllowPrivateNetworks: true, RequireHTTPS: true})
+		for _, raw := range []string{bundle.url, strings.Replace(bundle.url, "http://", "HTTP://", 1)} {
+			res := client.Send(t.Context(), egress.Request{URL: raw})
+			checkResult(t, egress.Result{FailureReason: "invalid URL: must use https"}, res)
+		}
+		select {
+		case got := <-bundle.received:
+			t.Errorf("the receiver got %s %s", got.Method, got.RequestURI)
+		default:
+		}
+		// An https URL goes out as ever (here it meets a plain listener).
+		res := client.Send(t.Context(), egress.Request{URL: strings.Replace(bundle.url, "http://", "https://", 1)})
+		checkResult(t, egress.Result{FailureReason: "tls handshake failed: the receiver answered plain HTTP"}, res)
+	})
+
 	t.Run("InvalidURLsAreRefused", func(t *testing.T) {
 		t.Parallel()
 		client, _ := setup(t)

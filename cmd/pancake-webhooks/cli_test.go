@@ -1458,3 +1458,65 @@ func TestServeRefusesSettingsThatBreakTheContract(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPWebhooksStopWhenHTTPIsNoLongerAllowed: a webhook made while the
+// server allowed http:// URLs is not sent to once it is restarted without
+// --allow-http; its attempts fail, saying why, and nothing reaches it.
+func TestHTTPWebhooksStopWhenHTTPIsNoLongerAllowed(t *testing.T) {
+	t.Parallel()
+	db := "sqlite:" + filepath.Join(t.TempDir(), "webhooks.db")
+	receiver := startE2EReceiver(t)
+	var key, hookID string
+	t.Run("AllowHTTP", func(t *testing.T) {
+		srv := startE2EServer(t, func(c *pw.ServeConfig) { c.DB = db })
+		key = srv.createShop(t, "shop-http")
+		b := &e2eBundle{srv: srv, shop: "shop-http", key: key, client: srv.client(key, "shop-http"), receiver: receiver}
+		h := b.webhook(t)
+		hookID = h.ID
+		sendOne(t, b, h)
+		receiver.next(t)
+	})
+	if t.Failed() {
+		return
+	}
+
+	srv := startE2EServer(t, func(c *pw.ServeConfig) { c.DB, c.AllowHTTP = db, false })
+	client := srv.client(key, "shop-http")
+	const reason = "invalid URL: must use https"
+	r, err := client.Webhooks.Test(t.Context(), hookID, pancake.EventOrderCreated, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != pancake.StatusFailed || r.FailureReason != reason {
+		t.Errorf("test send: %s %q, want failed %q", r.Status, r.FailureReason, reason)
+	}
+	if _, err := client.Events.Publish(t.Context(), pancake.PublishRequest{Event: pancake.EventOrderCreated}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	for {
+		list, err := client.Webhooks.ListDeliveries(ctx, pancake.DeliveryListParams{WebhookID: hookID, Status: pancake.StatusFailed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if list.Total == 2 { // the test send and the published event's first attempt
+			for _, d := range list.Data {
+				if d.FailureReason != reason {
+					t.Errorf("delivery %s failed with %q, want %q", d.ID, d.FailureReason, reason)
+				}
+			}
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%d failed deliveries, want 2", list.Total)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	select {
+	case <-receiver.got:
+		t.Error("the receiver got a request over http")
+	default:
+	}
+}

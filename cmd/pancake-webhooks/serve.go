@@ -122,7 +122,7 @@ is honoured as usual.`,
 	f.StringVar(&cfg.DB, "db", "sqlite:pancake-webhooks.db", "database: sqlite:FILE or a postgres:// URL")
 	f.StringVar(&cfg.AdminToken, "admin-token", "", "bearer token of the admin API (none: admin API off)")
 	f.BoolVar(&cfg.AllowPrivateNetworks, "allow-private-networks", false, "allow deliveries to loopback and private addresses (development)")
-	f.BoolVar(&cfg.AllowHTTP, "allow-http", false, "allow plain http:// webhook URLs (development)")
+	f.BoolVar(&cfg.AllowHTTP, "allow-http", false, "allow plain http:// webhook URLs and send to them (development)")
 	f.StringSliceVar(&cfg.AllowCIDRs, "allow-cidr", nil, "allow deliveries to these otherwise refused ranges (comma-separated CIDRs)")
 	f.BoolVar(&cfg.Dev, "dev", false, "development mode: a throw-away SQLite file, a shop \"demo\" whose key is printed, private networks and http allowed")
 	f.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -233,6 +233,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Timeout:              cfg.AttemptTimeout,
 		AllowPrivateNetworks: cfg.AllowPrivateNetworks,
 		AllowCIDRs:           cidrs,
+		RequireHTTPS:         !cfg.AllowHTTP,
 		UserAgent:            "PancakeWebhooks/" + Version(),
 		MaxIdleConnsPerHost:  cfg.MaxInFlightPerWebhook * 2,
 	})
