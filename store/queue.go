@@ -454,13 +454,13 @@ func (db *DB) RecordAttempts(ctx context.Context, results []webhooks.AttemptResu
 		vals[i] = v
 	}
 	err := db.writeUrgent(ctx, len(results), func(tx *Tx, queued *bool) error {
-		active, err := webhookActivity(ctx, tx, uniqueWebhooks(results, func(r webhooks.AttemptResult) string { return r.WebhookID }))
+		states, err := webhookStates(ctx, tx, uniqueWebhooks(results, func(r webhooks.AttemptResult) string { return r.WebhookID }))
 		if err != nil {
 			return err
 		}
 		var gone []string
 		for i := range results {
-			if _, ok := active[results[i].WebhookID]; !ok {
+			if _, ok := states[results[i].WebhookID]; !ok {
 				gone = append(gone, results[i].DeliveryID)
 			}
 		}
@@ -474,7 +474,7 @@ func (db *DB) RecordAttempts(ctx context.Context, results []webhooks.AttemptResu
 		nexts := make([]*time.Time, len(results))
 		for i := range results {
 			r := &results[i]
-			if !r.Success && r.NextAttemptAt != nil && r.Disable == "" && active[r.WebhookID] {
+			if st := states[r.WebhookID]; !r.Success && r.NextAttemptAt != nil && r.Disable == "" && st != nil && st.active {
 				nexts[i] = r.NextAttemptAt
 			}
 		}
@@ -506,18 +506,31 @@ func (db *DB) RecordAttempts(ctx context.Context, results []webhooks.AttemptResu
 			return err
 		}
 		*queued = len(retry) > 0
-		return db.applyAttempts(ctx, tx, done)
+		return db.applyAttempts(ctx, tx, done, states)
 	})
 	return err
 }
 
-// webhookActivity says, for each id, whether that webhook exists and is
-// active. On PostgreSQL it also locks the rows, in id order, for the
-// health update that follows (applyHealth): that statement's join may
-// visit them in any order, and two writers recording attempts of the same
-// webhooks must not lock them in different orders.
-func webhookActivity(ctx context.Context, tx *Tx, ids []string) (map[string]bool, error) {
-	out := make(map[string]bool, len(ids))
+// webhookState is what the health fold reads of a webhook's row (see
+// foldHealth), and whether it is active.
+type webhookState struct {
+	active    bool
+	lastAt    *int64 // last_triggered_at
+	successAt *int64 // last_success_at
+	failAt    *int64 // last_failure_at
+	reason    string // last_failure_reason
+	streak    int64  // consecutive_failures
+	since     *int64 // failing_since
+}
+
+// webhookStates reads, for each id, whether that webhook exists, whether
+// it is active, and its health. On PostgreSQL it also locks the rows, in
+// id order, for the health update that follows (applyHealth): that
+// statement's join may visit them in any order, and two writers recording
+// attempts of the same webhooks must not lock them in different orders;
+// the lock also keeps what was read current until the update.
+func webhookStates(ctx context.Context, tx *Tx, ids []string) (map[string]*webhookState, error) {
+	out := make(map[string]*webhookState, len(ids))
 	if len(ids) == 0 {
 		return out, nil
 	}
@@ -526,20 +539,33 @@ func webhookActivity(ctx context.Context, tx *Tx, ids []string) (map[string]bool
 		lock = ` ORDER BY id FOR NO KEY UPDATE`
 	}
 	in, args := tx.db.dialect.in("id", 1, ids)
-	rows, err := tx.QueryContext(ctx, `SELECT id, is_active FROM webhooks WHERE `+in+lock, args...)
+	rows, err := tx.QueryContext(ctx, `SELECT id, is_active, last_triggered_at, last_success_at, last_failure_at,
+		last_failure_reason, consecutive_failures, failing_since FROM webhooks WHERE `+in+lock, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read webhooks: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var id string
-		var on bool
-		if err := rows.Scan(&id, &on); err != nil {
+		var (
+			id                               string
+			st                               webhookState
+			lastAt, successAt, failAt, since sql.NullInt64
+		)
+		if err := rows.Scan(&id, &st.active, &lastAt, &successAt, &failAt, &st.reason, &st.streak, &since); err != nil {
 			return nil, fmt.Errorf("read webhooks: %w", err)
 		}
-		out[id] = on
+		st.lastAt, st.successAt, st.failAt, st.since = nullablePtr(lastAt), nullablePtr(successAt), nullablePtr(failAt), nullablePtr(since)
+		out[id] = &st
 	}
 	return out, rows.Err()
+}
+
+// nullablePtr is v's value, or nil if it is NULL.
+func nullablePtr(v sql.NullInt64) *int64 {
+	if !v.Valid {
+		return nil
+	}
+	return &v.Int64
 }
 
 // attemptRow is what an attempt writes onto its row but next_retry_at
@@ -757,9 +783,10 @@ func encodeHeaders(resp map[string]string, req map[string]string) (string, strin
 	return string(a), string(b), nil
 }
 
-// applyAttempts folds recorded attempts into each webhook's health (one
-// update per webhook) and into the hourly stats (one upsert per bucket).
-func (db *DB) applyAttempts(ctx context.Context, tx *Tx, done []attempt) error {
+// applyAttempts folds recorded attempts into the health of their
+// webhooks, whose rows states holds as read in this transaction (one
+// update per webhook), and into the hourly stats (one upsert per bucket).
+func (db *DB) applyAttempts(ctx context.Context, tx *Tx, done []attempt, states map[string]*webhookState) error {
 	if len(done) == 0 {
 		return nil
 	}
@@ -772,7 +799,9 @@ func (db *DB) applyAttempts(ctx context.Context, tx *Tx, done []attempt) error {
 		for j < len(done) && done[j].webhookID == done[i].webhookID {
 			j++
 		}
-		hs = append(hs, healthOf(done[i:j]))
+		if st := states[done[i].webhookID]; st != nil {
+			hs = append(hs, foldHealth(done[i].webhookID, *st, done[i:j]))
+		}
 		i = j
 	}
 	if err := applyHealth(ctx, tx, hs, db.now().Add(-webhooks.AutoDisableAfter)); err != nil {
@@ -781,78 +810,91 @@ func (db *DB) applyAttempts(ctx context.Context, tx *Tx, done []attempt) error {
 	return addStats(ctx, tx, done)
 }
 
-// health is what one webhook's attempts of a batch, in time order, change
-// in its row.
+// health is a webhook's row after a batch's attempts: what applyHealth
+// writes.
 type health struct {
-	id        string
-	lastAt    int64   // the last attempt: last_triggered_at
-	ok        bool    // one succeeded: the failure streak restarts
-	streak    int64   // failures after the last success, or all of them
-	since     *int64  // the first of those failures
-	successAt *int64  // the last success
-	failAt    *int64  // the last failure
-	reason    *string // the last failure's reason
-	disable   string  // a reason to disable the webhook (410 Gone)
+	id      string
+	state   webhookState
+	disable string // a reason to disable the webhook (410 Gone)
 }
 
-// healthOf folds one webhook's attempts of a batch, in time order, into
-// what they change in its row.
-func healthOf(as []attempt) health {
-	h := health{id: as[0].webhookID, lastAt: ms(as[len(as)-1].at)}
+// foldHealth folds one webhook's attempts of a batch, in time order, into
+// its row's health st. Results are not always recorded in the order their
+// attempts were made: one that took seconds comes after a faster, later
+// one, a test send's or another replica's (audit). So each time keeps the
+// latest attempt's, the last failure's reason goes with its time, and the
+// failure streak counts the failures made after the latest success only.
+func foldHealth(id string, st webhookState, as []attempt) health {
+	h := health{id: id}
 	for _, a := range as {
 		at := ms(a.at)
 		if a.disable != "" {
 			h.disable = a.disable
 		}
+		if st.lastAt == nil || at > *st.lastAt {
+			st.lastAt = &at
+		}
 		if a.success {
-			h.ok, h.successAt, h.streak, h.since = true, &at, 0, nil
+			if st.successAt != nil && at < *st.successAt {
+				continue // an older success changes nothing
+			}
+			st.successAt = &at
+			switch {
+			case st.streak == 0, st.since != nil && *st.since > at:
+				// No streak, or all of it came after this success.
+			case st.failAt != nil && *st.failAt > at:
+				// Part of the streak came after this success. How much
+				// is not kept; its last failure did.
+				last := *st.failAt
+				st.streak, st.since = 1, &last
+			default:
+				st.streak, st.since = 0, nil
+			}
 			continue
 		}
-		reason := a.reason
-		h.failAt, h.reason = &at, &reason
-		if h.streak == 0 {
-			h.since = &at
+		if st.failAt == nil || at >= *st.failAt {
+			st.failAt, st.reason = &at, a.reason
 		}
-		h.streak++
+		if st.successAt == nil || at >= *st.successAt {
+			st.streak++
+			if st.since == nil || at < *st.since {
+				st.since = &at
+			}
+		}
 	}
+	h.state = st
 	return h
 }
 
-// The parts of applyHealth's statement. A batch with a success sets the
-// failure streak to what followed the last success; one without adds to
-// it. An untouched column keeps its value (COALESCE with a NULL).
+// The parts of applyHealth's statement: the values foldHealth made.
 const (
-	healthCols = `(id, ok, last_at, streak, since, success_at, fail_at, reason)`
-	healthSet  = `last_triggered_at = v.last_at,
-		consecutive_failures = CASE WHEN v.ok THEN v.streak ELSE webhooks.consecutive_failures + v.streak END,
-		failing_since = CASE WHEN v.ok THEN v.since ELSE COALESCE(webhooks.failing_since, v.since) END,
-		last_success_at = COALESCE(v.success_at, webhooks.last_success_at),
-		last_failure_at = COALESCE(v.fail_at, webhooks.last_failure_at),
-		last_failure_reason = COALESCE(v.reason, webhooks.last_failure_reason)`
-	healthTail        = `) UPDATE webhooks SET ` + healthSet + ` FROM v WHERE webhooks.id = v.id RETURNING webhooks.id, webhooks.failing_since, webhooks.is_active`
-	healthRow         = "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)"
+	healthCols = `(id, last_at, streak, since, success_at, fail_at, reason)`
+	healthSet  = `last_triggered_at = v.last_at, consecutive_failures = v.streak, failing_since = v.since,
+		last_success_at = v.success_at, last_failure_at = v.fail_at, last_failure_reason = v.reason`
+	healthTail        = `) UPDATE webhooks SET ` + healthSet + ` FROM v WHERE webhooks.id = v.id RETURNING webhooks.id, webhooks.is_active`
+	healthRow         = "($%d, $%d, $%d, $%d, $%d, $%d, $%d)"
 	healthHead        = `WITH v ` + healthCols + ` AS (VALUES `
 	healthSQLPostgres = `UPDATE webhooks SET ` + healthSet + `
-		FROM unnest($1::text[], $2::boolean[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::text[])
+		FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[])
 			AS v ` + healthCols + `
-		WHERE webhooks.id = v.id RETURNING webhooks.id, webhooks.failing_since, webhooks.is_active`
+		WHERE webhooks.id = v.id RETURNING webhooks.id, webhooks.is_active`
 )
 
 // healthArrays are healthSQLPostgres's arguments for hs: a column each.
 func healthArrays(hs []health) []any {
 	n := len(hs)
 	var (
-		ids                      = make([]string, n)
-		ok                       = make([]bool, n)
-		lastAt, streak           = make([]int64, n), make([]int64, n)
-		since, successAt, failAt = make([]*int64, n), make([]*int64, n), make([]*int64, n)
-		reason                   = make([]*string, n)
+		ids                              = make([]string, n)
+		streak                           = make([]int64, n)
+		lastAt, since, successAt, failAt = make([]*int64, n), make([]*int64, n), make([]*int64, n), make([]*int64, n)
+		reason                           = make([]string, n)
 	)
 	for i, h := range hs {
-		ids[i], ok[i], lastAt[i], streak[i] = h.id, h.ok, h.lastAt, h.streak
-		since[i], successAt[i], failAt[i], reason[i] = h.since, h.successAt, h.failAt, h.reason
+		st := &h.state
+		ids[i], lastAt[i], streak[i], since[i] = h.id, st.lastAt, st.streak, st.since
+		successAt[i], failAt[i], reason[i] = st.successAt, st.failAt, st.reason
 	}
-	return []any{ids, ok, lastAt, streak, since, successAt, failAt, reason}
+	return []any{ids, lastAt, streak, since, successAt, failAt, reason}
 }
 
 // healthSQLs memoizes SQLite's texts of applyHealth (see sqliteChunks).
@@ -867,11 +909,7 @@ var healthSQLs sync.Map
 // before cutoff).
 func applyHealth(ctx context.Context, tx *Tx, hs []health, cutoff time.Time) error {
 	pg := tx.db.dialect.name == "postgres"
-	type state struct {
-		failingSince sql.NullInt64
-		active       bool
-	}
-	after := make(map[string]state, len(hs))
+	active := make(map[string]bool, len(hs))
 	for rest := hs; len(rest) > 0; {
 		n := chunkSize(pg, len(rest))
 		var (
@@ -883,7 +921,8 @@ func applyHealth(ctx context.Context, tx *Tx, hs []health, cutoff time.Time) err
 		} else {
 			q, args = multiRowSQL(&healthSQLs, healthHead, healthRow, healthTail, healthColumns, n), make([]any, 0, n*healthColumns)
 			for _, h := range rest[:n] {
-				args = append(args, h.id, h.ok, h.lastAt, h.streak, h.since, h.successAt, h.failAt, h.reason)
+				st := &h.state
+				args = append(args, h.id, st.lastAt, st.streak, st.since, st.successAt, st.failAt, st.reason)
 			}
 		}
 		rows, err := tx.QueryContext(ctx, q, args...)
@@ -892,12 +931,12 @@ func applyHealth(ctx context.Context, tx *Tx, hs []health, cutoff time.Time) err
 		}
 		for rows.Next() {
 			var id string
-			var st state
-			if err := rows.Scan(&id, &st.failingSince, &st.active); err != nil {
+			var on bool
+			if err := rows.Scan(&id, &on); err != nil {
 				rows.Close()
 				return fmt.Errorf("update health: %w", err)
 			}
-			after[id] = st
+			active[id] = on
 		}
 		if err := rows.Close(); err != nil {
 			return fmt.Errorf("update health: %w", err)
@@ -908,17 +947,18 @@ func applyHealth(ctx context.Context, tx *Tx, hs []health, cutoff time.Time) err
 		rest = rest[n:]
 	}
 	for _, h := range hs {
-		st, found := after[h.id]
+		on, found := active[h.id]
 		if !found {
 			continue // deleted meanwhile
 		}
+		st := &h.state
 		disable := h.disable
-		if disable == "" && !h.ok && st.active && st.failingSince.Valid && st.failingSince.Int64 <= ms(cutoff) {
+		if disable == "" && on && st.streak > 0 && st.since != nil && *st.since <= ms(cutoff) {
 			// Every delivery failed for 5 days: stop.
 			disable = webhooks.DisabledReasonFailing
 		}
 		if disable != "" {
-			if err := disableWebhook(ctx, tx, h.id, disable, time.UnixMilli(h.lastAt)); err != nil {
+			if err := disableWebhook(ctx, tx, h.id, disable, time.UnixMilli(*st.lastAt)); err != nil {
 				return err
 			}
 		}
@@ -927,7 +967,7 @@ func applyHealth(ctx context.Context, tx *Tx, hs []health, cutoff time.Time) err
 }
 
 // healthColumns is how many values a row of applyHealth's statement takes.
-const healthColumns = 8
+const healthColumns = 7
 
 // statsSQLs memoizes SQLite's texts of addStats.
 var statsSQLs sync.Map
@@ -1026,12 +1066,12 @@ func (db *DB) RecordSyncAttempt(ctx context.Context, a webhooks.SyncAttempt) err
 		// The webhook's row is locked first (webhooks before deliveries,
 		// as the recorder), which also makes manual retries of its
 		// deliveries take turns at numbering their attempt.
-		var one int
-		err := tx.QueryRowContext(ctx, `SELECT 1 FROM webhooks WHERE id = $1`+tx.db.dialect.rowLock, d.WebhookID).Scan(&one)
-		if errors.Is(err, sql.ErrNoRows) {
+		states, err := webhookStates(ctx, tx, []string{d.WebhookID})
+		if err != nil {
+			return err
+		}
+		if states[d.WebhookID] == nil {
 			return webhooks.Errorf(webhooks.ENOTFOUND, "Webhook %s not found", d.WebhookID)
-		} else if err != nil {
-			return fmt.Errorf("find webhook: %w", err)
 		}
 		if a.Event != nil {
 			if err := insertEvent(ctx, tx, a.Event, nil); err != nil {
@@ -1071,7 +1111,7 @@ func (db *DB) RecordSyncAttempt(ctx context.Context, a webhooks.SyncAttempt) err
 			disable = webhooks.DisabledReasonGone
 		}
 		return db.applyAttempts(ctx, tx, []attempt{{webhookID: d.WebhookID, event: d.Event, success: d.Status == webhooks.StatusSuccess,
-			at: d.CreatedAt, duration: d.DurationMS, reason: d.FailureReason, disable: disable}})
+			at: d.CreatedAt, duration: d.DurationMS, reason: d.FailureReason, disable: disable}}, states)
 	})
 }
 

@@ -809,6 +809,87 @@ func testQueue(t *testing.T, setup func(*testing.T) *testBundle) {
 			t.Fatalf("set active again: streak %d since %v, %v; want the streak cleared", got.Health.ConsecutiveFailures, got.Health.FailingSince, err)
 		}
 	})
+	// Results are recorded in the order their attempts end, not the order
+	// they began: a slow attempt's comes after a later, faster one's. The
+	// webhook's health follows the attempts (audit: a late failure made a
+	// healthy webhook "warning" with a streak of 2, until its next attempt).
+	t.Run("HealthFollowsTheAttemptsNotTheirRecording", func(t *testing.T) {
+		t.Parallel()
+		ts := func(t0 time.Time, d time.Duration) *time.Time { v := t0.Add(d).Truncate(time.Millisecond); return &v }
+		for _, tt := range []struct {
+			name    string
+			batches [][]int // indexes into attempts, one RecordAttempts call each
+			// want
+			streak             int
+			since, last, ok, f *time.Duration // FailingSince, LastTriggeredAt, LastSuccessAt, LastFailureAt (nil: none)
+			reason             string
+		}{
+			// 0: fail at 0 s, 1: fail at 1 s, 2–6: success at 2–6 s; the
+			// failures recorded last.
+			{name: "LateFailures", batches: [][]int{{2, 3, 4, 5, 6}, {0, 1}},
+				last: dur(6), ok: dur(6), f: dur(1), reason: "HTTP 500 (1)"},
+			// A failure, a success, a failure: the first recorded last.
+			{name: "LateFailureBeforeASuccess", batches: [][]int{{2}, {7}, {0}},
+				streak: 1, since: dur(7), last: dur(7), ok: dur(2), f: dur(7), reason: "HTTP 500 (7)"},
+			// Failures around a success recorded after them: only the
+			// last failure is known to follow it.
+			{name: "LateSuccessAmidAStreak", batches: [][]int{{0, 7}, {2}},
+				streak: 1, since: dur(7), last: dur(7), ok: dur(2), f: dur(7), reason: "HTTP 500 (7)"},
+			// A success older than the last one changes no streak.
+			{name: "LateSuccessBeforeTheLast", batches: [][]int{{3, 7}, {2}},
+				streak: 1, since: dur(7), last: dur(7), ok: dur(3), f: dur(7), reason: "HTTP 500 (7)"},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
+				b := setup(t)
+				w, jobs := publishAndClaim(t, b, 8)
+				t0 := b.clock.Now()
+				attempts := make([]webhooks.AttemptResult, 8)
+				for i, j := range jobs {
+					at := *ts(t0, time.Duration(i)*time.Second)
+					if i < 2 || i == 7 {
+						attempts[i] = failure(j, at, nil)
+						attempts[i].FailureReason = fmt.Sprintf("HTTP 500 (%d)", i)
+					} else {
+						attempts[i] = success(j, at)
+					}
+				}
+				for _, batch := range tt.batches {
+					var rs []webhooks.AttemptResult
+					for _, i := range batch {
+						rs = append(rs, attempts[i])
+					}
+					if err := b.db.RecordAttempts(b.ctx, rs); err != nil {
+						t.Fatal(err)
+					}
+				}
+				got, err := b.db.FindWebhook(b.ctx, b.shop, w.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				h := got.Health
+				wantAt := func(what string, got *time.Time, want *time.Duration) {
+					t.Helper()
+					switch {
+					case want == nil && got != nil:
+						t.Errorf("%s = %v, want none", what, got.Sub(t0))
+					case want != nil && (got == nil || !got.Equal(*ts(t0, *want))):
+						t.Errorf("%s = %v, want %v", what, got, *want)
+					}
+				}
+				if h.ConsecutiveFailures != tt.streak {
+					t.Errorf("consecutive failures = %d, want %d", h.ConsecutiveFailures, tt.streak)
+				}
+				wantAt("failing since", h.FailingSince, tt.since)
+				wantAt("last triggered", got.LastTriggeredAt, tt.last)
+				wantAt("last success", h.LastSuccessAt, tt.ok)
+				wantAt("last failure", h.LastFailureAt, tt.f)
+				if h.LastFailureReason != tt.reason {
+					t.Errorf("last failure reason = %q, want %q", h.LastFailureReason, tt.reason)
+				}
+			})
+		}
+	})
 	t.Run("FailingForFiveDaysDisables", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
@@ -1095,4 +1176,10 @@ func testMaintenance(t *testing.T, setup func(*testing.T) *testBundle) {
 			t.Fatalf("QueueStats = %+v, %v", st, err)
 		}
 	})
+}
+
+// dur is d seconds, for a table's optional times.
+func dur(d int) *time.Duration {
+	v := time.Duration(d) * time.Second
+	return &v
 }
