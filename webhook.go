@@ -15,12 +15,19 @@ import (
 
 // Limits and defaults of webhooks.
 const (
-	MaxURLLen             = 2048
-	MaxDescriptionLen     = 1000
-	DefaultMaxWebhooks    = 100
-	DefaultSecretOverlap  = 24 * time.Hour
-	SecretPrefix          = "whsec_"
+	MaxURLLen            = 2048
+	MaxDescriptionLen    = 1000
+	DefaultMaxWebhooks   = 100
+	DefaultSecretOverlap = 24 * time.Hour
+	SecretPrefix         = "whsec_"
+	// AutoDisableAfter: a webhook whose attempts have all failed for this
+	// long is disabled, once a failure comes this long after the first of
+	// its failing spell. A day or more without an attempt ends the spell
+	// (AutoDisableBreak): one failed test send, then quiet days, is not
+	// failing for 5 days (audit), and the retry schedule's longest wait
+	// is 10 hours.
 	AutoDisableAfter      = 5 * 24 * time.Hour
+	AutoDisableBreak      = 24 * time.Hour
 	DisabledReasonGone    = "endpoint answered 410 Gone"
 	DisabledReasonFailing = "every delivery failed for 5 days"
 )

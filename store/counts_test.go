@@ -263,7 +263,13 @@ func testDeliveryTotals(t *testing.T, db *store.DB, raw *sql.DB, clock *storetes
 	}
 	release(rest)
 	check("retry queued")
-	if n, err := db.DisableFailingWebhooks(ctx, clock.Now().Add(time.Hour), webhooks.DisabledReasonFailing); err != nil || n == 0 {
+	// As a build before the failing spell's rule left it: failing for 5
+	// days, and still active.
+	if _, err := raw.Exec(`UPDATE webhooks SET failing_since = $1, last_failure_at = $2 WHERE id = $3`,
+		clock.Now().Add(-6*24*time.Hour).UnixMilli(), clock.Now().Add(-time.Hour).UnixMilli(), w4.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.DisableFailingWebhooks(ctx, clock.Now().Add(-webhooks.AutoDisableAfter), webhooks.DisabledReasonFailing); err != nil || n == 0 {
 		t.Fatalf("DisableFailingWebhooks = %d, %v", n, err)
 	}
 	check("failing webhook disabled")

@@ -37,12 +37,16 @@ func (db *DB) DeleteFinishedBefore(ctx context.Context, t time.Time, limit int) 
 }
 
 // DisableFailingWebhooks disables the active webhooks whose deliveries have
-// all failed since before t, cancelling their queued deliveries.
+// all failed since before t, in a spell that lasted webhooks.AutoDisableAfter
+// to its last failure, cancelling their queued deliveries. Recording that
+// failure disables them already; this finds those it did not (recorded
+// by an earlier build).
 func (db *DB) DisableFailingWebhooks(ctx context.Context, t time.Time, reason string) (int64, error) {
 	var ids []string
 	err := db.write(ctx, func(tx *Tx) error {
 		ids = nil
-		rows, err := tx.QueryContext(ctx, `SELECT id FROM webhooks WHERE is_active = TRUE AND failing_since IS NOT NULL AND failing_since <= $1`, ms(t))
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM webhooks WHERE is_active = TRUE AND failing_since IS NOT NULL AND failing_since <= $1
+			AND last_failure_at - failing_since >= $2`, ms(t), webhooks.AutoDisableAfter.Milliseconds())
 		if err != nil {
 			return fmt.Errorf("find failing webhooks: %w", err)
 		}
@@ -59,9 +63,15 @@ func (db *DB) DisableFailingWebhooks(ctx context.Context, t time.Time, reason st
 			return fmt.Errorf("find failing webhooks: %w", err)
 		}
 		now := db.now()
-		for _, id := range ids {
-			if err := disableWebhook(ctx, tx, id, reason, now); err != nil {
+		found := ids
+		ids = nil
+		for _, id := range found {
+			done, err := disableWebhook(ctx, tx, id, reason, now)
+			if err != nil {
 				return err
+			}
+			if done {
+				ids = append(ids, id)
 			}
 		}
 		return nil

@@ -453,7 +453,9 @@ func (db *DB) RecordAttempts(ctx context.Context, results []webhooks.AttemptResu
 		}
 		vals[i] = v
 	}
+	var stopped []string // webhooks the results disabled
 	err := db.writeUrgent(ctx, len(results), func(tx *Tx, queued *bool) error {
+		stopped = nil
 		states, err := webhookStates(ctx, tx, uniqueWebhooks(results, func(r webhooks.AttemptResult) string { return r.WebhookID }))
 		if err != nil {
 			return err
@@ -506,9 +508,17 @@ func (db *DB) RecordAttempts(ctx context.Context, results []webhooks.AttemptResu
 			return err
 		}
 		*queued = len(retry) > 0
-		return db.applyAttempts(ctx, tx, done, states)
+		stopped, err = db.applyAttempts(ctx, tx, done, states)
+		return err
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	// Their claimed deliveries must not go out: on SQLite nothing else
+	// tells the dispatcher (audit: 48 more attempts reached a webhook the
+	// 5-day rule had disabled).
+	db.notifyStopped(stopped...)
+	return nil
 }
 
 // webhookState is what the health fold reads of a webhook's row (see
@@ -786,9 +796,11 @@ func encodeHeaders(resp map[string]string, req map[string]string) (string, strin
 // applyAttempts folds recorded attempts into the health of their
 // webhooks, whose rows states holds as read in this transaction (one
 // update per webhook), and into the hourly stats (one upsert per bucket).
-func (db *DB) applyAttempts(ctx context.Context, tx *Tx, done []attempt, states map[string]*webhookState) error {
+//
+// It returns the webhooks it disabled (410 Gone, or failing for 5 days).
+func (db *DB) applyAttempts(ctx context.Context, tx *Tx, done []attempt, states map[string]*webhookState) ([]string, error) {
 	if len(done) == 0 {
-		return nil
+		return nil, nil
 	}
 	slices.SortStableFunc(done, func(a, b attempt) int {
 		return cmp.Or(strings.Compare(a.webhookID, b.webhookID), a.at.Compare(b.at))
@@ -804,10 +816,11 @@ func (db *DB) applyAttempts(ctx context.Context, tx *Tx, done []attempt, states 
 		}
 		i = j
 	}
-	if err := applyHealth(ctx, tx, hs, db.now().Add(-webhooks.AutoDisableAfter)); err != nil {
-		return err
+	stopped, err := applyHealth(ctx, tx, hs)
+	if err != nil {
+		return nil, err
 	}
-	return addStats(ctx, tx, done)
+	return stopped, addStats(ctx, tx, done)
 }
 
 // health is a webhook's row after a batch's attempts: what applyHealth
@@ -852,14 +865,19 @@ func foldHealth(id string, st webhookState, as []attempt) health {
 			}
 			continue
 		}
-		if st.failAt == nil || at >= *st.failAt {
-			st.failAt, st.reason = &at, a.reason
-		}
 		if st.successAt == nil || at >= *st.successAt {
 			st.streak++
-			if st.since == nil || at < *st.since {
+			switch {
+			case st.since == nil || at < *st.since:
+				st.since = &at
+			case st.failAt != nil && at-*st.failAt >= webhooks.AutoDisableBreak.Milliseconds():
+				// A day without an attempt: a new failing spell (see
+				// webhooks.AutoDisableAfter).
 				st.since = &at
 			}
+		}
+		if st.failAt == nil || at >= *st.failAt {
+			st.failAt, st.reason = &at, a.reason
 		}
 	}
 	h.state = st
@@ -905,9 +923,9 @@ var healthSQLs sync.Map
 // (and one per stats counter) was a round trip each, and recording a
 // batch spread over 10 webhooks took 75 µs per delivery instead of 55
 // (BenchmarkQueue). Then it disables the webhooks that asked for it, and
-// those whose every attempt failed for AutoDisableAfter (failing since
-// before cutoff).
-func applyHealth(ctx context.Context, tx *Tx, hs []health, cutoff time.Time) error {
+// those whose every attempt failed for AutoDisableAfter (see
+// webhooks.AutoDisableAfter), and returns those it disabled.
+func applyHealth(ctx context.Context, tx *Tx, hs []health) ([]string, error) {
 	pg := tx.db.dialect.name == "postgres"
 	active := make(map[string]bool, len(hs))
 	for rest := hs; len(rest) > 0; {
@@ -927,25 +945,26 @@ func applyHealth(ctx context.Context, tx *Tx, hs []health, cutoff time.Time) err
 		}
 		rows, err := tx.QueryContext(ctx, q, args...)
 		if err != nil {
-			return fmt.Errorf("update health: %w", err)
+			return nil, fmt.Errorf("update health: %w", err)
 		}
 		for rows.Next() {
 			var id string
 			var on bool
 			if err := rows.Scan(&id, &on); err != nil {
 				rows.Close()
-				return fmt.Errorf("update health: %w", err)
+				return nil, fmt.Errorf("update health: %w", err)
 			}
 			active[id] = on
 		}
 		if err := rows.Close(); err != nil {
-			return fmt.Errorf("update health: %w", err)
+			return nil, fmt.Errorf("update health: %w", err)
 		}
 		if err := rows.Err(); err != nil {
-			return fmt.Errorf("update health: %w", err)
+			return nil, fmt.Errorf("update health: %w", err)
 		}
 		rest = rest[n:]
 	}
+	var stopped []string
 	for _, h := range hs {
 		on, found := active[h.id]
 		if !found {
@@ -953,17 +972,26 @@ func applyHealth(ctx context.Context, tx *Tx, hs []health, cutoff time.Time) err
 		}
 		st := &h.state
 		disable := h.disable
-		if disable == "" && on && st.streak > 0 && st.since != nil && *st.since <= ms(cutoff) {
-			// Every delivery failed for 5 days: stop.
+		if disable == "" && on && failingLongEnough(st.since, st.failAt) {
 			disable = webhooks.DisabledReasonFailing
 		}
 		if disable != "" {
-			if err := disableWebhook(ctx, tx, h.id, disable, time.UnixMilli(*st.lastAt)); err != nil {
-				return err
+			done, err := disableWebhook(ctx, tx, h.id, disable, time.UnixMilli(*st.lastAt))
+			if err != nil {
+				return nil, err
+			}
+			if done {
+				stopped = append(stopped, h.id)
 			}
 		}
 	}
-	return nil
+	return stopped, nil
+}
+
+// failingLongEnough says whether a failing spell from since to the last
+// failure has lasted webhooks.AutoDisableAfter.
+func failingLongEnough(since, lastFailure *int64) bool {
+	return since != nil && lastFailure != nil && *lastFailure-*since >= webhooks.AutoDisableAfter.Milliseconds()
 }
 
 // healthColumns is how many values a row of applyHealth's statement takes.
@@ -1045,24 +1073,26 @@ func addStats(ctx context.Context, tx *Tx, done []attempt) error {
 }
 
 // disableWebhook turns an active webhook off for reason and cancels its
-// queued deliveries.
-func disableWebhook(ctx context.Context, tx *Tx, id, reason string, now time.Time) error {
+// queued deliveries. It says whether the webhook was active.
+func disableWebhook(ctx context.Context, tx *Tx, id, reason string, now time.Time) (bool, error) {
 	res, err := tx.ExecContext(ctx, `UPDATE webhooks SET is_active = FALSE, disabled_reason = $1, updated_at = $2
 		WHERE id = $3 AND is_active = TRUE`, reason, ms(now), id)
 	if err != nil {
-		return fmt.Errorf("disable webhook: %w", err)
+		return false, fmt.Errorf("disable webhook: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n > 0 {
-		return cancelQueued(ctx, tx, id, now)
+		return true, cancelQueued(ctx, tx, id, now)
 	}
-	return nil
+	return false, nil
 }
 
 // RecordSyncAttempt stores a synchronous attempt (test send or manual
 // retry): its event if new, the finished delivery, and health and stats.
 func (db *DB) RecordSyncAttempt(ctx context.Context, a webhooks.SyncAttempt) error {
 	d := a.Delivery
-	return db.write(ctx, func(tx *Tx) error {
+	var stopped []string
+	err := db.write(ctx, func(tx *Tx) error {
+		stopped = nil
 		// The webhook's row is locked first (webhooks before deliveries,
 		// as the recorder), which also makes manual retries of its
 		// deliveries take turns at numbering their attempt.
@@ -1110,9 +1140,15 @@ func (db *DB) RecordSyncAttempt(ctx context.Context, a webhooks.SyncAttempt) err
 		if resp.StatusCode == 410 {
 			disable = webhooks.DisabledReasonGone
 		}
-		return db.applyAttempts(ctx, tx, []attempt{{webhookID: d.WebhookID, event: d.Event, success: d.Status == webhooks.StatusSuccess,
+		stopped, err = db.applyAttempts(ctx, tx, []attempt{{webhookID: d.WebhookID, event: d.Event, success: d.Status == webhooks.StatusSuccess,
 			at: d.CreatedAt, duration: d.DurationMS, reason: d.FailureReason, disable: disable}}, states)
+		return err
 	})
+	if err != nil {
+		return err
+	}
+	db.notifyStopped(stopped...) // see RecordAttempts
+	return nil
 }
 
 // freeDeadLeases frees the leases of queued deliveries, once this process

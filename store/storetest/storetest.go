@@ -894,23 +894,64 @@ func testQueue(t *testing.T, setup func(*testing.T) *testBundle) {
 		t.Parallel()
 		b := setup(t)
 		w := MustCreateWebhook(t, b.db, b.shop, "https://a.example/1", b.clock.Now(), "order.created")
+		stopped := make(chan string, 10)
+		b.db.OnWebhookStopped(func(id string) { stopped <- id })
 		mustPublish(t, b, "order.created", 1)
-		jobs, _ := b.db.ClaimDeliveries(b.ctx, webhooks.Claim{Limit: 1, LeaseFor: time.Minute})
-		next := b.clock.Now().Add(5*24*time.Hour + time.Minute)
-		if err := b.db.RecordAttempts(b.ctx, []webhooks.AttemptResult{failure(jobs[0], b.clock.Now(), &next)}); err != nil {
-			t.Fatal(err)
+		// An attempt every 20 hours, all failed: disabled by the one that
+		// comes 5 days after the first.
+		for k := 0; ; k++ {
+			jobs, _ := b.db.ClaimDeliveries(b.ctx, webhooks.Claim{Limit: 1, LeaseFor: time.Minute})
+			if len(jobs) != 1 {
+				t.Fatalf("attempt %d not due", k+1)
+			}
+			next := b.clock.Now().Add(20 * time.Hour)
+			if err := b.db.RecordAttempts(b.ctx, []webhooks.AttemptResult{failure(jobs[0], b.clock.Now(), &next)}); err != nil {
+				t.Fatal(err)
+			}
+			got, _ := b.db.FindWebhook(b.ctx, b.shop, w.ID)
+			if k < 6 {
+				if !got.IsActive {
+					t.Fatalf("disabled after failing for %d hours", k*20)
+				}
+				b.clock.Add(20 * time.Hour)
+				continue
+			}
+			if got.IsActive || got.DisabledReason != webhooks.DisabledReasonFailing {
+				t.Fatalf("after 5 failing days: active=%v reason=%q", got.IsActive, got.DisabledReason)
+			}
+			break
 		}
-		b.clock.Add(5*24*time.Hour + time.Minute)
-		jobs, _ = b.db.ClaimDeliveries(b.ctx, webhooks.Claim{Limit: 1, LeaseFor: time.Minute})
-		if len(jobs) != 1 {
-			t.Fatal("retry not due")
+		// The dispatcher hears of it, to drop what it had claimed.
+		select {
+		case id := <-stopped:
+			if id != w.ID {
+				t.Fatalf("stopped %s, want %s", id, w.ID)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the disable was not announced")
 		}
+	})
+	// One failure, then quiet days, then another failure is not failing
+	// for 5 days (audit: a failed test send before the receiver was up,
+	// then a rare event, disabled the webhook).
+	t.Run("AQuietDayEndsAFailingSpell", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		w, jobs := publishAndClaim(t, b, 2)
 		if err := b.db.RecordAttempts(b.ctx, []webhooks.AttemptResult{failure(jobs[0], b.clock.Now(), nil)}); err != nil {
 			t.Fatal(err)
 		}
+		b.clock.Add(6 * 24 * time.Hour)
+		if err := b.db.RecordAttempts(b.ctx, []webhooks.AttemptResult{failure(jobs[1], b.clock.Now(), nil)}); err != nil {
+			t.Fatal(err)
+		}
 		got, _ := b.db.FindWebhook(b.ctx, b.shop, w.ID)
-		if got.IsActive || got.DisabledReason != webhooks.DisabledReasonFailing {
-			t.Fatalf("after 5 failing days: active=%v reason=%q", got.IsActive, got.DisabledReason)
+		if !got.IsActive || got.Health.ConsecutiveFailures != 2 || got.Health.FailingSince == nil || !got.Health.FailingSince.Equal(b.clock.Now().Truncate(time.Millisecond)) {
+			t.Fatalf("after a failure, 6 quiet days and a failure: active=%v streak %d since %v; want active, 2, the last failure",
+				got.IsActive, got.Health.ConsecutiveFailures, got.Health.FailingSince)
+		}
+		if n, err := b.db.DisableFailingWebhooks(b.ctx, b.clock.Now().Add(-webhooks.AutoDisableAfter), webhooks.DisabledReasonFailing); err != nil || n != 0 {
+			t.Fatalf("DisableFailingWebhooks = %d, %v; want none", n, err)
 		}
 	})
 	t.Run("SetActiveFalseCancelsQueuedAndStopsRetries", func(t *testing.T) {
