@@ -404,7 +404,7 @@ func (d *Dispatcher) claimLoop(ctx context.Context) {
 	defer hold.Stop()
 	for {
 		d.releaseChanged(ctx)
-		n, saturated, err := d.claimOnce(ctx)
+		n, saturated, probeIn, err := d.claimOnce(ctx)
 		if ctx.Err() != nil {
 			return
 		}
@@ -424,6 +424,9 @@ func (d *Dispatcher) claimLoop(ctx context.Context) {
 					wait = min(wait, max(until, time.Millisecond))
 				}
 			}
+		}
+		if probeIn > 0 {
+			wait = min(wait, probeIn)
 		}
 		timer.Reset(wait)
 		woken := d.wake
@@ -468,8 +471,10 @@ func (d *Dispatcher) claimLoop(ctx context.Context) {
 
 // claimOnce claims as many due deliveries as there are free workers, plus
 // what busy webhooks need claimed ahead, and hands them out; a webhook at
-// its bound with enough claimed ahead is skipped.
-func (d *Dispatcher) claimOnce(ctx context.Context) (int, bool, error) {
+// its bound with enough claimed ahead is skipped. When a probe for other
+// webhooks' deliveries is wanted but came too soon after the last, it
+// says in how long to claim again.
+func (d *Dispatcher) claimOnce(ctx context.Context) (int, bool, time.Duration, error) {
 	d.mu.Lock()
 	free := d.cfg.Workers - d.total
 	var exclude []string
@@ -512,9 +517,23 @@ func (d *Dispatcher) claimOnce(ctx context.Context) (int, bool, error) {
 		// Look for them now and then, that shop's webhooks left out; once
 		// claimed, they take the next slots that shop frees.
 		crowded := d.crowdedWebhooks()
-		if len(crowded) == 0 || time.Since(d.probed) < probeEvery || d.queued+d.heldAll >= 2*d.maxQueued() {
+		if free > 0 {
+			// Workers are free, but all that may be claimed is, for
+			// webhooks that cannot start it now (at their bound, their
+			// attempts hanging): other webhooks' deliveries would wait
+			// in the queue until those time out (a flaky test showed 5 s).
+			// Look past them too.
+			for id := range d.backlog {
+				crowded = append(crowded, id)
+			}
+		}
+		if len(crowded) == 0 || d.queued+d.heldAll >= 2*d.maxQueued() {
 			d.mu.Unlock()
-			return 0, true, nil
+			return 0, true, 0, nil
+		}
+		if soon := probeEvery - time.Since(d.probed); soon > 0 {
+			d.mu.Unlock()
+			return 0, true, soon, nil
 		}
 		d.probed = time.Now()
 		exclude, limit, probe = append(exclude, crowded...), min(d.cfg.ClaimBatch, probeLimit), true
@@ -527,7 +546,7 @@ func (d *Dispatcher) claimOnce(ctx context.Context) (int, bool, error) {
 	})
 	took := time.Since(start)
 	if err != nil {
-		return 0, len(exclude) > 0, err
+		return 0, len(exclude) > 0, 0, err
 	}
 	d.mu.Lock()
 	// Fewer than asked, none skipped, nothing queued meanwhile: the queue
@@ -547,7 +566,7 @@ func (d *Dispatcher) claimOnce(ctx context.Context) (int, bool, error) {
 	}
 	d.dispatchWaiting()
 	d.mu.Unlock()
-	return len(jobs), len(exclude) > 0, nil
+	return len(jobs), len(exclude) > 0, 0, nil
 }
 
 // dispatchWaiting hands claimed jobs to the workers while a worker is free
