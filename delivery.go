@@ -95,8 +95,12 @@ type Job struct {
 	Trigger    Trigger
 	Payload    json.RawMessage
 	URL        string
-	Secrets    []string
-	CreatedAt  time.Time // when the delivery was queued
+	// Secrets sign the attempt: the webhook's secret, then its previous
+	// one until SecretsUntil (zero with one secret), when the rotation's
+	// overlap ends. A job claimed before then may be sent after it.
+	Secrets      []string
+	SecretsUntil time.Time
+	CreatedAt    time.Time // when the delivery was queued
 	// LeasedUntil is when the claim runs out: no attempt may still be under
 	// way then, or another worker could send the delivery a second time.
 	LeasedUntil time.Time

@@ -1038,6 +1038,45 @@ func TestDispatcher(t *testing.T) {
 		}
 	})
 
+	t.Run("TheOldSecretStopsSigningWhenTheOverlapEnds", func(t *testing.T) {
+		t.Parallel()
+		// A slow receiver: deliveries claimed during the overlap are sent
+		// after it ends. Those may not carry the old secret's signature.
+		b := setup(t, dispatch.Config{MaxInFlightPerWebhook: 2})
+		var (
+			mu    sync.Mutex
+			after []int // signatures of the requests that came after the overlap
+		)
+		var ends time.Time
+		rc := newReceiver(t, func(w http.ResponseWriter, r *recorded) {
+			mu.Lock()
+			if time.Now().After(ends.Add(20 * time.Millisecond)) {
+				after = append(after, len(strings.Fields(r.header.Get("webhook-signature"))))
+			}
+			mu.Unlock()
+			time.Sleep(150 * time.Millisecond)
+		})
+		w := storetest.MustCreateWebhook(t, b.db, testShop, rc.srv.URL, time.Now(), "order.created")
+		mu.Lock()
+		ends = time.Now().Add(400 * time.Millisecond)
+		mu.Unlock()
+		if _, err := b.db.RotateSecret(b.ctx, testShop, w.ID, webhooks.NewSecret(), 400*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		b.publish(t, 24) // 2 at a time, 150 ms each: most are sent after the overlap
+		b.waitRecordedWithin(t, 24, 20*time.Second)
+		mu.Lock()
+		defer mu.Unlock()
+		if len(after) < 4 {
+			t.Fatalf("only %d requests came after the overlap; the test needs more", len(after))
+		}
+		for i, n := range after {
+			if n != 1 {
+				t.Errorf("request %d after the overlap had %d signatures, want 1", i, n)
+			}
+		}
+	})
+
 	t.Run("NothingGoesToTheOldURLOrSecretAfterAChange", func(t *testing.T) {
 		t.Parallel()
 		// A slow receiver: deliveries wait claimed behind the ones in

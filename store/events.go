@@ -177,7 +177,7 @@ func (db *DB) queueFor(op *writeOp, rows *queuedRows, e *webhooks.Event, subs []
 				op.handoff = append(op.handoff, &webhooks.Job{
 					DeliveryID: d.ID, ShopID: d.ShopID, WebhookID: d.WebhookID, EventID: d.EventID, Event: d.Event,
 					Attempt: d.Attempt, Trigger: d.Trigger, Payload: e.Envelope, URL: s.url, Secrets: s.secrets,
-					CreatedAt: now, LeasedUntil: fromMS(leased),
+					SecretsUntil: s.until, CreatedAt: now, LeasedUntil: fromMS(leased),
 				})
 			}
 		}
@@ -235,7 +235,8 @@ type subscriber struct {
 	id      string
 	events  []string
 	url     string
-	secrets []string // signing secrets at the publish's time
+	secrets []string  // signing secrets at the publish's time
+	until   time.Time // when the previous one stops signing (see webhooks.Job)
 }
 
 func activeWebhooks(ctx context.Context, tx *Tx, shopID string, now time.Time) ([]subscriber, error) {
@@ -262,6 +263,9 @@ func activeWebhooks(ctx context.Context, tx *Tx, shopID string, now time.Time) (
 		s.events = decodeEvents(events)
 		w.PreviousSecretExpiresAt = fromMS(prevExp)
 		s.secrets = w.SigningSecrets(now)
+		if len(s.secrets) > 1 {
+			s.until = w.PreviousSecretExpiresAt
+		}
 		subs = append(subs, s)
 	}
 	return subs, rows.Err()

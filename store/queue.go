@@ -375,6 +375,9 @@ func loadJobs(ctx context.Context, tx *Tx, ids []string, now time.Time, leasedUn
 		}
 		j.URL = url.String
 		j.Secrets = w.SigningSecrets(now)
+		if len(j.Secrets) > 1 {
+			j.SecretsUntil = w.PreviousSecretExpiresAt
+		}
 		j.LeasedUntil = fromMS(leasedUntil)
 		jobs = append(jobs, &j)
 	}
