@@ -69,7 +69,8 @@ type Health struct {
 	LastFailureAt       *time.Time
 	LastFailureReason   string
 	// Attempts and Successes in the last 24 hours, counted in whole UTC
-	// hours as the stats are kept: the current hour and the 23 before it.
+	// hours as the stats are kept: the current hour and the 24 before it, so
+	// every attempt of the last 24 hours counts.
 	Attempts24h  int64
 	Successes24h int64
 }

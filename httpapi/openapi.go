@@ -54,7 +54,7 @@ func eventTypeSchema() obj {
 func schemas() obj {
 	health := tObject([]string{"status", "success_rate", "consecutive_failures"}, obj{
 		"status":               tEnum(webhooks.HealthHealthy, webhooks.HealthWarning, webhooks.HealthError),
-		"success_rate":         with(tNumber(), "minimum", 0, "maximum", 100, "description", "percentage of successful attempts in the last 24 hours, counted in whole UTC hours (the current one and the 23 before it); 100 with no attempts"),
+		"success_rate":         with(tNumber(), "minimum", 0, "maximum", 100, "description", "percentage of successful attempts in the last 24 hours, counted in whole UTC hours (the current one and the 24 before it, so every attempt of the last 24 hours counts); 100 with no attempts"),
 		"last_failure_reason":  tString(),
 		"last_success_at":      tTime(),
 		"last_failure_at":      tTime(),

@@ -46,9 +46,12 @@ func scanWebhook(row rowScanner) (*webhooks.Webhook, error) {
 	return &w, nil
 }
 
-// healthWindowStart is the first hour counted in the 24-hour success rate.
+// healthWindowStart is the first hour counted in the 24-hour success rate:
+// the hour that was 24 hours ago, so that every attempt of the last 24
+// hours counts (stats are kept per hour; with the 23 hours before the
+// current one, an attempt 23 h 1 min old could drop out, audit).
 func healthWindowStart(now time.Time) int64 {
-	return ms(now.UTC().Truncate(time.Hour).Add(-23 * time.Hour))
+	return ms(now.UTC().Truncate(time.Hour).Add(-24 * time.Hour))
 }
 
 // fillHealth adds the 24-hour attempt counts to the webhooks.

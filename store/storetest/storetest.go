@@ -890,6 +890,27 @@ func testQueue(t *testing.T, setup func(*testing.T) *testBundle) {
 			})
 		}
 	})
+	t.Run("TheSuccessRateCountsEveryAttemptOfTheLast24Hours", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		w, jobs := publishAndClaim(t, b, 1)
+		if err := b.db.RecordAttempts(b.ctx, []webhooks.AttemptResult{failure(jobs[0], b.clock.Now(), nil)}); err != nil {
+			t.Fatal(err)
+		}
+		for _, tt := range []struct {
+			after time.Duration
+			want  int64
+		}{{23*time.Hour + 59*time.Minute, 1}, {25 * time.Hour, 0}} {
+			got, err := b.db.FindWebhook(b.ctx, b.shop, w.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.clock.Add(tt.after - b.clock.Now().Sub(*got.LastTriggeredAt))
+			if got, _ = b.db.FindWebhook(b.ctx, b.shop, w.ID); got.Health.Attempts24h != tt.want {
+				t.Errorf("%v after a failed attempt: %d attempts counted, want %d", tt.after, got.Health.Attempts24h, tt.want)
+			}
+		}
+	})
 	t.Run("FailingForFiveDaysDisables", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
