@@ -95,15 +95,26 @@ type Job struct {
 	Trigger    Trigger
 	Payload    json.RawMessage
 	URL        string
-	// Secrets sign the attempt: the webhook's secret, then its previous
-	// one until SecretsUntil (zero with one secret), when the rotation's
-	// overlap ends. A job claimed before then may be sent after it.
+	// Secrets are the webhook's signing secrets at the claim: its secret,
+	// then its previous one while the rotation's overlap lasts, until
+	// SecretsUntil. A job claimed before then may be sent after it: sign
+	// with SigningSecrets.
 	Secrets      []string
 	SecretsUntil time.Time
 	CreatedAt    time.Time // when the delivery was queued
 	// LeasedUntil is when the claim runs out: no attempt may still be under
 	// way then, or another worker could send the delivery a second time.
 	LeasedUntil time.Time
+}
+
+// SigningSecrets are the secrets that sign an attempt of j made at now:
+// Secrets, without the previous one once the overlap has ended (see
+// Webhook.SigningSecrets).
+func (j *Job) SigningSecrets(now time.Time) []string {
+	if len(j.Secrets) > 1 && !now.Before(j.SecretsUntil) {
+		return j.Secrets[:1]
+	}
+	return j.Secrets
 }
 
 // StorableText returns s as both databases keep it: valid UTF-8 without

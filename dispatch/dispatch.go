@@ -1168,13 +1168,10 @@ func (d *Dispatcher) drop(j *webhooks.Job) {
 
 // attempt sends one queued delivery and decides what comes next.
 func (d *Dispatcher) attempt(ctx context.Context, j *webhooks.Job) webhooks.AttemptResult {
-	secrets := j.Secrets
-	if len(secrets) > 1 && !d.now().Before(j.SecretsUntil) {
-		// The rotation's overlap ended after the claim (timing audit: 4 of
-		// 8 attempts sent after it still carried the old signature).
-		secrets = secrets[:1]
-	}
-	res, reqHeaders, at := d.send(ctx, j.EventID, j.DeliveryID, j.ShopID, j.Event, j.URL, secrets, j.Payload)
+	// The secrets now, not at the claim: the rotation's overlap may have
+	// ended since (timing audit: 4 of 8 attempts sent after it still
+	// carried the old signature).
+	res, reqHeaders, at := d.send(ctx, j.EventID, j.DeliveryID, j.ShopID, j.Event, j.URL, j.SigningSecrets(d.now()), j.Payload)
 	r := webhooks.AttemptResult{
 		DeliveryID:     j.DeliveryID,
 		WebhookID:      j.WebhookID,

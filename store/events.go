@@ -262,10 +262,7 @@ func activeWebhooks(ctx context.Context, tx *Tx, shopID string, now time.Time) (
 		}
 		s.events = decodeEvents(events)
 		w.PreviousSecretExpiresAt = fromMS(prevExp)
-		s.secrets = w.SigningSecrets(now)
-		if len(s.secrets) > 1 {
-			s.until = w.PreviousSecretExpiresAt
-		}
+		s.secrets, s.until = w.SigningSecrets(now), w.PreviousSecretExpiresAt
 		subs = append(subs, s)
 	}
 	return subs, rows.Err()

@@ -50,21 +50,20 @@ func (db *DB) DisableFailingWebhooks(ctx context.Context, t time.Time, reason st
 		if err != nil {
 			return fmt.Errorf("find failing webhooks: %w", err)
 		}
+		var found []string
 		for rows.Next() {
 			var id string
 			if err := rows.Scan(&id); err != nil {
 				rows.Close()
 				return fmt.Errorf("find failing webhooks: %w", err)
 			}
-			ids = append(ids, id)
+			found = append(found, id)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("find failing webhooks: %w", err)
 		}
 		now := db.now()
-		found := ids
-		ids = nil
 		for _, id := range found {
 			done, err := disableWebhook(ctx, tx, id, reason, now)
 			if err != nil {

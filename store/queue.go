@@ -374,10 +374,7 @@ func loadJobs(ctx context.Context, tx *Tx, ids []string, now time.Time, leasedUn
 			envelopes[j.EventID] = j.Payload
 		}
 		j.URL = url.String
-		j.Secrets = w.SigningSecrets(now)
-		if len(j.Secrets) > 1 {
-			j.SecretsUntil = w.PreviousSecretExpiresAt
-		}
+		j.Secrets, j.SecretsUntil = w.SigningSecrets(now), w.PreviousSecretExpiresAt
 		j.LeasedUntil = fromMS(leasedUntil)
 		jobs = append(jobs, &j)
 	}
@@ -559,26 +556,14 @@ func webhookStates(ctx context.Context, tx *Tx, ids []string) (map[string]*webho
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var (
-			id                               string
-			st                               webhookState
-			lastAt, successAt, failAt, since sql.NullInt64
-		)
-		if err := rows.Scan(&id, &st.active, &lastAt, &successAt, &failAt, &st.reason, &st.streak, &since); err != nil {
+		var id string
+		var st webhookState
+		if err := rows.Scan(&id, &st.active, &st.lastAt, &st.successAt, &st.failAt, &st.reason, &st.streak, &st.since); err != nil {
 			return nil, fmt.Errorf("read webhooks: %w", err)
 		}
-		st.lastAt, st.successAt, st.failAt, st.since = nullablePtr(lastAt), nullablePtr(successAt), nullablePtr(failAt), nullablePtr(since)
 		out[id] = &st
 	}
 	return out, rows.Err()
-}
-
-// nullablePtr is v's value, or nil if it is NULL.
-func nullablePtr(v sql.NullInt64) *int64 {
-	if !v.Valid {
-		return nil
-	}
-	return &v.Int64
 }
 
 // attemptRow is what an attempt writes onto its row but next_retry_at
