@@ -102,6 +102,11 @@ type Config struct {
 	// have been written one by one), from the recorder goroutine; it must
 	// not keep results.
 	OnRecordFunc func(results []webhooks.AttemptResult, err error)
+	// Unavailable, when set, says an error of the store is the database's
+	// passing unavailability (store.Unavailable): a result it refuses for
+	// that reason is kept and written later, even when the database still
+	// answers reads (SQLite with its disk full).
+	Unavailable func(error) bool
 }
 
 func (c *Config) withDefaults() Config {
@@ -145,6 +150,8 @@ func (c *Config) validate() error {
 		return errors.New("MaxInFlightPerShop cannot be less than zero")
 	case c.ClaimBatch < 0:
 		return errors.New("ClaimBatch cannot be less than zero")
+	case c.PollInterval < 0:
+		return errors.New("PollInterval cannot be less than zero")
 	case c.LeaseFor < 0:
 		return errors.New("LeaseFor cannot be less than zero")
 	case c.LeaseFor > 0 && c.LeaseFor <= cmp.Or(c.AttemptTimeout, DefaultAttemptTimeout):
@@ -1433,9 +1440,11 @@ func (d *Dispatcher) recordSome(batch []webhooks.AttemptResult) (left []webhooks
 		}
 	}
 	if len(batch) == 1 {
-		// Refused, or no database: a lone result tells them apart only
-		// by whether the database answers anything else.
-		return batch, !d.storeAnswers(), err
+		// Refused, or no database: a lone result tells them apart by its
+		// error, else by whether the database answers anything else (a
+		// full disk still serves reads).
+		down := (d.cfg.Unavailable != nil && d.cfg.Unavailable(err)) || !d.storeAnswers()
+		return batch, down, err
 	}
 	// One by one, unless a few in a row fail: then the database, not a
 	// result, is what fails, and each call could wait for its

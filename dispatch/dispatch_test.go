@@ -514,6 +514,7 @@ type refusingRecords struct {
 	release        chan struct{}
 	once           sync.Once
 	all            atomic.Bool
+	full           atomic.Bool // every record refused with errDiskFull; reads still answered
 	calls          atomic.Int32
 	refused        atomic.Int32
 	largestRefused atomic.Int32
@@ -532,6 +533,10 @@ func (s *refusingRecords) Ready(ctx context.Context) error {
 func (s *refusingRecords) RecordAttempts(ctx context.Context, rs []webhooks.AttemptResult) error {
 	<-s.release
 	s.calls.Add(1)
+	if s.full.Load() {
+		s.refused.Add(1)
+		return fmt.Errorf("record: %w", errDiskFull)
+	}
 	if s.all.Load() || slices.ContainsFunc(rs, func(r webhooks.AttemptResult) bool { return r.Response.Body == "refused" }) {
 		s.refused.Add(1)
 		if int32(len(rs)) > s.largestRefused.Load() {
@@ -540,6 +545,44 @@ func (s *refusingRecords) RecordAttempts(ctx context.Context, rs []webhooks.Atte
 		return errors.New("refused")
 	}
 	return s.DB.RecordAttempts(ctx, rs)
+}
+
+// errDiskFull stands for SQLite's disk full: the database takes no writes
+// but still serves reads.
+var errDiskFull = errors.New("database or disk is full")
+
+// A lone result the database takes no write of, while it still answers
+// reads (SQLite's disk full), is kept and written once it takes writes
+// again: it was given up on after ~1 s before, and its delivery sent again
+// after its lease (operator audit).
+func TestALoneResultWaitsForAFullDisk(t *testing.T) {
+	t.Parallel()
+	refusing := &refusingRecords{release: make(chan struct{})}
+	refusing.full.Store(true)
+	refusing.open()
+	b := setupWith(t, dispatch.Config{Unavailable: func(err error) bool { return errors.Is(err, errDiskFull) }},
+		func(db *store.DB) dispatch.Store { refusing.DB = db; return refusing })
+	var requests atomic.Int32
+	rc := newReceiver(t, func(w http.ResponseWriter, r *recorded) { requests.Add(1) })
+	storetest.MustCreateWebhook(t, b.db, testShop, rc.srv.URL, time.Now(), "order.created")
+	b.publish(t, 1)
+	// Two rounds of 5 tries, a pause between them; then writes again.
+	deadline := time.Now().Add(20 * time.Second)
+	for refusing.calls.Load() < 8 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d tries to record the result in 20s", refusing.calls.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	refusing.full.Store(false)
+	b.waitRecorded(t, 1)
+	_, total, err := b.db.FindDeliveries(b.ctx, webhooks.DeliveryFilter{ShopID: testShop, Status: webhooks.StatusSuccess})
+	if err != nil || total != 1 {
+		t.Fatalf("%d deliveries recorded as sent, %v; want 1", total, err)
+	}
+	if got := requests.Load(); got != 1 {
+		t.Errorf("the receiver got %d requests for 1 delivery", got)
+	}
 }
 
 // A webhook not sent to lately starts with 4 attempts in flight, not its

@@ -1443,6 +1443,10 @@ func TestServeRefusesSettingsThatBreakTheContract(t *testing.T) {
 		{"--retention", func(c *pw.ServeConfig) { c.Retention = -time.Hour }},
 		{"--retention", func(c *pw.ServeConfig) { c.Retention = 20 * time.Second }}, // ids are kept 24 h
 		{"--retention", func(c *pw.ServeConfig) { c.Retention = 23 * time.Hour }},
+		{"--poll-interval", func(c *pw.ServeConfig) { c.PollInterval = -time.Second }}, // polled in a busy loop
+		{"--lease", func(c *pw.ServeConfig) { c.LeaseFor = -time.Second }},
+		{"--attempt-timeout", func(c *pw.ServeConfig) { c.AttemptTimeout = -time.Second }},
+		{"--shutdown-timeout", func(c *pw.ServeConfig) { c.ShutdownTimeout = -time.Second }},
 	} {
 		file := filepath.Join(t.TempDir(), "webhooks.db")
 		cfg := pw.ServeConfig{Addr: "127.0.0.1:0", DB: "sqlite:" + file, LogLevel: "error", LogFormat: "text"}

@@ -207,6 +207,21 @@ func (m *Main) Run(ctx context.Context) error {
 	if cfg.Retention < 0 || cfg.Retention > 0 && cfg.Retention < minRetention {
 		return usageErr("--retention (or PANCAKE_RETENTION) must be at least %s: publish ids are kept and health counts the attempts of the last 24 hours", minRetention)
 	}
+	// A negative duration is refused by its flag's name before the
+	// database is opened: --poll-interval -1s polled in a busy loop.
+	for _, d := range []struct {
+		flag, env string
+		v         time.Duration
+	}{
+		{"--poll-interval", "PANCAKE_POLL_INTERVAL", cfg.PollInterval},
+		{"--lease", "PANCAKE_LEASE", cfg.LeaseFor},
+		{"--attempt-timeout", "PANCAKE_ATTEMPT_TIMEOUT", cfg.AttemptTimeout},
+		{"--shutdown-timeout", "PANCAKE_SHUTDOWN_TIMEOUT", cfg.ShutdownTimeout},
+	} {
+		if d.v < 0 {
+			return usageErr("%s (or %s) cannot be negative", d.flag, d.env)
+		}
+	}
 	// 0 is no overlap, as an operator rotating after a leak means it.
 	overlap := cfg.SecretOverlap
 	switch {
@@ -252,6 +267,7 @@ func (m *Main) Run(ctx context.Context) error {
 		PollInterval:          cfg.PollInterval,
 		AttemptTimeout:        cfg.AttemptTimeout,
 		Schedule:              cfg.RetrySchedule,
+		Unavailable:           store.Unavailable,
 	})
 	if err != nil {
 		return usageErr("%v", err)
