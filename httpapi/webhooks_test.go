@@ -541,6 +541,13 @@ func testWebhooks(t *testing.T) {
 		if res := b.call(t, "POST", shopPath(b.shopID, "/webhooks/"+created.ID+"/rotate-secret"), nil); res.Status != 200 {
 			t.Errorf("rotate without body: %d %s", res.Status, res.Body)
 		}
+		if res := b.call(t, "POST", shopPath(b.shopID, "/webhooks/"+created.ID+"/rotate-secret"), " \r\n\t"); res.Status != 200 {
+			t.Errorf("rotate with a body of JSON whitespace: %d %s", res.Status, res.Body)
+		}
+		// Other spaces are not JSON's: such a body is malformed, not empty.
+		for _, body := range []string{"\f", "\v", "\u00a0", "\u3000"} {
+			wantError(t, b.call(t, "POST", shopPath(b.shopID, "/webhooks/"+created.ID+"/rotate-secret"), body), 400, "invalid_json")
+		}
 		wantError(t, b.call(t, "POST", shopPath(b.shopID, "/webhooks/"+created.ID+"/rotate-secret"), `{"secret":"x"}`), 400, "validation_failed", "secret")
 		wantError(t, b.call(t, "POST", shopPath(b.shopID, "/webhooks/wh_01jq0c9z7k3m4n5p6q7r8s9t0v/rotate-secret"), `{}`), 404, "not_found")
 	})
