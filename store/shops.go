@@ -56,7 +56,8 @@ func (db *DB) RevokeAPIKey(ctx context.Context, shopID, keyID string) error {
 			return fmt.Errorf("delete api key: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return webhooks.Errorf(webhooks.ENOTFOUND, "API key %s of shop %s not found", keyID, shopID)
+			// Not echoed: an operator may have given the key itself.
+			return webhooks.Errorf(webhooks.ENOTFOUND, "No API key of shop %s has that key_id", shopID)
 		}
 		return announce(ctx, tx, keysChannel, shopID)
 	})

@@ -1256,6 +1256,29 @@ func TestCLIEnvironment(t *testing.T) {
 	runCLI(t, "shops", "keys", "create", "--shop", "shop-env").wantOK(t)
 }
 
+// A shop's first key can be revoked: shops create prints its key_id. A
+// revoke given the key itself instead is not found, and the key is not
+// echoed in the error (operator audit: it was).
+func TestCLIRevokesAShopsFirstKey(t *testing.T) {
+	t.Parallel()
+	db := "sqlite:" + filepath.Join(t.TempDir(), "keys.db")
+	var created struct {
+		ShopID string `json:"shop_id"`
+		APIKey string `json:"api_key"`
+		KeyID  string `json:"key_id"`
+	}
+	runCLI(t, "shops", "create", "--id", "shop-first", "--db", db).wantOK(t).decode(t, &created)
+	if created.ShopID != "shop-first" || !strings.HasPrefix(created.APIKey, "pk_") || !strings.HasPrefix(created.KeyID, "key_") {
+		t.Fatalf("shops create printed %+v", created)
+	}
+	r := runCLI(t, "shops", "keys", "revoke", "--shop", "shop-first", "--key", created.APIKey, "--db", db).wantCode(t, pw.ExitNotFound)
+	if strings.Contains(r.stderr+r.stdout, created.APIKey) || strings.Contains(r.stderr+r.stdout, created.APIKey[len(created.APIKey)-12:]) {
+		t.Errorf("a revoke given the key echoed it: %s%s", r.stdout, r.stderr)
+	}
+	runCLI(t, "shops", "keys", "revoke", "--shop", "shop-first", "--key", created.KeyID, "--db", db).wantOK(t)
+	runCLI(t, "shops", "keys", "revoke", "--shop", "shop-first", "--key", created.KeyID, "--db", db).wantCode(t, pw.ExitNotFound)
+}
+
 // A shop name the API would refuse is refused by the CLI too (it writes to
 // the database directly), and nothing is created.
 func TestCLIShopNameChecked(t *testing.T) {

@@ -44,7 +44,8 @@ func newShopsCmd() *cobra.Command {
 				if err := db.CreateShop(cmd.Context(), &webhooks.Shop{ID: id, Name: name, CreatedAt: now}, k); err != nil {
 					return domainErr(err)
 				}
-				return printJSON(cmd.OutOrStdout(), map[string]string{"shop_id": id, "api_key": key})
+				// key_id, as the admin API gives it: what revokes the key.
+				return printJSON(cmd.OutOrStdout(), map[string]string{"shop_id": id, "api_key": key, "key_id": k.ID})
 			})
 		},
 	}
