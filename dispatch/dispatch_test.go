@@ -547,6 +547,40 @@ func (s *refusingRecords) RecordAttempts(ctx context.Context, rs []webhooks.Atte
 	return s.DB.RecordAttempts(ctx, rs)
 }
 
+// A test send cut on this side before the receiver answered (the caller
+// went away, or the server stops) is not recorded against the webhook: it
+// was recorded as failed and counted in its health (operator audit).
+func TestACutTestSendIsNotRecorded(t *testing.T) {
+	t.Parallel()
+	b := setup(t, dispatch.Config{})
+	release := make(chan struct{})
+	rc := newReceiver(t, func(w http.ResponseWriter, _ *recorded) {
+		select {
+		case <-release:
+		case <-time.After(5 * time.Second):
+		}
+	})
+	t.Cleanup(func() { close(release) }) // before the receiver's Close, which waits for its handlers
+	w := storetest.MustCreateWebhook(t, b.db, testShop, rc.srv.URL, time.Now(), "order.created")
+	ctx, cancel := context.WithTimeout(b.ctx, 300*time.Millisecond)
+	defer cancel()
+	if d, err := b.disp.Test(ctx, w, "order.created", json.RawMessage(`{}`)); err == nil {
+		t.Fatalf("a cut test send returned %+v, want an error", d)
+	}
+	rc.next(t) // it did reach the receiver
+	_, failed, err := b.db.FindDeliveries(b.ctx, webhooks.DeliveryFilter{ShopID: testShop, Status: webhooks.StatusFailed})
+	if err != nil || failed != 0 {
+		t.Errorf("%d failed deliveries recorded (%v), want none", failed, err)
+	}
+	after, err := b.db.FindWebhook(b.ctx, testShop, w.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := after.HealthStatus(); h.ConsecutiveFailures != 0 {
+		t.Errorf("health after a cut test send: %+v, want no failure", h)
+	}
+}
+
 // errDiskFull stands for SQLite's disk full: the database takes no writes
 // but still serves reads.
 var errDiskFull = errors.New("database or disk is full")

@@ -63,6 +63,12 @@ func (d *Dispatcher) Retry(ctx context.Context, shopID, id string) (*webhooks.De
 // syncAttempt sends dl now and records it (with ev, when new).
 func (d *Dispatcher) syncAttempt(ctx context.Context, ev *webhooks.Event, dl *webhooks.Delivery, w *webhooks.Webhook) (*webhooks.Delivery, error) {
 	res, reqHeaders, at := d.send(ctx, dl.EventID, dl.ID, dl.ShopID, dl.Event, w.URL, w.SigningSecrets(d.now()), dl.Payload)
+	if res.StatusCode == 0 && ctx.Err() != nil {
+		// Cut on this side before the receiver answered (the caller went
+		// away, or the server stops): no fault of the receiver's, so not
+		// recorded against its health, as a cut queued attempt is not.
+		return nil, fmt.Errorf("attempt cut before the receiver answered: %w", context.Cause(ctx))
+	}
 	resp := response(res)
 	dl.Response = &resp
 	dl.RequestHeaders = reqHeaders
