@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -1470,6 +1471,21 @@ func TestServeRefusesSettingsThatBreakTheContract(t *testing.T) {
 		{"--lease", func(c *pw.ServeConfig) { c.LeaseFor = -time.Second }},
 		{"--attempt-timeout", func(c *pw.ServeConfig) { c.AttemptTimeout = -time.Second }},
 		{"--shutdown-timeout", func(c *pw.ServeConfig) { c.ShutdownTimeout = -time.Second }},
+		// The engine's and the API's own checks named Go fields, after
+		// the database was made and migrated.
+		{"--workers", func(c *pw.ServeConfig) { c.Workers = -1 }},
+		{"--max-in-flight-per-webhook", func(c *pw.ServeConfig) { c.MaxInFlightPerWebhook = -1 }},
+		{"--max-in-flight-per-shop", func(c *pw.ServeConfig) { c.MaxInFlightPerShop = -1 }},
+		{"--max-webhooks-per-shop", func(c *pw.ServeConfig) { c.MaxWebhooksPerShop = -1 }},
+		{"--max-body-bytes", func(c *pw.ServeConfig) { c.MaxBodyBytes = -1 }},
+		{"--rate-burst", func(c *pw.ServeConfig) { c.RateBurst = -1 }},
+		{"--publish-rate-burst", func(c *pw.ServeConfig) { c.PublishRateBurst = -1 }},
+		{"--rate-limit", func(c *pw.ServeConfig) { c.RateLimit = -5 }}, // was taken as "off"
+		{"--publish-rate-limit", func(c *pw.ServeConfig) { c.PublishRateLimit = math.NaN() }},
+		{"--retry-schedule", func(c *pw.ServeConfig) { c.RetrySchedule = []time.Duration{time.Second, 0} }},
+		{"--lease", func(c *pw.ServeConfig) { c.LeaseFor = 10 * time.Second }}, // shorter than the 15 s attempt timeout
+		{"--addr", func(c *pw.ServeConfig) { c.Addr = "8080" }},
+		{"--debug-addr", func(c *pw.ServeConfig) { c.DebugAddr = "localhost" }},
 	} {
 		file := filepath.Join(t.TempDir(), "webhooks.db")
 		cfg := pw.ServeConfig{Addr: "127.0.0.1:0", DB: "sqlite:" + file, LogLevel: "error", LogFormat: "text"}

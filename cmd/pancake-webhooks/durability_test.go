@@ -612,21 +612,39 @@ func TestAnUnreachableDatabaseIsAnswered503(t *testing.T) {
 // TestServeRefusesPancakeDev: --dev has no environment variable (one left
 // in production must not open private networks), but a server that
 // started as if PANCAKE_DEV did not exist, with a database file in the
-// working directory, misled an operator who set it (docs audit).
+// working directory, misled an operator who set it (docs audit). A
+// database named beside --dev was ignored without a word (lifecycle
+// audit): --dev's is always a new temporary file.
 func TestServeRefusesPancakeDev(t *testing.T) {
 	t.Parallel()
 	bin := buildBinary(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "serve", "--addr", "127.0.0.1:0")
-	cmd.Dir = t.TempDir()
-	cmd.Env = append(os.Environ(), "PANCAKE_DEV=true")
-	out, err := cmd.CombinedOutput()
-	if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(string(out), "--dev") {
-		t.Errorf("serve with PANCAKE_DEV set: exit %d (%v); want 2 naming --dev\n%s", code, err, out)
-	}
-	if entries, _ := os.ReadDir(cmd.Dir); len(entries) > 0 {
-		t.Errorf("serve with PANCAKE_DEV set made %s", entries[0].Name())
+	for _, tt := range []struct {
+		args []string
+		env  string
+		want []string
+	}{
+		{[]string{"serve", "--addr", "127.0.0.1:0"}, "PANCAKE_DEV=true", []string{"--dev"}},
+		{[]string{"serve", "--dev", "--addr", "127.0.0.1:0", "--db", "sqlite:kept.db"}, "", []string{"--dev", "--db"}},
+		{[]string{"serve", "--dev", "--addr", "127.0.0.1:0"}, "PANCAKE_DB=sqlite:kept.db", []string{"--dev", "PANCAKE_DB"}},
+	} {
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		cmd := exec.CommandContext(ctx, bin, tt.args...)
+		cmd.Dir = t.TempDir()
+		cmd.Env = os.Environ()
+		if tt.env != "" {
+			cmd.Env = append(cmd.Env, tt.env)
+		}
+		out, err := cmd.CombinedOutput()
+		cancel()
+		code := cmd.ProcessState.ExitCode()
+		for _, w := range tt.want {
+			if code != 2 || !strings.Contains(string(out), w) {
+				t.Errorf("%s %v: exit %d (%v); want 2 naming %s\n%s", tt.env, tt.args, code, err, w, out)
+			}
+		}
+		if entries, _ := os.ReadDir(cmd.Dir); len(entries) > 0 {
+			t.Errorf("%s %v made %s", tt.env, tt.args, entries[0].Name())
+		}
 	}
 }
 

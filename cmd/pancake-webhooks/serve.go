@@ -1,12 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -99,6 +101,11 @@ is honoured as usual.`,
 				// environment cannot open private networks; a server
 				// started as if it did not exist misled its operator.
 				return usageErr("PANCAKE_DEV is set, but development mode is asked for with --dev only: unset it, or pass --dev")
+			}
+			if cfg.Dev && cmd.Flags().Changed("db") {
+				// --dev's database is a new temporary file each time;
+				// one named beside it was ignored without a word.
+				return usageErr("--dev runs on a throw-away database and does not use --db (or PANCAKE_DB): drop one of the two")
 			}
 			if _, set := os.LookupEnv("GOGC"); !set {
 				debug.SetGCPercent(serveGCPercent)
@@ -207,20 +214,8 @@ func (m *Main) Run(ctx context.Context) error {
 	if cfg.Retention < 0 || cfg.Retention > 0 && cfg.Retention < minRetention {
 		return usageErr("--retention (or PANCAKE_RETENTION) must be at least %s: publish ids are kept and health counts the attempts of the last 24 hours", minRetention)
 	}
-	// A negative duration is refused by its flag's name before the
-	// database is opened: --poll-interval -1s polled in a busy loop.
-	for _, d := range []struct {
-		flag, env string
-		v         time.Duration
-	}{
-		{"--poll-interval", "PANCAKE_POLL_INTERVAL", cfg.PollInterval},
-		{"--lease", "PANCAKE_LEASE", cfg.LeaseFor},
-		{"--attempt-timeout", "PANCAKE_ATTEMPT_TIMEOUT", cfg.AttemptTimeout},
-		{"--shutdown-timeout", "PANCAKE_SHUTDOWN_TIMEOUT", cfg.ShutdownTimeout},
-	} {
-		if d.v < 0 {
-			return usageErr("%s (or %s) cannot be negative", d.flag, d.env)
-		}
+	if err := checkServeConfig(cfg); err != nil {
+		return err
 	}
 	// 0 is no overlap, as an operator rotating after a leak means it.
 	overlap := cfg.SecretOverlap
@@ -372,6 +367,77 @@ func (m *Main) startDebug(addr string) error {
 	go m.debug.Serve(ln)
 	m.Logger.Info("serving pprof", "addr", ln.Addr().String())
 	return nil
+}
+
+// checkServeConfig refuses, by flag and variable name, the settings the
+// engine or the API would refuse, before the database is opened (and a
+// SQLite file made, or a schema migrated, for a server that never starts):
+// their own checks name Go fields. --poll-interval -1s polled in a busy loop.
+func checkServeConfig(cfg *ServeConfig) error {
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{
+		{"poll-interval", cfg.PollInterval},
+		{"lease", cfg.LeaseFor},
+		{"attempt-timeout", cfg.AttemptTimeout},
+		{"shutdown-timeout", cfg.ShutdownTimeout},
+	} {
+		if d.v < 0 {
+			return usageErr("%s cannot be negative", flagAndEnv(d.flag))
+		}
+	}
+	for _, n := range []struct {
+		flag string
+		v    int64
+	}{
+		{"workers", int64(cfg.Workers)},
+		{"max-in-flight-per-webhook", int64(cfg.MaxInFlightPerWebhook)},
+		{"max-in-flight-per-shop", int64(cfg.MaxInFlightPerShop)},
+		{"max-webhooks-per-shop", int64(cfg.MaxWebhooksPerShop)},
+		{"max-body-bytes", cfg.MaxBodyBytes},
+		{"rate-burst", int64(cfg.RateBurst)},
+		{"publish-rate-burst", int64(cfg.PublishRateBurst)},
+	} {
+		if n.v < 0 {
+			return usageErr("%s cannot be negative", flagAndEnv(n.flag))
+		}
+	}
+	for _, r := range []struct {
+		flag string
+		v    float64
+	}{
+		{"rate-limit", cfg.RateLimit},
+		{"publish-rate-limit", cfg.PublishRateLimit},
+	} {
+		// A negative rate read as "off" (as 0 is) hid a typo.
+		if r.v < 0 || math.IsNaN(r.v) {
+			return usageErr("%s must be a number of requests per second, 0 or more (0: off)", flagAndEnv(r.flag))
+		}
+	}
+	for i, d := range cfg.RetrySchedule {
+		if d <= 0 {
+			return usageErr("%s: delay %d (%s) must be positive", flagAndEnv("retry-schedule"), i+1, d)
+		}
+	}
+	if cfg.LeaseFor > 0 && cfg.LeaseFor <= cmp.Or(cfg.AttemptTimeout, dispatch.DefaultAttemptTimeout) {
+		return usageErr("%s must be longer than --attempt-timeout (%s), or a slow attempt would outlive its claim and be sent twice",
+			flagAndEnv("lease"), cmp.Or(cfg.AttemptTimeout, dispatch.DefaultAttemptTimeout))
+	}
+	for _, a := range []struct{ flag, v string }{{"addr", cfg.Addr}, {"debug-addr", cfg.DebugAddr}} {
+		if a.v == "" && a.flag == "debug-addr" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a.v); err != nil {
+			return usageErr("%s %q: want host:port, such as 127.0.0.1:8080 or :8080: %v", flagAndEnv(a.flag), a.v, err)
+		}
+	}
+	return nil
+}
+
+// flagAndEnv names a serve flag and its environment variable.
+func flagAndEnv(flag string) string {
+	return "--" + flag + " (or PANCAKE_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_")) + ")"
 }
 
 // devSetup creates the shop "demo" and prints its key and a curl line.
