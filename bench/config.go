@@ -131,7 +131,9 @@ func (c *Config) scenarioList() ([]string, error) {
 	return out, nil
 }
 
-func (c *Config) validate() error {
+// Validate reports a setting out of range, naming its flag; Run calls it
+// first, and the commands call it before Run to tell a usage error apart.
+func (c *Config) Validate() error {
 	switch {
 	case c.Duration <= 0 || c.Duration > 24*time.Hour:
 		return errors.New("--duration must be positive and at most 24h")

@@ -159,7 +159,7 @@ type runner struct {
 // report.json to cfg.Out, and prints a summary and one JSON line to stdout.
 // It returns the report even when a scenario failed (then with an error).
 func Run(ctx context.Context, cfg Config, stdout io.Writer) (*Report, error) {
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	names, _ := cfg.scenarioList()

@@ -245,14 +245,14 @@ func TestConfigValidate(t *testing.T) {
 	for i, mod := range bad {
 		c := DefaultConfig()
 		mod(&c)
-		if err := c.validate(); err == nil {
+		if err := c.Validate(); err == nil {
 			t.Errorf("case %d: no error for %+v", i, c)
 		}
 	}
 	c := DefaultConfig()
 	c.Target, c.AdminToken = "http://localhost:8080", "x"
 	c.Scenarios = "fanout, single"
-	if err := c.validate(); err != nil {
+	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := c.scenarioList(); strings.Join(got, ",") != "single,fanout" {

@@ -24,6 +24,10 @@ func main() {
 		fmt.Fprintf(os.Stderr, "pancake-bench: unexpected arguments %q\n", fs.Args())
 		os.Exit(2)
 	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "pancake-bench:", err)
+		os.Exit(2)
+	}
 	cfg.Log = os.Stderr
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -42,6 +42,9 @@ temporary directory). Its flags have no environment variables.`,
 				}
 				c.ServerBin = exe
 			}
+			if err := c.Validate(); err != nil {
+				return usageErr("%v", err)
+			}
 			c.Log = cmd.ErrOrStderr()
 			_, err := bench.Run(cmd.Context(), c, cmd.OutOrStdout())
 			return err

@@ -26,7 +26,8 @@ func TestBenchHelp(t *testing.T) {
 }
 
 // TestBenchBadFlag checks that a bad value is a usage error, and that an
-// invalid setting is refused before anything is started.
+// invalid setting is one too (exit 2, as serve's), refused before anything
+// is started.
 func TestBenchBadFlag(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := pw.Run(context.Background(), []string{"bench", "--duration", "soon"}, &stdout, &stderr); code != pw.ExitUsage {
@@ -34,7 +35,7 @@ func TestBenchBadFlag(t *testing.T) {
 	}
 	stderr.Reset()
 	args := []string{"bench", "--target", "http://192.0.2.1:8080", "--admin-token", "x", "--out", t.TempDir()}
-	if code := pw.Run(context.Background(), args, &stdout, &stderr); code != pw.ExitError || !strings.Contains(stderr.String(), "loopback") {
+	if code := pw.Run(context.Background(), args, &stdout, &stderr); code != pw.ExitUsage || !strings.Contains(stderr.String(), "loopback") {
 		t.Errorf("bench --target off loopback: exit %d, stderr %q", code, stderr.String())
 	}
 }
