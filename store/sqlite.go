@@ -121,6 +121,9 @@ func (db *DB) openSQLite(ctx context.Context, file string, readConns int) error 
 		write.Close()
 		return fmt.Errorf("sqlite: open %s: %w", file, err)
 	}
+	if st, err := os.Stat(file); err == nil {
+		db.file, db.fileStat = file, st
+	}
 	r := url.Values{}
 	readerKiB := max(readCacheKiB/max(readConns, 1), minReadCacheKiB)
 	for _, p := range []string{"busy_timeout(10000)", "query_only(1)", fmt.Sprintf("cache_size(-%d)", readerKiB)} {

@@ -125,6 +125,8 @@ type DB struct {
 	walKick    chan struct{} // SQLite: a commit added to the WAL
 	lazySync   bool          // SQLite: wconn runs with synchronous=NORMAL (writer goroutine only)
 	lock       *os.File      // SQLite with Options.Server: the server lock, released by closeFn
+	file       string        // SQLite: the database file's path
+	fileStat   os.FileInfo   // SQLite: that file as opened, to tell when the path no longer leads to it
 	pool       *pgxpool.Pool // PostgreSQL only
 	leadMu     sync.Mutex
 	leadConn   *sql.Conn // holds the leader lock (PostgreSQL)
@@ -295,8 +297,18 @@ func (db *DB) Now() time.Time { return db.now() }
 // Dialect names the database: "sqlite" or "postgres".
 func (db *DB) Dialect() string { return db.dialect.name }
 
-// Ready reports whether the database answers and the migrations are applied.
+// Ready reports whether the database answers and the migrations are
+// applied, and on SQLite whether the file's path still leads to the file
+// opened.
 func (db *DB) Ready(ctx context.Context) error {
+	if db.fileStat != nil {
+		// The open connections keep working on a file removed or
+		// replaced under them, and answer; what they write would be lost
+		// at the next start.
+		if cur, err := os.Stat(db.file); err != nil || !os.SameFile(cur, db.fileStat) {
+			return fmt.Errorf("sqlite: %s is no longer the database file this process opened (removed, moved or replaced): what it writes goes to a file no path leads to; stop it and put the file back", db.file)
+		}
+	}
 	var v int
 	err := db.rdb.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v)
 	if err != nil {

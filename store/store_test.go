@@ -769,6 +769,41 @@ func TestSQLiteFileIsTheOneNamedAndPrivate(t *testing.T) {
 	}
 }
 
+// TestSQLiteNotReadyOnceItsFileIsGone: a database file removed or
+// replaced under a running server went unnoticed: /readyz said ok while
+// the open connections wrote to a file no path led to any more, lost at the
+// next start (lifecycle audit). Ready says so now, and ok once it is back.
+func TestSQLiteNotReadyOnceItsFileIsGone(t *testing.T) {
+	t.Parallel()
+	name := filepath.Join(t.TempDir(), "ready.db")
+	db := openStore(t, "sqlite:"+name, store.Options{Server: true})
+	defer db.Close()
+	ctx := t.Context()
+	if err := db.Ready(ctx); err != nil {
+		t.Fatalf("ready at start: %v", err)
+	}
+	moved := name + ".moved"
+	if err := os.Rename(name, moved); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Ready(ctx); err == nil || !strings.Contains(err.Error(), "no longer the database file") {
+		t.Errorf("ready with the file moved away: %v; want an error saying so", err)
+	}
+	// Another file at its path is not it either.
+	if err := os.WriteFile(name, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Ready(ctx); err == nil {
+		t.Error("ready with another file at the path: no error")
+	}
+	if err := os.Rename(moved, name); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Ready(ctx); err != nil {
+		t.Errorf("ready with the file back: %v", err)
+	}
+}
+
 // A database a build before the first release made, with another schema
 // at the same version, is refused by a server at start, naming what
 // differs and how to move the data; it answered 500s on the delivery
