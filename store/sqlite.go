@@ -83,6 +83,11 @@ func (db *DB) openSQLite(ctx context.Context, file string, readConns int) error 
 	if file == "" {
 		return fmt.Errorf("sqlite: empty file name (use sqlite:FILE)")
 	}
+	if strings.HasPrefix(file, "//") {
+		// sqlite://x.db made an empty /x.db at the root (the path is
+		// //x.db), then failed on SQLite's "invalid uri authority".
+		return fmt.Errorf("sqlite: %q is a URL, not a file name: use sqlite:FILE, such as sqlite:webhooks.db or sqlite:/var/lib/pancake/webhooks.db", "sqlite:"+file)
+	}
 	if dir := filepath.Dir(file); dir != "" {
 		if _, err := os.Stat(dir); err != nil {
 			return fmt.Errorf("sqlite: directory of %s: %w", file, err)

@@ -769,6 +769,29 @@ func TestSQLiteFileIsTheOneNamedAndPrivate(t *testing.T) {
 	}
 }
 
+// TestSQLiteURLIsRefused: sqlite://x.db (a URL habit) made an empty file
+// /x.db at the root of the file system, then failed with SQLite's
+// "invalid uri authority" and the connection's pragmas (lifecycle audit).
+func TestSQLiteURLIsRefused(t *testing.T) {
+	t.Parallel()
+	name := fmt.Sprintf("pancake-url-test-%d.db", time.Now().UnixNano())
+	for _, dsn := range []string{"sqlite://" + name, "sqlite:///" + name, "sqlite://"} {
+		db, err := store.Open(t.Context(), dsn, store.Options{})
+		if err == nil {
+			db.Close()
+			t.Errorf("%s: opened", dsn)
+			continue
+		}
+		if msg := err.Error(); !strings.Contains(msg, "use sqlite:FILE") || strings.Contains(msg, "_pragma") {
+			t.Errorf("%s: %v; want one saying to use sqlite:FILE", dsn, err)
+		}
+	}
+	if _, err := os.Stat("/" + name); err == nil {
+		os.Remove("/" + name)
+		t.Errorf("/%s was made", name)
+	}
+}
+
 // TestSQLiteNotReadyOnceItsFileIsGone: a database file removed or
 // replaced under a running server went unnoticed: /readyz said ok while
 // the open connections wrote to a file no path led to any more, lost at the
