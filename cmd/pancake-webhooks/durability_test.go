@@ -436,8 +436,11 @@ func TestSIGTERMCutsAnAttemptThatOutlastsTheShutdownTimeout(t *testing.T) {
 	if code := doJSON(t, "POST", srv.url("/api/v1/admin/shops"), adminToken, map[string]string{"shop_id": "cut"}, &shop); code != 201 {
 		t.Fatalf("create shop: %d", code)
 	}
+	var hook struct {
+		ID string `json:"id"`
+	}
 	if code := doJSON(t, "POST", srv.url("/api/v1/shops/cut/webhooks"), shop.APIKey,
-		map[string]any{"url": receiver.URL + "/hook", "events": []string{"order.created"}}, nil); code != 201 {
+		map[string]any{"url": receiver.URL + "/hook", "events": []string{"order.created"}}, &hook); code != 201 {
 		t.Fatalf("create webhook: %d", code)
 	}
 	var ev struct {
@@ -450,9 +453,31 @@ func TestSIGTERMCutsAnAttemptThatOutlastsTheShutdownTimeout(t *testing.T) {
 		t.Fatalf("arrived %q, want %q", got, ev.EventID)
 	}
 
-	srv.terminate(t) // within 30 s, not the attempt's minute
+	// A test send in flight too: its request is cut, and the stop is
+	// still a clean one (exit 0; it was 1).
+	testSent := make(chan error, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", srv.url("/api/v1/shops/cut/webhooks/"+hook.ID+"/test"), strings.NewReader(`{"event":"order.created"}`))
+		req.Header.Set("Authorization", "Bearer "+shop.APIKey)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := testClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			err = fmt.Errorf("answered %d", resp.StatusCode)
+		}
+		testSent <- err
+	}()
+	<-arrived // the test send's
+
+	srv.terminate(t) // within 30 s, not the attempt's minute, and exit 0
 	if !strings.Contains(srv.logs(), "cutting the attempts in flight") {
 		t.Errorf("no log line about the cut attempt:\n%s", srv.logs())
+	}
+	if !strings.Contains(srv.logs(), "closing the connections of the requests still in flight") {
+		t.Errorf("no log line about the cut request:\n%s", srv.logs())
+	}
+	if err := <-testSent; err == nil || strings.Contains(err.Error(), "answered") {
+		t.Errorf("the test send in flight at the stop: %v; want its connection closed", err)
 	}
 
 	hang.Store(false)
