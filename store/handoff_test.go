@@ -352,3 +352,93 @@ func TestMergedPublishThatFailsFallsBackToOneByOne(t *testing.T) {
 		}
 	})
 }
+
+// TestAHandOverSkipsWebhooksStoppedOrChangedInItsCommit: a publish and a
+// disable, delete, URL change or rotation of its webhook that share a
+// group commit. The publish reserved the delivery for the dispatcher
+// before the change, and the hooks that drop such deliveries (Stopped,
+// Changed) run after the commit: handed over, it was sent after the
+// disable had committed, to a deleted webhook, or to the old URL signed
+// with the old secret only (code review). It is not handed over now; a
+// pending one is released, and the claim takes it as it now is.
+func TestAHandOverSkipsWebhooksStoppedOrChangedInItsCommit(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		db, h, _ := openWithHandoff(t, dsn, "shop_x")
+		hooks := map[string]*webhooks.Webhook{}
+		for _, name := range []string{"disable", "delete", "url", "rotate", "untouched"} {
+			w := storetest.MustCreateWebhook(t, db, "shop_x", "http://127.0.0.1:1/"+name, time.Now(), "order.created")
+			h.room[w.ID] = true
+			hooks[name] = w
+		}
+		off, moved, secret := false, "http://127.0.0.1:1/moved", webhooks.NewSecret()
+		writes := []func() error{
+			func() error {
+				_, err := db.Publish(ctx, "shop_x", []webhooks.PublishInput{{Event: "order.created", Data: json.RawMessage(`{}`)}})
+				return err
+			},
+			func() error {
+				_, err := db.UpdateWebhook(ctx, "shop_x", hooks["disable"].ID, webhooks.WebhookUpdate{IsActive: &off})
+				return err
+			},
+			func() error { return db.DeleteWebhook(ctx, "shop_x", hooks["delete"].ID) },
+			func() error {
+				_, err := db.UpdateWebhook(ctx, "shop_x", hooks["url"].ID, webhooks.WebhookUpdate{URL: &moved})
+				return err
+			},
+			func() error {
+				_, err := db.RotateSecret(ctx, "shop_x", hooks["rotate"].ID, secret, 0)
+				return err
+			},
+		}
+		errs := make([]error, len(writes))
+		inOneBatch(t, db, len(writes), func(i int) { errs[i] = writes[i]() })
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("write %d: %v", i, err)
+			}
+		}
+
+		held, taken, cancelled := h.state()
+		if held != 0 || len(taken) != 1 || taken[0].WebhookID != hooks["untouched"].ID {
+			t.Errorf("%d held, %d handed over (%v); want only the untouched webhook's delivery", held, len(taken), jobHooks(taken, hooks))
+		}
+		if len(cancelled) != 4 {
+			t.Errorf("%d reservations given back (%v); want the 4 of the webhooks changed", len(cancelled), jobHooks(cancelled, hooks))
+		}
+		list, _, err := db.FindDeliveries(ctx, webhooks.DeliveryFilter{ShopID: "shop_x", WebhookID: hooks["disable"].ID})
+		if err != nil || len(list) != 1 || list[0].Status != webhooks.StatusFailed || list[0].FailureReason != webhooks.FailureWebhookDisabled {
+			t.Errorf("the disabled webhook's delivery: %+v, %v; want one cancelled", list, err)
+		}
+		jobs, err := db.ClaimDeliveries(ctx, webhooks.Claim{Limit: 10, LeaseFor: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := jobHooks(jobs, hooks); !slices.Equal(got, []string{"rotate", "url"}) {
+			t.Fatalf("claimed the deliveries of %v; want those of rotate and url, released", got)
+		}
+		for _, j := range jobs {
+			if j.WebhookID == hooks["url"].ID && j.URL != moved {
+				t.Errorf("claimed to %s; want the new URL %s", j.URL, moved)
+			}
+			if j.WebhookID == hooks["rotate"].ID && !slices.Equal(j.Secrets, []string{secret}) {
+				t.Errorf("claimed with %d secrets; want the new one only", len(j.Secrets))
+			}
+		}
+	})
+}
+
+// jobHooks names the webhooks of jobs, sorted.
+func jobHooks(jobs []*webhooks.Job, hooks map[string]*webhooks.Webhook) []string {
+	var out []string
+	for _, j := range jobs {
+		for name, w := range hooks {
+			if w.ID == j.WebhookID {
+				out = append(out, name)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}

@@ -267,6 +267,12 @@ func (db *DB) listenOnce(ctx context.Context) error {
 //   - keysChannel, a key of the shop revoked: the payload is the shop id;
 //   - queuedChannel, deliveries queued: no payload.
 func announce(ctx context.Context, tx *Tx, channel, payload string) error {
+	if channel == stoppedChannel || channel == changedChannel {
+		if tx.stopped == nil {
+			tx.stopped = map[string]bool{}
+		}
+		tx.stopped[payload] = true
+	}
 	if tx.db.pool == nil {
 		return nil
 	}

@@ -694,6 +694,10 @@ func (db *DB) runBatch(ops []*writeOp, errs []error, savepoints bool) error {
 			return fmt.Errorf("release savepoint: %w", e)
 		}
 	}
+	if err := db.keepHandoffs(ctx, tx, ops); err != nil {
+		_ = tx.tx.Rollback()
+		return err
+	}
 	if db.pool != nil && slices.ContainsFunc(ops, func(op *writeOp) bool { return op.queued }) {
 		if err := announce(ctx, tx, queuedChannel, ""); err != nil {
 			_ = tx.tx.Rollback()
@@ -704,6 +708,49 @@ func (db *DB) runBatch(ops []*writeOp, errs []error, savepoints bool) error {
 		return fmt.Errorf("commit: %w", err)
 	}
 	db.kickCheckpointer()
+	return nil
+}
+
+// keepHandoffs takes out of the ops' hand-overs the deliveries of webhooks
+// that an op of the same transaction stopped or changed (tx.stopped), and
+// releases their leases in it. They were reserved before the change, so
+// they carry the old URL and secrets, or a webhook disabled (its row now
+// cancelled) or deleted; and the hooks that drop such deliveries from the
+// dispatcher (Stopped, Changed) run only after the commit, once the
+// hand-over had given them to a worker (code review: sent after a disable,
+// to a deleted webhook, or to the old URL with --secret-overlap 0). A
+// pending one is claimed again as it now is.
+func (db *DB) keepHandoffs(ctx context.Context, tx *Tx, ops []*writeOp) error {
+	if len(tx.stopped) == 0 {
+		return nil
+	}
+	var released []string
+	for _, op := range ops {
+		var keep, drop []*webhooks.Job
+		for _, j := range op.handoff {
+			if tx.stopped[j.WebhookID] {
+				drop = append(drop, j)
+			} else {
+				keep = append(keep, j)
+			}
+		}
+		if len(drop) == 0 {
+			continue
+		}
+		op.handoffTo.Cancel(drop)
+		op.handoff = keep
+		op.queued = true // the claim that takes the released ones
+		for _, j := range drop {
+			released = append(released, j.DeliveryID)
+		}
+	}
+	if len(released) == 0 {
+		return nil
+	}
+	cond, args := db.dialect.in("id", 1, released)
+	if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET leased_until = NULL WHERE status = 'pending' AND `+cond, args...); err != nil {
+		return fmt.Errorf("release the deliveries of a stopped or changed webhook: %w", err)
+	}
 	return nil
 }
 

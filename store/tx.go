@@ -14,6 +14,11 @@ import (
 type Tx struct {
 	tx *sql.Tx
 	db *DB
+	// stopped holds the webhooks this transaction disabled, deleted, or
+	// gave a new URL or secret (announce): deliveries of theirs that a
+	// publish of the same transaction reserved for the local dispatcher
+	// are not handed over (see keepHandoffs).
+	stopped map[string]bool
 }
 
 // ExecContext runs a statement in the transaction.
