@@ -114,6 +114,46 @@ func TestWebhookChangesAtOnceAreAllKept(t *testing.T) {
 	})
 }
 
+// TestWebhookCreatesAtOnceKeepTheLimit: creates of one shop at once, on
+// two replicas, each counted the shop's webhooks under the limit before
+// any inserted; a shop limited to 1 got 4 on PostgreSQL (code review).
+func TestWebhookCreatesAtOnceKeepTheLimit(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, dsn string) {
+		a, b, _ := twoReplicas(t, dsn)
+		ctx := context.Background()
+		for round := range 10 {
+			shop := fmt.Sprintf("limit-%d", round)
+			storetest.MustCreateShop(t, a, shop, time.Now())
+			const limit = 2
+			errs := make([]error, 8)
+			race(8, func(i int) {
+				now := time.Now()
+				w := &webhooks.Webhook{ID: webhooks.NewID(webhooks.PrefixWebhook, now), ShopID: shop, URL: "https://example.com/hook",
+					Events: []webhooks.EventType{"order.created"}, IsActive: true, Secret: webhooks.NewSecret(), CreatedAt: now, UpdatedAt: now}
+				errs[i] = []*store.DB{a, b}[i%2].CreateWebhook(ctx, w, limit)
+			})
+			created := 0
+			for i, err := range errs {
+				switch webhooks.ErrorCode(err) {
+				case "":
+					created++
+				case webhooks.ECONFLICT:
+				default:
+					t.Fatalf("round %d, create %d: %v", round, i, err)
+				}
+			}
+			list, err := a.ListWebhooks(ctx, shop)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if created != limit || len(list) != limit {
+				t.Fatalf("round %d: %d creates succeeded, %d webhooks stored; want the limit, %d", round, created, len(list), limit)
+			}
+		}
+	})
+}
+
 func cmpErrs(errs []error) error {
 	for i, err := range errs {
 		if err != nil {
