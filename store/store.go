@@ -107,6 +107,7 @@ type DB struct {
 	wg       sync.WaitGroup
 	stopOnce sync.Once
 	stop     chan struct{}
+	closed   chan struct{} // closed by Close once the writers have stopped
 	maxBatch int
 
 	// Hooks, called after a commit that queued deliveries (onQueued) and
@@ -192,6 +193,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		logger:   cmp.Or(opts.Logger, slog.New(slog.DiscardHandler)),
 		now:      opts.Now,
 		stop:     make(chan struct{}),
+		closed:   make(chan struct{}),
 		maxBatch: cmp.Or(opts.MaxBatch, DefaultMaxBatch),
 		server:   opts.Server,
 	}
@@ -280,8 +282,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 // Close stops the writer after the writes already submitted and closes the
 // database.
 func (db *DB) Close() error {
-	db.stopOnce.Do(func() { close(db.stop) })
+	first := false
+	db.stopOnce.Do(func() { close(db.stop); first = true })
 	db.wg.Wait()
+	if first {
+		close(db.closed)
+	}
 	db.stmts.close()
 	if db.wconn != nil {
 		db.wconn.Close()
@@ -471,9 +477,22 @@ func (db *DB) submit(ctx context.Context, op *writeOp, fn func(tx *Tx, queued *b
 		return false, ctx.Err()
 	}
 	// Once submitted, wait for the answer even if ctx ends: the write may
-	// commit, and the caller must not be told otherwise.
-	err := <-op.done
-	return op.queued, err
+	// commit, and the caller must not be told otherwise. But an op sent
+	// as Close began (the select above picks either way) may have come
+	// after the writers' last drain: once they are gone, one not answered
+	// never will be (code review: about half of such writes waited for
+	// ever, whatever their context).
+	select {
+	case err := <-op.done:
+		return op.queued, err
+	case <-db.closed:
+		select {
+		case err := <-op.done:
+			return op.queued, err
+		default:
+			return false, errClosed
+		}
+	}
 }
 
 func (db *DB) writer() {

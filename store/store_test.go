@@ -769,6 +769,37 @@ func TestSQLiteFileIsTheOneNamedAndPrivate(t *testing.T) {
 	}
 }
 
+// TestWritesAfterCloseFail: a write that came as the store closed could
+// land in the writers' queue after their last drain and wait for ever,
+// whatever its context (code review: 9 of 20 did).
+func TestWritesAfterCloseFail(t *testing.T) {
+	t.Parallel()
+	db := openStore(t, "sqlite:"+filepath.Join(t.TempDir(), "closed.db"), store.Options{})
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	const n = 50
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			id := fmt.Sprintf("s%d", i)
+			_, k := webhooks.NewAPIKey(id, time.Now())
+			errs <- db.CreateShop(context.Background(), &webhooks.Shop{ID: id, CreatedAt: time.Now()}, k)
+		}()
+	}
+	timeout := time.After(10 * time.Second)
+	for i := range n {
+		select {
+		case err := <-errs:
+			if err == nil {
+				t.Error("a write after Close succeeded")
+			}
+		case <-timeout:
+			t.Fatalf("%d of %d writes after Close still wait after 10s", n-i, n)
+		}
+	}
+}
+
 // TestSQLiteURLIsRefused: sqlite://x.db (a URL habit) made an empty file
 // /x.db at the root of the file system, then failed with SQLite's
 // "invalid uri authority" and the connection's pragmas (lifecycle audit).
