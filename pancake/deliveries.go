@@ -200,16 +200,20 @@ func (s *WebhooksService) Deliveries(ctx context.Context, params DeliveryListPar
 	})
 }
 
-// walk yields the deliveries of the pages fetch returns, from page number
-// (default 1) on, in pages of size (default DefaultIterPageSize), until
+// walk yields the deliveries of the pages fetch returns, from page first
+// (default 1) on, in pages of pageSize (default DefaultIterPageSize), until
 // the last of the pages fetch counts, or an empty one. The first error
 // ends it, yielded with a zero WebhookDelivery.
-func walk(number, size int, fetch func(number, size int) (data []WebhookDelivery, pages int, err error)) iter.Seq2[WebhookDelivery, error] {
+// Each range over it starts again from page number: the sequence changes
+// none of its captured values (a second range started from the page the
+// first ended on, and two at once raced).
+func walk(first, pageSize int, fetch func(number, size int) (data []WebhookDelivery, pages int, err error)) iter.Seq2[WebhookDelivery, error] {
 	return func(yield func(WebhookDelivery, error) bool) {
+		size := pageSize
 		if size <= 0 {
 			size = DefaultIterPageSize
 		}
-		for number = max(number, 1); ; number++ {
+		for number := max(first, 1); ; number++ {
 			data, pages, err := fetch(number, size)
 			if err != nil {
 				yield(WebhookDelivery{}, err)

@@ -383,6 +383,23 @@ func TestWebhooksService_Deliveries(t *testing.T) {
 		}
 	})
 
+	t.Run("EachRangeStartsAgain", func(t *testing.T) {
+		t.Parallel()
+		// One sequence ranged twice: the second started from the page the
+		// first ended on (code review).
+		client, _ := setupPages(t, 10, 0)
+		seq := client.Webhooks.Deliveries(t.Context(), pancake.DeliveryListParams{PageSize: 4, PageNumber: 2})
+		for i := range 2 {
+			ids, err := collectIDs(seq)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(idRange(5, 10), ids); diff != "" {
+				t.Errorf("range %d over one Webhooks.Deliveries yielded diff (-want +got):\n%s", i+1, diff)
+			}
+		}
+	})
+
 	t.Run("EmptyListMakesOneRequest", func(t *testing.T) {
 		t.Parallel()
 		client, queries := setupPages(t, 0, 0)
