@@ -38,6 +38,15 @@ const (
 	DefaultRecordWait            = 10 * time.Millisecond
 )
 
+// Bounds of Config: more workers (or in flight) than MaxWorkers overflowed
+// the pool's size (a panic) or took gigabytes; an AttemptTimeout beyond
+// MaxAttemptTimeout overflowed the default lease, which then ran out at
+// once.
+const (
+	MaxWorkers        = 100_000
+	MaxAttemptTimeout = time.Hour
+)
+
 // DefaultSchedule is the contract's retry schedule: the delays before
 // attempts 2 to 8.
 var DefaultSchedule = []time.Duration{
@@ -148,6 +157,10 @@ func (c *Config) validate() error {
 		return errors.New("MaxInFlightPerWebhook cannot be less than zero")
 	case c.MaxInFlightPerShop < 0:
 		return errors.New("MaxInFlightPerShop cannot be less than zero")
+	case c.Workers > MaxWorkers || c.MaxInFlightPerWebhook > MaxWorkers || c.MaxInFlightPerShop > MaxWorkers:
+		return fmt.Errorf("Workers, MaxInFlightPerWebhook and MaxInFlightPerShop cannot be more than %d", MaxWorkers)
+	case c.AttemptTimeout > MaxAttemptTimeout:
+		return fmt.Errorf("AttemptTimeout cannot be more than %s", MaxAttemptTimeout)
 	case c.ClaimBatch < 0:
 		return errors.New("ClaimBatch cannot be less than zero")
 	case c.PollInterval < 0:

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -1556,9 +1557,13 @@ func TestConfigValidation(t *testing.T) {
 		"ZeroDelay":                {Schedule: []time.Duration{time.Second, 0}},
 		"JitterOfOneOrMore":        {Jitter: 1},
 		"LeaseNoLongerThanAttempt": {LeaseFor: 10 * time.Second, AttemptTimeout: 10 * time.Second},
+		"WorkersOverflowThePool":   {Workers: math.MaxInt},               // a panic in make
+		"AttemptOverflowsTheLease": {AttemptTimeout: 700000 * time.Hour}, // the default lease went negative
+		"TooManyInFlight":          {MaxInFlightPerWebhook: dispatch.MaxWorkers + 1},
 	} {
-		if _, err := dispatch.NewDispatcher(nil, nil, nil, nil, nil, &cfg); err == nil {
-			t.Errorf("%s: no error", name)
+		// The config is refused before the missing store is noticed.
+		if _, err := dispatch.NewDispatcher(nil, nil, nil, nil, nil, &cfg); err == nil || !strings.HasPrefix(err.Error(), "dispatch config:") {
+			t.Errorf("%s: %v; want the config refused", name, err)
 		}
 	}
 }

@@ -1484,6 +1484,9 @@ func TestServeRefusesSettingsThatBreakTheContract(t *testing.T) {
 		{"--publish-rate-limit", func(c *pw.ServeConfig) { c.PublishRateLimit = math.NaN() }},
 		{"--retry-schedule", func(c *pw.ServeConfig) { c.RetrySchedule = []time.Duration{time.Second, 0} }},
 		{"--lease", func(c *pw.ServeConfig) { c.LeaseFor = 10 * time.Second }}, // shorter than the 15 s attempt timeout
+		{"--workers", func(c *pw.ServeConfig) { c.Workers = math.MaxInt }},     // the pool's size overflowed: a panic
+		{"--max-in-flight-per-shop", func(c *pw.ServeConfig) { c.MaxInFlightPerShop = 1 << 40 }},
+		{"--attempt-timeout", func(c *pw.ServeConfig) { c.AttemptTimeout = 700000 * time.Hour }}, // the default lease overflowed
 		{"--addr", func(c *pw.ServeConfig) { c.Addr = "8080" }},
 		{"--debug-addr", func(c *pw.ServeConfig) { c.DebugAddr = "localhost" }},
 	} {

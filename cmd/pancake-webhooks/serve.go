@@ -403,6 +403,21 @@ func checkServeConfig(cfg *ServeConfig) error {
 			return usageErr("%s cannot be negative", flagAndEnv(n.flag))
 		}
 	}
+	for _, n := range []struct {
+		flag string
+		v    int
+	}{
+		{"workers", cfg.Workers},
+		{"max-in-flight-per-webhook", cfg.MaxInFlightPerWebhook},
+		{"max-in-flight-per-shop", cfg.MaxInFlightPerShop},
+	} {
+		if n.v > dispatch.MaxWorkers {
+			return usageErr("%s cannot be more than %d", flagAndEnv(n.flag), dispatch.MaxWorkers)
+		}
+	}
+	if cfg.AttemptTimeout > dispatch.MaxAttemptTimeout {
+		return usageErr("%s cannot be more than %s", flagAndEnv("attempt-timeout"), dispatch.MaxAttemptTimeout)
+	}
 	for _, r := range []struct {
 		flag string
 		v    float64
