@@ -1164,6 +1164,24 @@ func TestCLIErrors(t *testing.T) {
 			wantCode(t, pw.ExitError)
 	})
 
+	t.Run("DataOverTheBoundIsRefused", func(t *testing.T) {
+		t.Parallel()
+		// @/dev/zero grew the process until it died; more than the bound
+		// read from stdin was cut and called broken JSON (code review).
+		big := filepath.Join(t.TempDir(), "big.json")
+		if err := os.WriteFile(big, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(big, 17<<20); err != nil { // sparse: no disk taken
+			t.Fatal(err)
+		}
+		r := runCLI(t, "events", "publish", "--event", "order.created", "--data", "@"+big,
+			"--api-url", "http://127.0.0.1:1/api/v1", "--api-key", "pk_x", "--shop", "s").wantCode(t, pw.ExitUsage)
+		if !strings.Contains(r.stderr, "more than 16 MiB") {
+			t.Errorf("stderr %q; want it to say the data is over the bound", r.stderr)
+		}
+	})
+
 	t.Run("UsageErrorsAreExitUsage", func(t *testing.T) {
 		t.Parallel()
 		b := setupE2E(t)

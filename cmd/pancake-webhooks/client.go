@@ -164,25 +164,39 @@ func redactedURL(u string) string {
 	return p.Redacted()
 }
 
+// maxData bounds what --data reads from a file or stdin: far more than a
+// server takes (256 KiB by default, --max-body-bytes), far less than
+// what @/dev/zero would grow to.
+const maxData = 16 << 20
+
 // readData reads a JSON object given to --data: inline JSON, @FILE for a
 // file, or - for stdin. Anything but an object is a usage error.
 func readData(flag, v string, stdin io.Reader) (map[string]any, error) {
 	var raw []byte
 	switch {
 	case v == "-":
-		b, err := io.ReadAll(io.LimitReader(stdin, 16<<20))
+		b, err := readMax(stdin)
 		if err != nil {
 			return nil, fmt.Errorf("--%s -: read stdin: %w", flag, err)
 		}
 		raw = b
 	case strings.HasPrefix(v, "@"):
-		b, err := os.ReadFile(v[1:])
+		f, err := os.Open(v[1:])
 		if err != nil {
 			return nil, usageErr("--%s %s: %v", flag, v, errors.Unwrap(err))
+		}
+		b, err := readMax(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("--%s %s: %w", flag, v, err)
 		}
 		raw = b
 	default:
 		raw = []byte(v)
+	}
+	if len(raw) > maxData {
+		// It was cut: its JSON would be said to be broken.
+		return nil, usageErr("--%s: more than %d MiB of data; a server takes 256 KiB by default", flag, maxData>>20)
 	}
 	var m map[string]any
 	dec := json.NewDecoder(bytes.NewReader(raw))
@@ -194,6 +208,11 @@ func readData(flag, v string, stdin io.Reader) (map[string]any, error) {
 		return nil, usageErr("--%s must be one JSON object", flag)
 	}
 	return m, nil
+}
+
+// readMax reads r to its end or to one byte more than maxData.
+func readMax(r io.Reader) ([]byte, error) {
+	return io.ReadAll(io.LimitReader(r, maxData+1))
 }
 
 // events converts the values of an --event flag.
