@@ -172,6 +172,7 @@ type Main struct {
 	serveErr       chan error
 	devDir         string
 	debug          *http.Server
+	debugDone      chan struct{} // closed when debug's Serve has returned
 }
 
 // minRetention is the shortest --retention.
@@ -364,7 +365,13 @@ func (m *Main) startDebug(addr string) error {
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	m.debug = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go m.debug.Serve(ln)
+	m.debugDone = make(chan struct{})
+	go func(srv *http.Server, done chan<- struct{}) {
+		defer close(done)
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			m.Logger.Warn("pprof server stopped", "error", err)
+		}
+	}(m.debug, m.debugDone)
 	m.Logger.Info("serving pprof", "addr", ln.Addr().String())
 	return nil
 }
@@ -513,6 +520,8 @@ func (m *Main) Close() error {
 	}
 	if m.debug != nil {
 		m.debug.Close()
+		<-m.debugDone
+		m.debug = nil
 	}
 	if m.maintainer != nil {
 		m.maintainer.Stop()

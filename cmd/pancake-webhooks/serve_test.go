@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"io"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -52,4 +53,41 @@ func TestServeFailingAfterItsListenerStartsExitsCleanly(t *testing.T) {
 			"--debug-addr", taken.Addr().String()).
 			wantCode(t, pw.ExitError).stderrContains(t, "--debug-addr")
 	}
+}
+
+// TestDebugServerStopsWithMain: --debug-addr serves Go's profiles, and
+// Close stops that server and waits for it (its goroutine had no owner:
+// code review), so its address is free once Close returns.
+func TestDebugServerStopsWithMain(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cfg := pw.ServeConfig{Addr: "127.0.0.1:0", DB: "sqlite:" + filepath.Join(t.TempDir(), "debug.db"), LogLevel: "error", LogFormat: "text", DebugAddr: addr}
+	m := pw.NewMain(cfg, io.Discard, io.Discard)
+	if err := m.Run(t.Context()); err != nil {
+		m.Close()
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + addr + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		m.Close()
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "goroutine profile") {
+		t.Errorf("GET goroutine profile: %d %.80q", resp.StatusCode, body)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("the debug address is still taken after Close: %v", err)
+	}
+	again.Close()
 }
