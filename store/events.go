@@ -127,7 +127,7 @@ func (db *DB) publishMerged(ctx context.Context, tx *Tx, reqs []*writeOp) error 
 			}
 			subs[p.shopID] = ss
 		}
-		op.queued = false
+		op.queued, op.told, op.untold = false, false, false
 		for i, e := range p.events {
 			n := len(rows.ds)
 			op.queued = db.queueFor(op, &rows, e, ss, p.now) || op.queued
@@ -181,7 +181,14 @@ func (db *DB) queueFor(op *writeOp, rows *queuedRows, e *webhooks.Event, subs []
 				})
 			}
 		}
-		queued = queued || leased == 0
+		if leased == 0 {
+			queued = true
+			if h != nil {
+				op.told = true // Reserve said no: the dispatcher knows
+			} else {
+				op.untold = true
+			}
+		}
 		rows.ds = append(rows.ds, d)
 		rows.leased = append(rows.leased, leased)
 	}

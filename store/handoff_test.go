@@ -74,7 +74,7 @@ func openWithHandoff(t *testing.T, dsn, shopID string) (db *store.DB, h *handoff
 	h = &handoff{room: map[string]bool{}, lease: time.Minute}
 	var mu sync.Mutex
 	n := 0
-	db.OnQueued(func() { mu.Lock(); n++; mu.Unlock() })
+	db.OnQueued(func(bool) { mu.Lock(); n++; mu.Unlock() })
 	db.SetHandoff(h)
 	return db, h, func() int {
 		if db.Dialect() == "postgres" {

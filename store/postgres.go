@@ -250,7 +250,7 @@ func (db *DB) listenOnce(ctx context.Context) error {
 		case keys:
 			db.notifyKeysRevoked(n.Payload)
 		default:
-			db.notifyQueued()
+			db.notifyQueued(false)
 		}
 	}
 }

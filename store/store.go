@@ -113,7 +113,7 @@ type DB struct {
 	// Hooks, called after a commit that queued deliveries (onQueued) and
 	// one that stopped webhooks (onStopped).
 	mu        sync.Mutex
-	onQueued  []func()
+	onQueued  []func(told bool)
 	onStopped []func(webhookID string)
 	onChanged []func(webhookID string)
 	onKeys    []func(shopID string)
@@ -327,8 +327,12 @@ func (db *DB) Ready(ctx context.Context) error {
 }
 
 // OnQueued registers f to be called (without blocking) after every commit
-// that queued deliveries; the dispatcher wakes on it.
-func (db *DB) OnQueued(f func()) {
+// that queued deliveries; the dispatcher wakes on it. told is true when
+// each of them was queued because the local dispatcher's Reserve (see
+// Handoff) said no, so that it has noted already what waits and why; false
+// for any other (no dispatcher asked, another replica's, a retry, a
+// release).
+func (db *DB) OnQueued(f func(told bool)) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	db.onQueued = append(db.onQueued, f)
@@ -394,12 +398,12 @@ func (db *DB) notifyStopped(ids ...string) {
 	}
 }
 
-func (db *DB) notifyQueued() {
+func (db *DB) notifyQueued(told bool) {
 	db.mu.Lock()
 	fs := db.onQueued
 	db.mu.Unlock()
 	for _, f := range fs {
-		f()
+		f(told)
 	}
 }
 
@@ -408,7 +412,11 @@ type writeOp struct {
 	ctx    context.Context
 	fn     func(tx *Tx) error
 	queued bool // set by fn when it queued deliveries
-	done   chan error
+	// told and untold say whether some of them were queued because the
+	// local dispatcher's Reserve said no (told), or without asking it
+	// (untold); see OnQueued. Only a publish sets them.
+	told, untold bool
+	done         chan error
 	// pub, when set, lets the writer merge this publish with the others of
 	// its batch into a few multi-row statements; fn is the fallback.
 	pub     *publishReq
@@ -620,7 +628,7 @@ func (db *DB) commit(ops []*writeOp) {
 		clear(errs)
 		err = db.runBatch(ops, errs, true)
 	}
-	queued := false
+	queued, told := false, true
 	for i, op := range ops {
 		e := errs[i]
 		if err != nil && e == nil {
@@ -628,6 +636,7 @@ func (db *DB) commit(ops []*writeOp) {
 		}
 		if e == nil && op.queued {
 			queued = true
+			told = told && op.told && !op.untold
 		}
 		if e == nil && len(op.handoff) > 0 {
 			op.handoffTo.Take(op.handoff)
@@ -637,7 +646,7 @@ func (db *DB) commit(ops []*writeOp) {
 		op.done <- e
 	}
 	if queued {
-		db.notifyQueued()
+		db.notifyQueued(told)
 	}
 }
 
@@ -680,7 +689,7 @@ func (db *DB) runBatch(ops []*writeOp, errs []error, savepoints bool) error {
 		if op.handled {
 			continue
 		}
-		op.queued = false
+		op.queued, op.told, op.untold = false, false, false
 		if e := op.ctx.Err(); e != nil {
 			errs[i] = e
 			continue
@@ -758,7 +767,7 @@ func (db *DB) keepHandoffs(ctx context.Context, tx *Tx, ops []*writeOp) error {
 		}
 		op.handoffTo.Cancel(drop)
 		op.handoff = keep
-		op.queued = true // the claim that takes the released ones
+		op.queued, op.untold = true, true // the claim that takes the released ones
 		for _, j := range drop {
 			released = append(released, j.DeliveryID)
 		}

@@ -313,7 +313,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	m.Addr = ln.Addr().String()
-	m.db.OnQueued(m.dispatcher.Wake)
+	m.db.OnQueued(m.dispatcher.Queued)
 	m.db.OnWebhookStopped(m.dispatcher.Stopped)
 	m.db.OnWebhookChanged(m.dispatcher.Changed)
 	m.db.OnKeysRevoked(m.api.ForgetKeys)
