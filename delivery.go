@@ -201,9 +201,11 @@ type Maintenance interface {
 
 // QueueStats are the gauges exported as metrics.
 type QueueStats struct {
-	Due            int64
-	Scheduled      int64
-	OldestDueAge   time.Duration
+	Due          int64         // due now, claimed by no server
+	Claimed      int64         // claimed by a server: waiting for a worker, or being sent
+	Scheduled    int64         // due later (retries), not claimed
+	OldestDueAge time.Duration // of the oldest of Due
+
 	WebhooksHealth map[string]int64 // by health status
 }
 

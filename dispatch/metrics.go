@@ -45,9 +45,10 @@ func NewMetrics(reg prometheus.Registerer, qs QueueStatter) *Metrics {
 	reg.MustRegister(m.attempts, m.latency, m.inFlight)
 	if qs != nil {
 		reg.MustRegister(&queueCollector{qs: qs,
-			due:       prometheus.NewDesc("pancake_queue_due", "Queued deliveries that are due now.", nil, nil),
-			scheduled: prometheus.NewDesc("pancake_queue_scheduled", "Queued deliveries due later (retries).", nil, nil),
-			oldest:    prometheus.NewDesc("pancake_queue_oldest_due_age_seconds", "Age of the oldest due delivery.", nil, nil),
+			due:       prometheus.NewDesc("pancake_queue_due", "Queued deliveries due now that no server has claimed (all servers of the database).", nil, nil),
+			claimed:   prometheus.NewDesc("pancake_queue_claimed", "Queued deliveries a server has claimed: waiting for a worker or being sent (all servers of the database).", nil, nil),
+			scheduled: prometheus.NewDesc("pancake_queue_scheduled", "Queued deliveries due later (retries), not claimed (all servers of the database).", nil, nil),
+			oldest:    prometheus.NewDesc("pancake_queue_oldest_due_age_seconds", "Age of the oldest due delivery no server has claimed.", nil, nil),
 			health:    prometheus.NewDesc("pancake_webhooks", "Webhooks by health status.", []string{"status"}, nil),
 		})
 	}
@@ -74,8 +75,8 @@ func (m *Metrics) track(delta float64) {
 const queueStatsFor = 5 * time.Second
 
 type queueCollector struct {
-	qs                             QueueStatter
-	due, scheduled, oldest, health *prometheus.Desc
+	qs                                      QueueStatter
+	due, claimed, scheduled, oldest, health *prometheus.Desc
 
 	mu   sync.Mutex // one read at a time; the others wait for its result
 	read time.Time  // when last and err were read
@@ -100,6 +101,7 @@ func (c *queueCollector) stats() (*webhooks.QueueStats, error) {
 
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.due
+	ch <- c.claimed
 	ch <- c.scheduled
 	ch <- c.oldest
 	ch <- c.health
@@ -112,6 +114,7 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(c.due, prometheus.GaugeValue, float64(st.Due))
+	ch <- prometheus.MustNewConstMetric(c.claimed, prometheus.GaugeValue, float64(st.Claimed))
 	ch <- prometheus.MustNewConstMetric(c.scheduled, prometheus.GaugeValue, float64(st.Scheduled))
 	ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, st.OldestDueAge.Seconds())
 	for _, s := range []string{webhooks.HealthHealthy, webhooks.HealthWarning, webhooks.HealthError} {

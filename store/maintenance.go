@@ -87,11 +87,15 @@ func (db *DB) QueueStats(ctx context.Context) (*webhooks.QueueStats, error) {
 	now := ms(db.now())
 	st := &webhooks.QueueStats{WebhooksHealth: map[string]int64{}}
 	var oldest sql.NullInt64
+	// A claimed delivery (leased) is being sent or waits for a worker:
+	// counted as due, a slow receiver's attempts alone made the oldest
+	// due age climb to the attempt timeout (observability audit).
 	err := db.rdb.QueryRowContext(ctx, `SELECT
-		CAST(COALESCE(SUM(CASE WHEN scheduled_at <= $1 THEN 1 ELSE 0 END), 0) AS BIGINT),
-		CAST(COALESCE(SUM(CASE WHEN scheduled_at > $1 THEN 1 ELSE 0 END), 0) AS BIGINT),
-		MIN(scheduled_at)
-		FROM deliveries WHERE status = 'pending'`, now).Scan(&st.Due, &st.Scheduled, &oldest)
+		CAST(COALESCE(SUM(CASE WHEN leased_until > $1 THEN 0 WHEN scheduled_at <= $1 THEN 1 ELSE 0 END), 0) AS BIGINT),
+		CAST(COALESCE(SUM(CASE WHEN leased_until > $1 THEN 1 ELSE 0 END), 0) AS BIGINT),
+		CAST(COALESCE(SUM(CASE WHEN leased_until > $1 THEN 0 WHEN scheduled_at > $1 THEN 1 ELSE 0 END), 0) AS BIGINT),
+		MIN(CASE WHEN leased_until > $1 THEN NULL ELSE scheduled_at END)
+		FROM deliveries WHERE status = 'pending'`, now).Scan(&st.Due, &st.Claimed, &st.Scheduled, &oldest)
 	if err != nil {
 		return nil, fmt.Errorf("queue stats: %w", err)
 	}

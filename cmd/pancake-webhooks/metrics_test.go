@@ -69,6 +69,7 @@ func TestMetricsExposeTheEngineWithoutSecrets(t *testing.T) {
 		"pancake_delivery_attempt_duration_seconds_bucket",
 		"pancake_delivery_attempts_in_flight",
 		"pancake_queue_due",
+		"pancake_queue_claimed",
 		"pancake_queue_scheduled",
 		"pancake_queue_oldest_due_age_seconds",
 		`pancake_webhooks{status="healthy"} 1`,

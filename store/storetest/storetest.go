@@ -1234,8 +1234,20 @@ func testMaintenance(t *testing.T, setup func(*testing.T) *testBundle) {
 		mustPublish(t, b, "order.created", 4)
 		b.clock.Add(3 * time.Second)
 		st, err := b.db.QueueStats(b.ctx)
-		if err != nil || st.Due != 4 || st.OldestDueAge != 3*time.Second {
+		if err != nil || st.Due != 4 || st.Claimed != 0 || st.OldestDueAge != 3*time.Second {
 			t.Fatalf("QueueStats = %+v, %v", st, err)
+		}
+		// A claimed one is being sent, or waits for a worker: not due,
+		// and not the oldest waiting for a claim (observability audit: a
+		// slow receiver's attempts alone made that age climb).
+		mustPublish(t, b, "order.created", 2)
+		b.clock.Add(time.Second)
+		if jobs, err := b.db.ClaimDeliveries(b.ctx, webhooks.Claim{Limit: 4, LeaseFor: time.Minute}); err != nil || len(jobs) != 4 {
+			t.Fatalf("claimed %d, %v; want the 4 oldest", len(jobs), err)
+		}
+		st, err = b.db.QueueStats(b.ctx)
+		if err != nil || st.Due != 2 || st.Claimed != 4 || st.Scheduled != 0 || st.OldestDueAge != time.Second {
+			t.Fatalf("with 4 claimed: QueueStats = %+v, %v; want 2 due for 1s, 4 claimed", st, err)
 		}
 	})
 }
