@@ -676,7 +676,9 @@ func TestServeRefusesPancakeDev(t *testing.T) {
 // TestEveryLogLineIsJSON: what net/http logs through the standard logger (a
 // receiver that sent bytes after its 204 makes the transport complain of
 // an unsolicited response) goes through the server's JSON log too; it was
-// printed as plain text among the JSON lines (receivers audit).
+// printed as plain text among the JSON lines (receivers audit). Such a
+// line is cut short: it quoted up to 4 KiB of what the receiver sent
+// (observability audit).
 func TestEveryLogLineIsJSON(t *testing.T) {
 	t.Parallel()
 	bin := buildBinary(t)
@@ -699,7 +701,7 @@ func TestEveryLogLineIsJSON(t *testing.T) {
 					return
 				}
 				io.Copy(io.Discard, req.Body)
-				io.WriteString(conn, "HTTP/1.1 204 No Content\r\n\r\nunsolicited bytes")
+				io.WriteString(conn, "HTTP/1.1 204 No Content\r\n\r\nunsolicited bytes"+strings.Repeat("x", 4000)+"TAIL")
 				r.ReadByte() // until the client closes
 			}()
 		}
@@ -727,6 +729,9 @@ func TestEveryLogLineIsJSON(t *testing.T) {
 	for _, line := range strings.Split(strings.TrimSpace(srv.logs()), "\n") {
 		if !json.Valid([]byte(line)) {
 			t.Errorf("a log line is not JSON: %s", line)
+		}
+		if strings.Contains(line, "Unsolicited response") && (len(line) > 1000 || strings.Contains(line, "TAIL")) {
+			t.Errorf("the unsolicited response's line is %d bytes, with the receiver's tail: %.200s…", len(line), line)
 		}
 	}
 }

@@ -119,7 +119,7 @@ is honoured as usual.`,
 			// transport: a receiver's bytes after its answer) joins the
 			// server's log, at warn, instead of plain text among its lines.
 			log.SetFlags(0)
-			log.SetOutput(slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn).Writer())
+			log.SetOutput(stdlibLog{m.Logger})
 			<-cmd.Context().Done()
 			return m.Shutdown()
 		},
@@ -374,6 +374,24 @@ func (m *Main) startDebug(addr string) error {
 	}(m.debug, m.debugDone)
 	m.Logger.Info("serving pprof", "addr", ln.Addr().String())
 	return nil
+}
+
+// maxStdlibLog bounds a line the standard library logs: net/http's
+// "Unsolicited response" quotes up to 4 KiB of what a receiver sent after
+// its answer, once an attempt (observability audit).
+const maxStdlibLog = 300
+
+// stdlibLog takes the standard library's log lines into the server's log,
+// at warn, each cut to maxStdlibLog bytes.
+type stdlibLog struct{ l *slog.Logger }
+
+func (w stdlibLog) Write(p []byte) (int, error) {
+	msg := strings.TrimRight(string(p), "\n")
+	if len(msg) > maxStdlibLog {
+		msg = strings.ToValidUTF8(msg[:maxStdlibLog], "") + " …(cut)"
+	}
+	w.l.Warn(msg)
+	return len(p), nil
 }
 
 // checkServeConfig refuses, by flag and variable name, the settings the
