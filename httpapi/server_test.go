@@ -261,6 +261,22 @@ func testErrors(t *testing.T) {
 		}
 	})
 
+	t.Run("LoggedURLsAreCut", func(t *testing.T) {
+		t.Parallel()
+		// The client chooses the URL: a query of 50 KB made a log line of
+		// 50 KB (observability audit).
+		fw := &fakeWebhooks{ListWebhooksFunc: func(ctx context.Context, shopID string) ([]*webhooks.Webhook, error) {
+			return nil, errors.New("disk on fire")
+		}}
+		b := setupAPI(t, func(c *httpapi.Config) { fw.WebhookService = c.Webhooks; c.Webhooks = fw })
+		b.call(t, "GET", shopPath(b.shopID, "/webhooks")+"?x="+strings.Repeat("y", 50_000)+"TAIL", nil)
+		for _, line := range strings.Split(b.logs.String(), "\n") {
+			if strings.Contains(line, "disk on fire") && (len(line) > 2000 || strings.Contains(line, "TAIL")) {
+				t.Errorf("the internal error's line is %d bytes, the whole URL in it", len(line))
+			}
+		}
+	})
+
 	t.Run("SecretsInThePathAreNotLogged", func(t *testing.T) {
 		t.Parallel()
 		b := setupAPI(t)
