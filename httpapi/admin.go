@@ -135,6 +135,9 @@ func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) error {
+	if s.draining.Load() {
+		return webhooks.Errorf(webhooks.EUNAVAILABLE, "Shutting down")
+	}
 	if s.cfg.Ready != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), DefaultReadyTimeout)
 		defer cancel()

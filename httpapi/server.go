@@ -57,6 +57,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -240,6 +241,7 @@ type Server struct {
 	listBytes *semaphore.Weighted // encoded delivery lists being written, all shops together (maxListBytes)
 
 	closeOnce sync.Once
+	draining  atomic.Bool // Drain was called: /readyz answers 503
 }
 
 // NewServer returns a Server for cfg, or an error naming the bad field.
@@ -304,6 +306,11 @@ func NewServer(cfg Config) (*Server, error) {
 
 // Close stops what the Server runs in the background. Requests still in
 // flight are not affected; it is safe to call more than once.
+// Drain makes /readyz answer 503 from now on, so that a load balancer
+// stops sending requests here; every other route is served as before. A
+// server about to stop calls it, then waits for the balancer to notice.
+func (s *Server) Drain() { s.draining.Store(true) }
+
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
 		// Limiters and the auth cache evict lazily, on use: nothing runs in

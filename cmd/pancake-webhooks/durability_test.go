@@ -406,6 +406,48 @@ func TestSIGTERMShutsDownGracefully(t *testing.T) {
 	}
 }
 
+// TestSIGTERMDrainsFirst: with --drain-delay, a SIGTERM makes /readyz
+// answer 503 while the API still serves, so that a load balancer stops
+// sending before the listener closes; without it, the first probe after
+// the signal found the port closed (observability audit).
+func TestSIGTERMDrainsFirst(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a real server; skipped with -short")
+	}
+	t.Parallel()
+	bin := buildBinary(t)
+	srv := startServer(t, bin, "--db", "sqlite:"+filepath.Join(t.TempDir(), "drain.db"), "--drain-delay", "3s")
+	if code := doJSON(t, "GET", srv.url("/readyz"), "", nil, nil); code != 200 {
+		t.Fatalf("/readyz before the signal: %d", code)
+	}
+	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if code := doJSON(t, "GET", srv.url("/readyz"), "", nil, nil); code == 503 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz did not answer 503 within 2s of SIGTERM\n%s", srv.logs())
+		}
+	}
+	// Still serving meanwhile: the admin API makes a shop.
+	if code := doJSON(t, "POST", srv.url("/api/v1/admin/shops"), adminToken, map[string]string{"shop_id": "draining"}, nil); code != 201 {
+		t.Errorf("create a shop while draining: %d, want 201", code)
+	}
+	select {
+	case err := <-srv.done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, srv.logs())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no exit within 30s of SIGTERM\n%s", srv.logs())
+	}
+	if !strings.Contains(srv.logs(), "draining") {
+		t.Errorf("no log line about draining:\n%s", srv.logs())
+	}
+}
+
 // A receiver that hangs does not hold a stop beyond --shutdown-timeout
 // (the attempt timeout here is a minute): the attempt is cut, not
 // recorded, and its delivery is sent again by the next server.

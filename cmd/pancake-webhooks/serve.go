@@ -59,6 +59,7 @@ type ServeConfig struct {
 	PollInterval          time.Duration
 	Retention             time.Duration
 	ShutdownTimeout       time.Duration
+	DrainDelay            time.Duration
 	DebugAddr             string
 }
 
@@ -150,6 +151,7 @@ is honoured as usual.`,
 	f.DurationVar(&cfg.PollInterval, "poll-interval", dispatch.DefaultPollInterval, "how often the queue is polled when nothing wakes the engine")
 	f.DurationVar(&cfg.Retention, "retention", dispatch.DefaultRetention, "how long finished deliveries are kept, 24h at least (0: the default)")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown may take (attempts still in flight then are cut and sent again later); on SQLite also how long a starting server waits for one still stopping")
+	f.DurationVar(&cfg.DrainDelay, "drain-delay", 0, "on SIGTERM, how long /readyz answers 503 while everything is still served, before the graceful stop begins: the time a load balancer takes to stop sending here (0: stop at once)")
 	f.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go's pprof profiles on this address (keep it on loopback; off by default)")
 	noEnv(f, "dev")
 	return cmd
@@ -376,6 +378,9 @@ func (m *Main) startDebug(addr string) error {
 	return nil
 }
 
+// maxDrainDelay bounds --drain-delay.
+const maxDrainDelay = 10 * time.Minute
+
 // maxStdlibLog bounds a line the standard library logs: net/http's
 // "Unsolicited response" quotes up to 4 KiB of what a receiver sent after
 // its answer, once an attempt (observability audit).
@@ -407,6 +412,7 @@ func checkServeConfig(cfg *ServeConfig) error {
 		{"lease", cfg.LeaseFor},
 		{"attempt-timeout", cfg.AttemptTimeout},
 		{"shutdown-timeout", cfg.ShutdownTimeout},
+		{"drain-delay", cfg.DrainDelay},
 	} {
 		if d.v < 0 {
 			return usageErr("%s cannot be negative", flagAndEnv(d.flag))
@@ -439,6 +445,9 @@ func checkServeConfig(cfg *ServeConfig) error {
 		if n.v > dispatch.MaxWorkers {
 			return usageErr("%s cannot be more than %d", flagAndEnv(n.flag), dispatch.MaxWorkers)
 		}
+	}
+	if cfg.DrainDelay > maxDrainDelay {
+		return usageErr("%s cannot be more than %s", flagAndEnv("drain-delay"), maxDrainDelay)
 	}
 	if cfg.AttemptTimeout > dispatch.MaxAttemptTimeout {
 		return usageErr("%s cannot be more than %s", flagAndEnv("attempt-timeout"), dispatch.MaxAttemptTimeout)
@@ -505,6 +514,14 @@ Try it:
 func (m *Main) Shutdown() error {
 	if m.server == nil {
 		return nil
+	}
+	if d := m.Config.DrainDelay; d > 0 && m.api != nil {
+		// A load balancer keeps sending for a moment after the signal:
+		// /readyz says 503 first, while requests are still served (a
+		// second SIGTERM ends the wait, and the process, at once).
+		m.api.Drain()
+		m.Logger.Info("draining: /readyz answers 503 while requests are still served", "drain_delay", d.String())
+		time.Sleep(d)
 	}
 	m.Logger.Info("shutting down")
 	ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
