@@ -375,6 +375,9 @@ func (m *Main) startDebug(addr string) error {
 		}
 	}(m.debug, m.debugDone)
 	m.Logger.Info("serving pprof", "addr", ln.Addr().String())
+	if a, ok := ln.Addr().(*net.TCPAddr); ok && !a.IP.IsLoopback() {
+		m.Logger.Warn("--debug-addr is not on loopback: whoever reaches it reads the process's profiles and stacks, with no key asked", "addr", ln.Addr().String())
+	}
 	return nil
 }
 

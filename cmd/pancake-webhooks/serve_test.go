@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"bytes"
 	"io"
 	"net"
 	"net/http"
@@ -52,6 +53,23 @@ func TestServeFailingAfterItsListenerStartsExitsCleanly(t *testing.T) {
 		runCLI(t, "serve", "--addr", "127.0.0.1:0", "--db", "sqlite:"+filepath.Join(t.TempDir(), "debug.db"),
 			"--debug-addr", taken.Addr().String()).
 			wantCode(t, pw.ExitError).stderrContains(t, "--debug-addr")
+	}
+}
+
+// TestDebugServerOffLoopbackIsWarnedOf: pprof on every interface has no
+// key; it was taken with an info line only (observability audit).
+func TestDebugServerOffLoopbackIsWarnedOf(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	cfg := pw.ServeConfig{Addr: "127.0.0.1:0", DB: "sqlite:" + filepath.Join(t.TempDir(), "debug.db"), LogLevel: "info", LogFormat: "json", DebugAddr: "0.0.0.0:0"}
+	m := pw.NewMain(cfg, io.Discard, &logs)
+	err := m.Run(t.Context())
+	m.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), `"level":"WARN","msg":"--debug-addr is not on loopback`) {
+		t.Errorf("no warning of pprof off loopback:\n%s", logs.String())
 	}
 }
 
