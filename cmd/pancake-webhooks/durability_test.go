@@ -140,6 +140,13 @@ func (c *child) terminate(t *testing.T) {
 	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
+	c.waitExit(t)
+}
+
+// waitExit fails the test unless the server, sent SIGTERM, exits cleanly
+// within 30 s.
+func (c *child) waitExit(t *testing.T) {
+	t.Helper()
 	select {
 	case err := <-c.done:
 		if err != nil {
@@ -435,14 +442,7 @@ func TestSIGTERMDrainsFirst(t *testing.T) {
 	if code := doJSON(t, "POST", srv.url("/api/v1/admin/shops"), adminToken, map[string]string{"shop_id": "draining"}, nil); code != 201 {
 		t.Errorf("create a shop while draining: %d, want 201", code)
 	}
-	select {
-	case err := <-srv.done:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, srv.logs())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("no exit within 30s of SIGTERM\n%s", srv.logs())
-	}
+	srv.waitExit(t)
 	if !strings.Contains(srv.logs(), "draining") {
 		t.Errorf("no log line about draining:\n%s", srv.logs())
 	}
