@@ -250,7 +250,9 @@ func (db *DB) listenOnce(ctx context.Context) error {
 		case keys:
 			db.notifyKeysRevoked(n.Payload)
 		default:
-			db.notifyQueued(false)
+			if n.Payload != db.instance { // another replica's
+				db.notifyQueued(false)
+			}
 		}
 	}
 }
@@ -265,7 +267,8 @@ func (db *DB) listenOnce(ctx context.Context) error {
 //   - changedChannel, a webhook's URL or secret changed: the payload is its
 //     id (heard a second time here too; Changed then finds nothing);
 //   - keysChannel, a key of the shop revoked: the payload is the shop id;
-//   - queuedChannel, deliveries queued: no payload.
+//   - queuedChannel, deliveries queued: the payload is the id of the
+//     process whose commit queued them (DB.instance), which ignores its own.
 func announce(ctx context.Context, tx *Tx, channel, payload string) error {
 	if channel == stoppedChannel || channel == changedChannel {
 		if tx.stopped == nil {

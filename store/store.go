@@ -9,6 +9,7 @@ package store
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -108,6 +109,10 @@ type DB struct {
 	stopOnce sync.Once
 	stop     chan struct{}
 	closed   chan struct{} // closed by Close once the writers have stopped
+	// instance tells this process's notifications of queued deliveries
+	// from the other replicas' (PostgreSQL): it has told its own hooks at
+	// the commit already, more precisely (see OnQueued).
+	instance string
 	maxBatch int
 
 	// Hooks, called after a commit that queued deliveries (onQueued) and
@@ -194,6 +199,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		now:      opts.Now,
 		stop:     make(chan struct{}),
 		closed:   make(chan struct{}),
+		instance: rand.Text(),
 		maxBatch: cmp.Or(opts.MaxBatch, DefaultMaxBatch),
 		server:   opts.Server,
 	}
@@ -727,7 +733,7 @@ func (db *DB) runBatch(ops []*writeOp, errs []error, savepoints bool) error {
 		return err
 	}
 	if db.pool != nil && slices.ContainsFunc(ops, func(op *writeOp) bool { return op.queued }) {
-		if err := announce(ctx, tx, queuedChannel, ""); err != nil {
+		if err := announce(ctx, tx, queuedChannel, db.instance); err != nil {
 			_ = tx.tx.Rollback()
 			return err
 		}
