@@ -250,10 +250,16 @@ func (db *DB) listenOnce(ctx context.Context) error {
 		case keys:
 			db.notifyKeysRevoked(n.Payload)
 		default:
-			if n.Payload != db.instance { // another replica's
-				db.notifyQueued(false)
-			}
+			db.heardQueued(n.Payload)
 		}
+	}
+}
+
+// heardQueued tells the OnQueued hooks of another replica's commit that
+// queued deliveries; its own, told at the commit already, is skipped.
+func (db *DB) heardQueued(payload string) {
+	if payload != db.instance {
+		db.notifyQueued(false)
 	}
 }
 
