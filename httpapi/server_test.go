@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -258,6 +259,39 @@ func testErrors(t *testing.T) {
 		}
 		if !strings.Contains(logs, "api_key=REDACTED") {
 			t.Errorf("logs lack the redacted URL:\n%s", logs)
+		}
+	})
+
+	t.Run("ClientGoneIsNotAServerError", func(t *testing.T) {
+		t.Parallel()
+		// A caller that hangs up (a test send to a slow receiver, given
+		// up): the request was logged at warn and counted as a 500 (soak
+		// audit); 499, as nginx records it, at debug.
+		reg := prometheus.NewRegistry()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		fw := &fakeWebhooks{ListWebhooksFunc: func(context.Context, string) ([]*webhooks.Webhook, error) {
+			cancel() // the client leaves while the store works
+			return nil, fmt.Errorf("list webhooks: %w", context.Canceled)
+		}}
+		b := setupAPI(t, func(c *httpapi.Config) {
+			fw.WebhookService = c.Webhooks
+			c.Webhooks = fw
+			c.Registerer = reg
+			c.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+		})
+		r := httptest.NewRequest("GET", shopPath(b.shopID, "/webhooks")+"?api_key="+b.key, nil).WithContext(ctx)
+		w := httptest.NewRecorder()
+		b.srv.ServeHTTP(w, r)
+		if w.Code != httpapi.StatusClientClosed {
+			t.Errorf("recorded %d, want %d", w.Code, httpapi.StatusClientClosed)
+		}
+		text := string(b.do(t, request{Method: "GET", Path: "/metrics"}).Body)
+		if !strings.Contains(text, `pancake_http_requests_total{code="499",route="GET /api/v1/shops/{shop_id}/webhooks"} 1`) || strings.Contains(text, `code="500"`) {
+			t.Errorf("metrics do not count it as 499 alone:\n%s", text)
+		}
+		if logs := b.logs.String(); strings.Contains(logs, "level=WARN") {
+			t.Errorf("logged at warn:\n%s", logs)
 		}
 	})
 
