@@ -535,12 +535,12 @@ func (d *Dispatcher) claimOnce(ctx context.Context) (int, bool, time.Duration, e
 	d.mu.Lock()
 	free := d.cfg.Workers - d.total
 	var exclude []string
-	for id, n := range d.inFlight {
+	for id := range d.inFlight {
 		// Claim ahead: a webhook at its bound keeps waiting what it will
 		// send while the next claim commits, so its slots never run dry.
 		// A shop held to its share gets nothing more claimed for the
 		// webhooks it is sending to: it waits for its own slots.
-		if (n >= d.bound(id) && len(d.backlog[id]) >= d.ahead(id) || d.shopCrowding(d.shopOf[id])) && d.gone[id] == 0 {
+		if (d.skipped(id) || d.shopCrowding(d.shopOf[id])) && d.gone[id] == 0 {
 			exclude = append(exclude, id)
 		}
 	}
@@ -935,11 +935,18 @@ func (d *Dispatcher) queueEmpty() bool {
 	// claim for every healthy attempt that ended read a hanging
 	// endpoint's backlog each time (soak audit).
 	for id := range d.emptyBut {
-		if d.gone[id] == 0 && (d.inFlight[id] < d.bound(id) || len(d.backlog[id]) < d.ahead(id)) {
+		if d.gone[id] == 0 && !d.skipped(id) {
 			return false
 		}
 	}
 	return true
+}
+
+// skipped says whether a claim leaves webhookID out (claimOnce): at its
+// bound, with as many claimed jobs waiting as it keeps ahead. queueEmpty
+// counts on the same test. Called with d.mu held.
+func (d *Dispatcher) skipped(webhookID string) bool {
+	return d.inFlight[webhookID] >= d.bound(webhookID) && len(d.backlog[webhookID]) >= d.ahead(webhookID)
 }
 
 // Reserve holds a place for one delivery to webhookID that a publish is

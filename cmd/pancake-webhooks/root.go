@@ -121,7 +121,13 @@ func envName(f *pflag.Flag) string {
 	if name, ok := f.Annotations["env"]; ok && len(name) > 0 {
 		return name[0]
 	}
-	return "PANCAKE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+	return defaultEnvName(f.Name)
+}
+
+// defaultEnvName is the environment variable of the flag named name, but
+// for one annotated otherwise.
+func defaultEnvName(name string) string {
+	return "PANCAKE_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 }
 
 // bindEnv fills each flag not given on the command line from its

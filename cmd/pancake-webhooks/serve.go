@@ -489,7 +489,7 @@ func checkServeConfig(cfg *ServeConfig) error {
 
 // flagAndEnv names a serve flag and its environment variable.
 func flagAndEnv(flag string) string {
-	return "--" + flag + " (or PANCAKE_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_")) + ")"
+	return "--" + flag + " (or " + defaultEnvName(flag) + ")"
 }
 
 // devSetup creates the shop "demo" and prints its key and a curl line.
