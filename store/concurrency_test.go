@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -391,6 +392,59 @@ func TestAStopWaitsForAPublishThatReadTheWebhook(t *testing.T) {
 		ds, _, err := b.FindDeliveries(ctx, webhooks.DeliveryFilter{ShopID: "s"})
 		if err != nil || len(ds) != 1 || ds[0].FailureReason != webhooks.FailureWebhookDisabled {
 			t.Fatalf("deliveries %+v (%v); want the published one cancelled (%q)", ds, err, webhooks.FailureWebhookDisabled)
+		}
+	})
+}
+
+// TestResultsAtOnceOfManyWebhooksAllLand: two replicas record results of
+// the same webhooks at once, one delivery a call, in opposite orders. A
+// writer's transaction holds several such calls; on PostgreSQL each one
+// locked its webhook's row as it came, so two transactions could lock
+// the same rows in opposite orders (a soak saw "deadlock detected" in
+// recording attempts between two replicas).
+func TestResultsAtOnceOfManyWebhooksAllLand(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, dsn string) {
+		a, b, shop := twoReplicas(t, dsn)
+		ctx := context.Background()
+		const hooks, events = 8, 30
+		for range hooks {
+			storetest.MustCreateWebhook(t, a, shop, "https://example.com/hook", time.Now(), "order.created")
+		}
+		in := make([]webhooks.PublishInput, events)
+		for k := range in {
+			in[k].Event = "order.created"
+		}
+		if _, err := a.Publish(ctx, shop, in); err != nil {
+			t.Fatal(err)
+		}
+		jobs, err := a.ClaimDeliveries(ctx, webhooks.Claim{Limit: hooks * events, LeaseFor: time.Hour})
+		if err != nil || len(jobs) != hooks*events {
+			t.Fatalf("claimed %d (%v); want %d", len(jobs), err, hooks*events)
+		}
+		// Replica a records them by webhook id upwards, b downwards: each
+		// takes every other delivery, 16 calls at a time.
+		slices.SortFunc(jobs, func(x, y *webhooks.Job) int { return strings.Compare(x.WebhookID, y.WebhookID) })
+		var mine [2][]*webhooks.Job
+		for i, j := range jobs {
+			mine[i%2] = append(mine[i%2], j)
+		}
+		slices.Reverse(mine[1])
+		errs := make([]error, 32)
+		race(32, func(g int) {
+			db, todo := []*store.DB{a, b}[g%2], mine[g%2]
+			for k := g / 2; k < len(todo) && errs[g] == nil; k += 16 {
+				j := todo[k]
+				errs[g] = db.RecordAttempts(ctx, []webhooks.AttemptResult{{DeliveryID: j.DeliveryID, WebhookID: j.WebhookID,
+					Success: true, AttemptedAt: time.Now(), Duration: time.Millisecond, Response: webhooks.Response{StatusCode: 200}}})
+			}
+		})
+		if err := cmpErrs(errs); err != nil {
+			t.Fatal(err)
+		}
+		_, total, err := a.FindDeliveries(ctx, webhooks.DeliveryFilter{ShopID: shop, Status: webhooks.StatusSuccess})
+		if err != nil || total != hooks*events {
+			t.Fatalf("%d deliveries succeeded (%v); want all %d", total, err, hooks*events)
 		}
 	})
 }

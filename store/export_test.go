@@ -15,6 +15,15 @@ func (db *DB) WriteForTest(ctx context.Context, fn func(tx *Tx) error) error {
 // WaitingWritesForTest is how many writes wait for the writer.
 func (db *DB) WaitingWritesForTest() int { return len(db.ops) }
 
+// UrgentWriteForTest runs fn in the group-commit writer among the
+// dispatcher's urgent writes (claims and results).
+func (db *DB) UrgentWriteForTest(ctx context.Context, fn func(tx *Tx) error) error {
+	return db.writeUrgent(ctx, 1, nil, func(tx *Tx, _ *bool) error { return fn(tx) })
+}
+
+// WaitingUrgentWritesForTest is how many urgent writes wait for the writer.
+func (db *DB) WaitingUrgentWritesForTest() int { return len(db.urgent) }
+
 // CheckpointsForTest is how many checkpoints the checkpointer has run.
 func (db *DB) CheckpointsForTest() int64 { return db.checkpoints.Load() }
 

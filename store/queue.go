@@ -454,9 +454,10 @@ func (db *DB) RecordAttempts(ctx context.Context, results []webhooks.AttemptResu
 		vals[i] = v
 	}
 	var stopped []string // webhooks the results disabled
-	err := db.writeUrgent(ctx, len(results), func(tx *Tx, queued *bool) error {
+	hooks := uniqueWebhooks(results, func(r webhooks.AttemptResult) string { return r.WebhookID })
+	err := db.writeUrgent(ctx, len(results), hooks, func(tx *Tx, queued *bool) error {
 		stopped = nil
-		states, err := webhookStates(ctx, tx, uniqueWebhooks(results, func(r webhooks.AttemptResult) string { return r.WebhookID }))
+		states, err := webhookStates(ctx, tx, hooks)
 		if err != nil {
 			return err
 		}
@@ -1079,7 +1080,7 @@ func disableWebhook(ctx context.Context, tx *Tx, id, reason string, now time.Tim
 func (db *DB) RecordSyncAttempt(ctx context.Context, a webhooks.SyncAttempt) error {
 	d := a.Delivery
 	var stopped []string
-	err := db.write(ctx, func(tx *Tx) error {
+	err := db.writeHooks(ctx, []string{d.WebhookID}, func(tx *Tx) error {
 		stopped = nil
 		// The webhook's row is locked first (webhooks before deliveries,
 		// as the recorder), which also makes manual retries of its

@@ -442,6 +442,10 @@ type writeOp struct {
 	// loses nothing (a claim: its rows are claimed again). A batch of only
 	// lazy ops commits without waiting for the disk (SQLite).
 	lazy bool
+	// hooks are the webhooks whose rows fn locks (PostgreSQL), before any
+	// other lock it takes. When the op shares its batch, runBatch locks the
+	// hooks of all its ops first, in id order (see beginLocked).
+	hooks []string
 }
 
 // maxBatchWeight bounds the rows one group commit writes, so that claims
@@ -458,9 +462,17 @@ func (db *DB) write(ctx context.Context, fn func(tx *Tx) error) error {
 	return err
 }
 
-// writeUrgent is write for the dispatcher's claims and results.
-func (db *DB) writeUrgent(ctx context.Context, weight int, fn func(tx *Tx, queued *bool) error) error {
-	_, err := db.submit(ctx, &writeOp{urgent: true, weight: weight}, fn)
+// writeHooks is write for a change that locks the rows of hooks, the
+// webhooks it changes, before it takes any other lock (see writeOp.hooks).
+func (db *DB) writeHooks(ctx context.Context, hooks []string, fn func(tx *Tx) error) error {
+	_, err := db.submit(ctx, &writeOp{hooks: hooks}, func(tx *Tx, _ *bool) error { return fn(tx) })
+	return err
+}
+
+// writeUrgent is write for the dispatcher's results, which lock the rows
+// of hooks first (see writeOp.hooks).
+func (db *DB) writeUrgent(ctx context.Context, weight int, hooks []string, fn func(tx *Tx, queued *bool) error) error {
+	_, err := db.submit(ctx, &writeOp{urgent: true, weight: weight, hooks: hooks}, fn)
 	return err
 }
 
@@ -631,8 +643,12 @@ func (db *DB) commit(ops []*writeOp) {
 	if err != nil && db.dialect.retryable(err) {
 		// A deadlock or serialization failure (PostgreSQL) aborts the whole
 		// transaction: run it once more, then give up.
+		db.noteRetryable(err)
 		clear(errs)
 		err = db.runBatch(ops, errs, true)
+	}
+	if err == nil {
+		db.retryAborted(ops, errs)
 	}
 	queued, told := false, true
 	for i, op := range ops {
@@ -656,6 +672,74 @@ func (db *DB) commit(ops []*writeOp) {
 	}
 }
 
+// retryAborted runs once more, in a transaction of their own, the ops
+// that failed for a deadlock or a serialization failure (PostgreSQL), and
+// puts their new outcome in errs. Such an op failed in its savepoint (or
+// alone): nothing of it was kept, and its caller (a publish, a change
+// through the API) should not get an error that running it again avoids.
+func (db *DB) retryAborted(ops []*writeOp, errs []error) {
+	var again []int
+	for i, e := range errs {
+		if e != nil && db.dialect.retryable(e) {
+			again = append(again, i)
+		}
+	}
+	if len(again) == 0 {
+		return
+	}
+	sub, subErrs := make([]*writeOp, len(again)), make([]error, len(again))
+	for k, i := range again {
+		sub[k] = ops[i]
+	}
+	err := db.runBatch(sub, subErrs, true)
+	for k, i := range again {
+		errs[i] = cmp.Or(subErrs[k], err)
+	}
+}
+
+// noteRetryable logs err when it is a deadlock or a serialization failure
+// (PostgreSQL): the write runs again, but the operator should know, as
+// each deadlock held the writers for the server's deadlock_timeout.
+func (db *DB) noteRetryable(err error) {
+	if db.dialect.retryable(err) {
+		db.logger.Warn("postgres: a write met a deadlock or a serialization failure; it runs again", "error", err)
+	}
+}
+
+// batchHooks returns, on PostgreSQL, the webhooks whose rows the ops lock
+// (writeOp.hooks), sorted, when there are several ops; else nil.
+func batchHooks(d dialect, ops []*writeOp) []string {
+	if d.name != "postgres" || len(ops) < 2 {
+		return nil
+	}
+	var hooks []string
+	for _, op := range ops {
+		hooks = append(hooks, op.hooks...)
+	}
+	slices.Sort(hooks)
+	return slices.Compact(hooks)
+}
+
+// beginLocked begins a transaction and locks the rows of hooks in it, in
+// id order (see batchHooks). Each op locks its own webhooks first, in id
+// order; but a batch runs many ops, and two batches of one database (two
+// writers, or replicas) whose ops come in other orders locked the same
+// rows in opposite orders, and each waited for the other until PostgreSQL
+// aborted one (a soak of two replicas: "deadlock detected" in recording
+// attempts). Locked first, in one order, rows of webhooks are waited for
+// before anything else is held.
+func (db *DB) beginLocked(ctx context.Context, hooks []string) (*Tx, error) {
+	tx, err := db.begin(ctx)
+	if err != nil || len(hooks) == 0 {
+		return tx, err
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT id FROM webhooks WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`, hooks); err != nil {
+		_ = tx.tx.Rollback()
+		return nil, fmt.Errorf("lock webhooks: %w", err)
+	}
+	return tx, nil
+}
+
 // runBatch runs ops in one transaction, in savepoints if savepoints is set;
 // if not, the first op that fails rolls it back and errOpFailed is returned
 // (unless it is the only op: it then fails alone).
@@ -675,7 +759,8 @@ func (db *DB) runBatch(ops []*writeOp, errs []error, savepoints bool) error {
 			db.lazySync = lazy
 		}
 	}
-	tx, err := db.begin(ctx)
+	hooks := batchHooks(db.dialect, ops)
+	tx, err := db.beginLocked(ctx, hooks)
 	if err != nil {
 		return err
 	}
@@ -686,7 +771,7 @@ func (db *DB) runBatch(ops []*writeOp, errs []error, savepoints bool) error {
 		// Nothing but the merged publish ran in this transaction: start
 		// again without it.
 		_ = tx.tx.Rollback()
-		if tx, err = db.begin(ctx); err != nil {
+		if tx, err = db.beginLocked(ctx, hooks); err != nil {
 			return err
 		}
 	}
@@ -702,6 +787,7 @@ func (db *DB) runBatch(ops []*writeOp, errs []error, savepoints bool) error {
 		}
 		if single || !savepoints {
 			if e := op.fn(tx); e != nil {
+				db.noteRetryable(e)
 				_ = tx.tx.Rollback()
 				if !single {
 					return errOpFailed
@@ -716,6 +802,7 @@ func (db *DB) runBatch(ops []*writeOp, errs []error, savepoints bool) error {
 			return fmt.Errorf("savepoint: %w", e)
 		}
 		if e := op.fn(tx); e != nil {
+			db.noteRetryable(e)
 			errs[i] = e
 			op.queued = false
 			if _, e2 := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT op"); e2 != nil {

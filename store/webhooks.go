@@ -196,16 +196,17 @@ func isFKViolation(err error) bool {
 func (db *DB) UpdateWebhook(ctx context.Context, shopID, id string, upd webhooks.WebhookUpdate) (*webhooks.Webhook, error) {
 	var out *webhooks.Webhook
 	stopped, moved := false, false
-	err := db.write(ctx, func(tx *Tx) error {
+	err := db.writeHooks(ctx, []string{id}, func(tx *Tx) error {
 		stopped, moved = false, false
+		// The webhook's row first, then the shop (see writeOp.hooks).
+		w, err := lockWebhook(ctx, tx, shopID, id)
+		if err != nil {
+			return err
+		}
 		if upd.IsActive != nil && !*upd.IsActive {
 			if err := lockShop(ctx, tx, shopID, true); err != nil { // see lockShop
 				return err
 			}
-		}
-		w, err := lockWebhook(ctx, tx, shopID, id)
-		if err != nil {
-			return err
 		}
 		now := db.now()
 		if upd.URL != nil && *upd.URL != w.URL {
@@ -301,7 +302,11 @@ func cancelWhere(ctx context.Context, tx *Tx, where string, args []any, now time
 
 // DeleteWebhook removes the webhook, its queued deliveries and its history.
 func (db *DB) DeleteWebhook(ctx context.Context, shopID, id string) error {
-	err := db.write(ctx, func(tx *Tx) error {
+	err := db.writeHooks(ctx, []string{id}, func(tx *Tx) error {
+		// The webhook's row first, then the shop (see writeOp.hooks).
+		if _, err := lockWebhook(ctx, tx, shopID, id); err != nil {
+			return err
+		}
 		if err := lockShop(ctx, tx, shopID, true); err != nil { // see lockShop
 			return err
 		}
@@ -329,7 +334,7 @@ func (db *DB) DeleteWebhook(ctx context.Context, shopID, id string) error {
 // RotateSecret makes secret the current one; the old one signs for overlap.
 func (db *DB) RotateSecret(ctx context.Context, shopID, id, secret string, overlap time.Duration) (*webhooks.Webhook, error) {
 	var out *webhooks.Webhook
-	err := db.write(ctx, func(tx *Tx) error {
+	err := db.writeHooks(ctx, []string{id}, func(tx *Tx) error {
 		w, err := lockWebhook(ctx, tx, shopID, id)
 		if err != nil {
 			return err
