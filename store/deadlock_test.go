@@ -200,7 +200,7 @@ func TestAWriteAbortedByADeadlockRunsAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {
-		t.Fatalf("record attempts: %v; want them recorded at the second try", err)
+		t.Fatalf("record attempts: %v; want them recorded at the second try. Logs:\n%s", err, logs.String())
 	}
 	wantSucceeded(t, db, 2)
 	if !strings.Contains(logs.String(), "deadlock detected") {

@@ -672,30 +672,38 @@ func (db *DB) commit(ops []*writeOp) {
 	}
 }
 
-// retryAborted runs once more, in a transaction of their own, the ops
-// that failed for a deadlock or a serialization failure (PostgreSQL), and
-// puts their new outcome in errs. Such an op failed in its savepoint (or
-// alone): nothing of it was kept, and its caller (a publish, a change
-// through the API) should not get an error that running it again avoids.
+// retryAborted runs again, in a transaction of their own, the ops that
+// failed for a deadlock or a serialization failure (PostgreSQL), and puts
+// their new outcome in errs: up to retryAbortedTries times, after a short
+// pause that lets the transaction they met finish first. Such an op
+// failed in its savepoint (or alone): nothing of it was kept, and its
+// caller (a publish, a change through the API) should not get an error
+// that running it again avoids.
 func (db *DB) retryAborted(ops []*writeOp, errs []error) {
-	var again []int
-	for i, e := range errs {
-		if e != nil && db.dialect.retryable(e) {
-			again = append(again, i)
+	for try := 1; try <= retryAbortedTries; try++ {
+		var again []int
+		for i, e := range errs {
+			if e != nil && db.dialect.retryable(e) {
+				again = append(again, i)
+			}
+		}
+		if len(again) == 0 {
+			return
+		}
+		time.Sleep(time.Duration(try) * 10 * time.Millisecond)
+		sub, subErrs := make([]*writeOp, len(again)), make([]error, len(again))
+		for k, i := range again {
+			sub[k] = ops[i]
+		}
+		err := db.runBatch(sub, subErrs, true)
+		for k, i := range again {
+			errs[i] = cmp.Or(subErrs[k], err)
 		}
 	}
-	if len(again) == 0 {
-		return
-	}
-	sub, subErrs := make([]*writeOp, len(again)), make([]error, len(again))
-	for k, i := range again {
-		sub[k] = ops[i]
-	}
-	err := db.runBatch(sub, subErrs, true)
-	for k, i := range again {
-		errs[i] = cmp.Or(subErrs[k], err)
-	}
 }
+
+// retryAbortedTries is how many times retryAborted runs an op again.
+const retryAbortedTries = 3
 
 // noteRetryable logs err when it is a deadlock or a serialization failure
 // (PostgreSQL): the write runs again, but the operator should know, as
