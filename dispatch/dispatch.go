@@ -1457,15 +1457,17 @@ func (d *Dispatcher) recorder() {
 	}
 }
 
-// logDisabled tells the operator about each webhook a recorded 410 Gone
-// disabled: its deliveries stop until the shop turns it on again.
-func (d *Dispatcher) logDisabled(recorded []webhooks.AttemptResult) {
-	for _, r := range recorded {
-		if r.Disable != "" {
-			d.logger.Info("webhook disabled: its endpoint answered 410 Gone",
-				"webhook_id", r.WebhookID, "delivery_id", r.DeliveryID, "reason", r.Disable)
+// recorded counts the deliveries given up among results just recorded:
+// failed with no attempt to come (the schedule ran out, or 410 Gone). The
+// store logs each webhook the records disabled.
+func (d *Dispatcher) recorded(results []webhooks.AttemptResult) {
+	n := 0
+	for i := range results {
+		if r := &results[i]; !r.Success && r.NextAttemptAt == nil {
+			n++
 		}
 	}
+	d.metrics.gaveUp(n)
 }
 
 // record writes a batch of results, trying a few times, then each result
@@ -1524,7 +1526,7 @@ func (d *Dispatcher) recordSome(batch []webhooks.AttemptResult) (left []webhooks
 	}
 	for try := range tries {
 		if err = d.store.RecordAttempts(context.Background(), batch); err == nil {
-			d.logDisabled(batch)
+			d.recorded(batch)
 			return nil, false, nil
 		}
 		d.logger.Warn("record attempts", "error", err, "try", try+1, "attempts", len(batch))
@@ -1557,7 +1559,7 @@ func (d *Dispatcher) recordSome(batch []webhooks.AttemptResult) (left []webhooks
 			failed = append(failed, batch[i])
 			inRow++
 		} else {
-			d.logDisabled(batch[i : i+1])
+			d.recorded(batch[i : i+1])
 			recorded++
 			inRow = 0
 		}

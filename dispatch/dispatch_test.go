@@ -89,7 +89,7 @@ type testBundle struct {
 
 	recordErrors atomic.Bool // results not recorded are expected
 
-	logs lockedBuffer // the dispatcher's log, at debug
+	logs lockedBuffer // the dispatcher's and the store's log, at debug
 }
 
 // lockedBuffer is a bytes.Buffer safe for a logger and a test at once.
@@ -119,17 +119,19 @@ func setup(t *testing.T, cfg dispatch.Config) *testBundle {
 func setupWith(t *testing.T, cfg dispatch.Config, wrap func(*store.DB) dispatch.Store) *testBundle {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "d.db"), store.Options{})
+	b := &testBundle{recorded: make(chan webhooks.AttemptResult, 1000), ctx: ctx}
+	logger := slog.New(slog.NewJSONHandler(&b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	db, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "d.db"), store.Options{Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
+	b.db = db
 	t.Cleanup(func() { db.Close() })
 	storetest.MustCreateShop(t, db, testShop, time.Now())
 	client, err := egress.NewClient(egress.Config{Timeout: 5 * time.Second, AllowPrivateNetworks: true, UserAgent: "PancakeWebhooks/test"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &testBundle{db: db, recorded: make(chan webhooks.AttemptResult, 1000), ctx: ctx}
 	cfg.OnRecordFunc = func(rs []webhooks.AttemptResult, err error) {
 		if err != nil && !b.recordErrors.Load() {
 			t.Errorf("record attempts: %v", err)
@@ -148,7 +150,6 @@ func setupWith(t *testing.T, cfg dispatch.Config, wrap func(*store.DB) dispatch.
 	if wrap != nil {
 		st = wrap(db)
 	}
-	logger := slog.New(slog.NewJSONHandler(&b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	b.disp, err = dispatch.NewDispatcher(logger, nil, st, client, nil, &cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -123,6 +123,7 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) error {
 	if len(res) != 1 {
 		return errUnexpectedResults(len(res), 1)
 	}
+	s.metrics.countPublished(1)
 	s.writeJSON(w, r, http.StatusAccepted, res[0])
 	return nil
 }
@@ -143,6 +144,7 @@ func (s *Server) handlePublishBatch(w http.ResponseWriter, r *http.Request) erro
 	if len(res) != len(ins) {
 		return errUnexpectedResults(len(res), len(ins))
 	}
+	s.metrics.countPublished(len(res))
 	s.writeJSON(w, r, http.StatusAccepted, publishBatchJSON{Results: res})
 	return nil
 }

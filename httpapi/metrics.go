@@ -11,8 +11,9 @@ import (
 // httpMetrics count requests by route pattern (never the raw URL, which
 // may hold a key) and status code, and time them by route.
 type httpMetrics struct {
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	requests  *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	published prometheus.Counter
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
@@ -25,6 +26,10 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 		Help:    "Time to serve HTTP requests, by route pattern.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 15, 30},
 	}, []string{"route"})
+	published := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "pancake_events_published_total",
+		Help: "Events accepted (202) by the publish endpoints, single and batch; a repeated idempotency key counts again.",
+	})
 	var err error
 	if requests, err = register(reg, requests); err != nil {
 		return nil, err
@@ -32,7 +37,10 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 	if duration, err = register(reg, duration); err != nil {
 		return nil, err
 	}
-	return &httpMetrics{requests: requests, duration: duration}, nil
+	if published, err = register(reg, published); err != nil {
+		return nil, err
+	}
+	return &httpMetrics{requests: requests, duration: duration, published: published}, nil
 }
 
 // register registers c, or returns the collector already registered under
@@ -47,6 +55,13 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 		return c, err
 	}
 	return c, nil
+}
+
+// countPublished counts n events accepted; m may be nil.
+func (m *httpMetrics) countPublished(n int) {
+	if m != nil {
+		m.published.Add(float64(n))
+	}
 }
 
 func (m *httpMetrics) observe(route string, status int, d time.Duration) {

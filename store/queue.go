@@ -453,7 +453,7 @@ func (db *DB) RecordAttempts(ctx context.Context, results []webhooks.AttemptResu
 		}
 		vals[i] = v
 	}
-	var stopped []string // webhooks the results disabled
+	var stopped []disabled // webhooks the results disabled
 	hooks := uniqueWebhooks(results, func(r webhooks.AttemptResult) string { return r.WebhookID })
 	err := db.writeUrgent(ctx, len(results), hooks, func(tx *Tx, queued *bool) error {
 		stopped = nil
@@ -515,16 +515,33 @@ func (db *DB) RecordAttempts(ctx context.Context, results []webhooks.AttemptResu
 	if err != nil {
 		return err
 	}
-	// Their claimed deliveries must not go out: on SQLite nothing else
-	// tells the dispatcher (audit: 48 more attempts reached a webhook the
-	// 5-day rule had disabled).
-	db.notifyStopped(stopped...)
+	db.disabledWebhooks(stopped)
 	return nil
+}
+
+// disabled is a webhook that recording an attempt disabled, and why.
+type disabled struct {
+	id, shopID, reason string
+}
+
+// disabledWebhooks tells the operator of each webhook an attempt's record
+// disabled (its deliveries stop until the shop turns it on again), once,
+// after the commit, and the dispatcher, which must not send what it had
+// claimed for them: on SQLite nothing else tells it (audit: 48 more
+// attempts reached a webhook the 5-day rule had disabled).
+func (db *DB) disabledWebhooks(ds []disabled) {
+	ids := make([]string, len(ds))
+	for i, d := range ds {
+		ids[i] = d.id
+		db.logger.Info("webhook disabled", "webhook_id", d.id, "shop_id", d.shopID, "reason", d.reason)
+	}
+	db.notifyStopped(ids...)
 }
 
 // webhookState is what the health fold reads of a webhook's row (see
 // foldHealth), and whether it is active.
 type webhookState struct {
+	shopID    string
 	active    bool
 	lastAt    *int64 // last_triggered_at
 	successAt *int64 // last_success_at
@@ -550,7 +567,7 @@ func webhookStates(ctx context.Context, tx *Tx, ids []string) (map[string]*webho
 		lock = ` ORDER BY id FOR NO KEY UPDATE`
 	}
 	in, args := tx.db.dialect.in("id", 1, ids)
-	rows, err := tx.QueryContext(ctx, `SELECT id, is_active, last_triggered_at, last_success_at, last_failure_at,
+	rows, err := tx.QueryContext(ctx, `SELECT id, shop_id, is_active, last_triggered_at, last_success_at, last_failure_at,
 		last_failure_reason, consecutive_failures, failing_since FROM webhooks WHERE `+in+lock, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read webhooks: %w", err)
@@ -559,7 +576,7 @@ func webhookStates(ctx context.Context, tx *Tx, ids []string) (map[string]*webho
 	for rows.Next() {
 		var id string
 		var st webhookState
-		if err := rows.Scan(&id, &st.active, &st.lastAt, &st.successAt, &st.failAt, &st.reason, &st.streak, &st.since); err != nil {
+		if err := rows.Scan(&id, &st.shopID, &st.active, &st.lastAt, &st.successAt, &st.failAt, &st.reason, &st.streak, &st.since); err != nil {
 			return nil, fmt.Errorf("read webhooks: %w", err)
 		}
 		out[id] = &st
@@ -787,7 +804,7 @@ func encodeHeaders(resp map[string]string, req map[string]string) (string, strin
 // update per webhook), and into the hourly stats (one upsert per bucket).
 //
 // It returns the webhooks it disabled (410 Gone, or failing for 5 days).
-func (db *DB) applyAttempts(ctx context.Context, tx *Tx, done []attempt, states map[string]*webhookState) ([]string, error) {
+func (db *DB) applyAttempts(ctx context.Context, tx *Tx, done []attempt, states map[string]*webhookState) ([]disabled, error) {
 	if len(done) == 0 {
 		return nil, nil
 	}
@@ -914,7 +931,7 @@ var healthSQLs sync.Map
 // (BenchmarkQueue). Then it disables the webhooks that asked for it, and
 // those whose every attempt failed for AutoDisableAfter (see
 // webhooks.AutoDisableAfter), and returns those it disabled.
-func applyHealth(ctx context.Context, tx *Tx, hs []health) ([]string, error) {
+func applyHealth(ctx context.Context, tx *Tx, hs []health) ([]disabled, error) {
 	pg := tx.db.dialect.name == "postgres"
 	active := make(map[string]bool, len(hs))
 	for rest := hs; len(rest) > 0; {
@@ -953,7 +970,7 @@ func applyHealth(ctx context.Context, tx *Tx, hs []health) ([]string, error) {
 		}
 		rest = rest[n:]
 	}
-	var stopped []string
+	var stopped []disabled
 	for _, h := range hs {
 		on, found := active[h.id]
 		if !found {
@@ -970,7 +987,7 @@ func applyHealth(ctx context.Context, tx *Tx, hs []health) ([]string, error) {
 				return nil, err
 			}
 			if done {
-				stopped = append(stopped, h.id)
+				stopped = append(stopped, disabled{id: h.id, shopID: st.shopID, reason: disable})
 			}
 		}
 	}
@@ -1079,7 +1096,7 @@ func disableWebhook(ctx context.Context, tx *Tx, id, reason string, now time.Tim
 // retry): its event if new, the finished delivery, and health and stats.
 func (db *DB) RecordSyncAttempt(ctx context.Context, a webhooks.SyncAttempt) error {
 	d := a.Delivery
-	var stopped []string
+	var stopped []disabled
 	err := db.writeHooks(ctx, []string{d.WebhookID}, func(tx *Tx) error {
 		stopped = nil
 		// The webhook's row is locked first (webhooks before deliveries,
@@ -1136,7 +1153,7 @@ func (db *DB) RecordSyncAttempt(ctx context.Context, a webhooks.SyncAttempt) err
 	if err != nil {
 		return err
 	}
-	db.notifyStopped(stopped...) // see RecordAttempts
+	db.disabledWebhooks(stopped)
 	return nil
 }
 

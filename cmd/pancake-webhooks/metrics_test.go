@@ -7,17 +7,20 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	pw "github.com/pancake-pos/pancake-webhooks/cmd/pancake-webhooks"
 	"github.com/pancake-pos/pancake-webhooks/pancake"
 )
 
 // TestMetricsExposeTheEngineWithoutSecrets scrapes /metrics of a real server
-// after a delivery and checks the engine's series are there and that no key,
-// URL or shop id is a label value.
+// after a delivery, and a delivery given up (410 Gone), and checks the
+// engine's series are there and that no key, URL or shop id is a label
+// value.
 func TestMetricsExposeTheEngineWithoutSecrets(t *testing.T) {
 	t.Parallel()
 	srv := startE2EServer(t)
@@ -47,6 +50,44 @@ func TestMetricsExposeTheEngineWithoutSecrets(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no delivery within 10s")
 	}
+	// A batch of two events: one for a webhook whose endpoint is gone (its
+	// delivery given up at once), one no webhook takes.
+	gone := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusGone)
+	}))
+	defer gone.Close()
+	goneHook, err := c.Webhooks.Create(ctx, pancake.CreateWebhookRequest{URL: gone.URL, Events: []pancake.WebhookEvent{pancake.EventOrderUpdated}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.apiURL+"/shops/"+shop+"/events/batch",
+		strings.NewReader(`{"events": [{"event": "order.updated", "data": {}}, {"event": "customer.created", "data": {}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := testClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("batch publish: %d", resp.StatusCode)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		w, err := c.Webhooks.GetByID(ctx, goneHook.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !w.IsActive {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the webhook answering 410 was not disabled within 10s")
+		}
+	}
 
 	var text string
 	deadline := time.Now().Add(10 * time.Second)
@@ -59,7 +100,8 @@ func TestMetricsExposeTheEngineWithoutSecrets(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		text = string(b)
-		if strings.Contains(text, `pancake_delivery_attempts_total{outcome="success"} 1`) || time.Now().After(deadline) {
+		if strings.Contains(text, `pancake_delivery_attempts_total{outcome="success"} 1`) && strings.Contains(text, "pancake_deliveries_given_up_total 1") ||
+			time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(10 * time.Millisecond) // a scrape is all there is to wait on
@@ -73,13 +115,17 @@ func TestMetricsExposeTheEngineWithoutSecrets(t *testing.T) {
 		"pancake_queue_scheduled",
 		"pancake_queue_oldest_due_age_seconds",
 		`pancake_webhooks{status="healthy"} 1`,
+		`pancake_webhooks{status="error"} 1`,
 		`pancake_http_requests_total{code="202",route="POST /api/v1/shops/{shop_id}/events"} 1`,
+		"pancake_events_published_total 3\n",
+		"pancake_deliveries_given_up_total 1\n",
+		`pancake_build_info{go_version="` + runtime.Version() + `",version="` + pw.Version() + `"} 1`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
-	for _, secret := range []string{key, shop, hook.ID, "secret-path", rcv.URL} {
+	for _, secret := range []string{key, shop, hook.ID, goneHook.ID, "secret-path", rcv.URL, gone.URL} {
 		if strings.Contains(text, secret) {
 			t.Errorf("/metrics shows %q", secret)
 		}

@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -255,7 +256,12 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "pancake_build_info",
+			Help:        "Always 1: the running build's version and Go version, as labels.",
+			ConstLabels: prometheus.Labels{"version": Version(), "go_version": runtime.Version()},
+		}, func() float64 { return 1 }))
 	metrics := dispatch.NewMetrics(reg, m.db)
 	m.dispatcher, err = dispatch.NewDispatcher(logger, m.db.Now, m.db, m.client, metrics, &dispatch.Config{
 		Workers:               cfg.Workers,
