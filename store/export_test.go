@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -23,6 +24,13 @@ func (db *DB) UrgentWriteForTest(ctx context.Context, fn func(tx *Tx) error) err
 
 // WaitingUrgentWritesForTest is how many urgent writes wait for the writer.
 func (db *DB) WaitingUrgentWritesForTest() int { return len(db.urgent) }
+
+// SlowCommitForTest returns opts with the time a commit runs before it is
+// logged as slow set to d.
+func SlowCommitForTest(opts Options, d time.Duration) Options {
+	opts.slowCommit = d
+	return opts
+}
 
 // CheckpointsForTest is how many checkpoints the checkpointer has run.
 func (db *DB) CheckpointsForTest() int64 { return db.checkpoints.Load() }

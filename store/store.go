@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	webhooks "github.com/pancake-pos/pancake-webhooks"
 )
@@ -83,6 +84,11 @@ type Options struct {
 	// while the old one still stops gracefully) before it fails with
 	// ErrDatabaseInUse; 0: it fails at once.
 	LockWait time.Duration
+	// Registerer receives the store's metrics (nil: none are kept): how
+	// long each group commit takes, pancake_db_commit_duration_seconds.
+	Registerer prometheus.Registerer
+
+	slowCommit time.Duration // default slowCommit; tests shorten it
 }
 
 // ErrDatabaseInUse is wrapped by Open's error when Options.Server is set and
@@ -102,6 +108,9 @@ type DB struct {
 
 	machineNow  func() time.Time // Options.Now
 	clockOffset atomic.Int64     // PostgreSQL with Options.DatabaseClock: the database's clock less machineNow's, in ns
+
+	commitTime prometheus.Histogram // nil: Options.Registerer unset
+	slowCommit time.Duration        // see slowCommit
 
 	ops      chan *writeOp
 	urgent   chan *writeOp // the dispatcher's claims and results: they go first
@@ -202,11 +211,23 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		instance: rand.Text(),
 		maxBatch: cmp.Or(opts.MaxBatch, DefaultMaxBatch),
 		server:   opts.Server,
+
+		slowCommit: cmp.Or(opts.slowCommit, slowCommit),
 	}
 	if db.now == nil {
 		db.now = time.Now
 	}
 	db.machineNow = db.now
+	if opts.Registerer != nil {
+		db.commitTime = prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "pancake_db_commit_duration_seconds",
+			Help:    "Time each group commit of the database takes, from its begin to its answers (writes waiting for it not counted).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		})
+		if err := opts.Registerer.Register(db.commitTime); err != nil {
+			return nil, fmt.Errorf("register the store's metrics: %w", err)
+		}
+	}
 	writers := opts.Writers
 	var err error
 	switch {
@@ -624,6 +645,10 @@ func (db *DB) watchExternal(last int64) int64 {
 	return v
 }
 
+// slowCommit is how long a group commit runs before the operator is told
+// (the writes of a database that hangs would otherwise wait in silence).
+const slowCommit = 5 * time.Second
+
 // errOpFailed says that an op of a batch run without savepoints failed: the
 // batch must run again, each op in its savepoint.
 var errOpFailed = errors.New("an op failed: run the batch again with savepoints")
@@ -634,6 +659,20 @@ var errOpFailed = errors.New("an op failed: run the batch again with savepoints"
 // they change many pages. Only when one of them fails does the batch run
 // again, each op in a savepoint, so that it fails alone.
 func (db *DB) commit(ops []*writeOp) {
+	start := time.Now()
+	slow := time.AfterFunc(db.slowCommit, func() {
+		db.logger.Warn("database: a commit has taken "+db.slowCommit.String()+" so far; writes wait for it (is the database down, stalled, or its disk full or slow?)",
+			"writes", len(ops))
+	})
+	defer func() {
+		took := time.Since(start)
+		if !slow.Stop() {
+			db.logger.Info("database: the slow commit has ended", "took", took.Round(time.Millisecond).String(), "writes", len(ops))
+		}
+		if db.commitTime != nil {
+			db.commitTime.Observe(took.Seconds())
+		}
+	}()
 	errs := make([]error, len(ops))
 	err := db.runBatch(ops, errs, false)
 	if errors.Is(err, errOpFailed) {

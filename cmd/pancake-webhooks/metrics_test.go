@@ -119,6 +119,7 @@ func TestMetricsExposeTheEngineWithoutSecrets(t *testing.T) {
 		`pancake_http_requests_total{code="202",route="POST /api/v1/shops/{shop_id}/events"} 1`,
 		"pancake_events_published_total 3\n",
 		"pancake_deliveries_given_up_total 1\n",
+		"pancake_db_commit_duration_seconds_bucket",
 		`pancake_build_info{go_version="` + runtime.Version() + `",version="` + pw.Version() + `"} 1`,
 	} {
 		if !strings.Contains(text, want) {

@@ -239,7 +239,9 @@ func (m *Main) Run(ctx context.Context) error {
 
 	// A restart may start this server while the old one still stops: on
 	// SQLite, wait for it as long as a graceful stop may take.
-	m.db, err = store.Open(ctx, cfg.DB, store.Options{Logger: logger, Server: true, LockWait: cfg.ShutdownTimeout, DatabaseClock: true})
+	reg := prometheus.NewRegistry()
+	m.db, err = store.Open(ctx, cfg.DB, store.Options{Logger: logger, Server: true, LockWait: cfg.ShutdownTimeout, DatabaseClock: true,
+		Registerer: reg})
 	if err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}
@@ -255,7 +257,6 @@ func (m *Main) Run(ctx context.Context) error {
 		return usageErr("%v", err)
 	}
 
-	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name:        "pancake_build_info",
