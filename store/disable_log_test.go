@@ -15,9 +15,10 @@ import (
 )
 
 // TestEachWebhookDisabledByARecordIsLoggedOnce: a recorded 410 Gone, a
-// test send answered 410 and five days of failures each disable their
-// webhook, and the operator reads which one and why, once (the 5-day rule
-// and the test send logged nothing; every 410 of a webhook logged a line).
+// test send answered 410, five days of failures and the housekeeping each
+// disable their webhook, and the operator reads which one and why, once
+// (the 5-day rule and the test send logged nothing, the housekeeping a
+// count; every 410 of a webhook logged a line).
 func TestEachWebhookDisabledByARecordIsLoggedOnce(t *testing.T) {
 	t.Parallel()
 	eachDB(t, func(t *testing.T, dsn string) {
@@ -76,10 +77,25 @@ func TestEachWebhookDisabledByARecordIsLoggedOnce(t *testing.T) {
 			clock.Add(20 * time.Hour)
 		}
 
+		// One failing for 5 days as an earlier build recorded it, which
+		// did not disable it: the housekeeping does.
+		old := storetest.MustCreateWebhook(t, db, shop, "https://example.com/old", clock.Now(), "order.updated")
+		if err := db.WriteForTest(ctx, func(tx *store.Tx) error {
+			_, err := tx.ExecContext(ctx, `UPDATE webhooks SET failing_since = $1, last_failure_at = $2, consecutive_failures = 9 WHERE id = $3`,
+				clock.Now().Add(-6*24*time.Hour).UnixMilli(), clock.Now().UnixMilli(), old.ID)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := db.DisableFailingWebhooks(ctx, clock.Now().Add(-webhooks.AutoDisableAfter), webhooks.DisabledReasonFailing); err != nil || n != 1 {
+			t.Fatalf("DisableFailingWebhooks = %d, %v; want 1", n, err)
+		}
+
 		text := logs.String()
 		for _, want := range []struct {
 			id, reason string
-		}{{gone.ID, webhooks.DisabledReasonGone}, {tested.ID, webhooks.DisabledReasonGone}, {failing.ID, webhooks.DisabledReasonFailing}} {
+		}{{gone.ID, webhooks.DisabledReasonGone}, {tested.ID, webhooks.DisabledReasonGone}, {failing.ID, webhooks.DisabledReasonFailing},
+			{old.ID, webhooks.DisabledReasonFailing}} {
 			line := fmt.Sprintf(`msg="webhook disabled" webhook_id=%s shop_id=%s reason=%q`, want.id, shop, want.reason)
 			if n := strings.Count(text, line); n != 1 {
 				t.Errorf("%d lines %s; want 1. Logs:\n%s", n, line, text)

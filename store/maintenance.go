@@ -42,35 +42,36 @@ func (db *DB) DeleteFinishedBefore(ctx context.Context, t time.Time, limit int) 
 // failure disables them already; this finds those it did not (recorded
 // by an earlier build).
 func (db *DB) DisableFailingWebhooks(ctx context.Context, t time.Time, reason string) (int64, error) {
-	var ids []string
+	var stopped []disabled
 	err := db.write(ctx, func(tx *Tx) error {
-		ids = nil
-		rows, err := tx.QueryContext(ctx, `SELECT id FROM webhooks WHERE is_active = TRUE AND failing_since IS NOT NULL AND failing_since <= $1
-			AND last_failure_at - failing_since >= $2`, ms(t), webhooks.AutoDisableAfter.Milliseconds())
+		stopped = nil
+		// In id order, as every writer locks webhooks (see beginLocked).
+		rows, err := tx.QueryContext(ctx, `SELECT id, shop_id FROM webhooks WHERE is_active = TRUE AND failing_since IS NOT NULL
+			AND failing_since <= $1 AND last_failure_at - failing_since >= $2 ORDER BY id`, ms(t), webhooks.AutoDisableAfter.Milliseconds())
 		if err != nil {
 			return fmt.Errorf("find failing webhooks: %w", err)
 		}
-		var found []string
+		var found []disabled
 		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
+			d := disabled{reason: reason}
+			if err := rows.Scan(&d.id, &d.shopID); err != nil {
 				rows.Close()
 				return fmt.Errorf("find failing webhooks: %w", err)
 			}
-			found = append(found, id)
+			found = append(found, d)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("find failing webhooks: %w", err)
 		}
 		now := db.now()
-		for _, id := range found {
-			done, err := disableWebhook(ctx, tx, id, reason, now)
+		for _, d := range found {
+			done, err := disableWebhook(ctx, tx, d.id, reason, now)
 			if err != nil {
 				return err
 			}
 			if done {
-				ids = append(ids, id)
+				stopped = append(stopped, d)
 			}
 		}
 		return nil
@@ -78,8 +79,8 @@ func (db *DB) DisableFailingWebhooks(ctx context.Context, t time.Time, reason st
 	if err != nil {
 		return 0, err
 	}
-	db.notifyStopped(ids...)
-	return int64(len(ids)), nil
+	db.disabledWebhooks(stopped)
+	return int64(len(stopped)), nil
 }
 
 // QueueStats reads the gauges exported as metrics.

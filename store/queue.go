@@ -519,15 +519,15 @@ func (db *DB) RecordAttempts(ctx context.Context, results []webhooks.AttemptResu
 	return nil
 }
 
-// disabled is a webhook that recording an attempt disabled, and why.
+// disabled is a webhook that a write disabled, and why.
 type disabled struct {
 	id, shopID, reason string
 }
 
-// disabledWebhooks tells the operator of each webhook an attempt's record
-// disabled (its deliveries stop until the shop turns it on again), once,
-// after the commit, and the dispatcher, which must not send what it had
-// claimed for them: on SQLite nothing else tells it (audit: 48 more
+// disabledWebhooks tells the operator of each webhook a record or the
+// 5-day rule disabled (its deliveries stop until the shop turns it on
+// again), once, after the commit, and the dispatcher, which must not send
+// what it had claimed for them: on SQLite nothing else tells it (audit: 48 more
 // attempts reached a webhook the 5-day rule had disabled).
 func (db *DB) disabledWebhooks(ds []disabled) {
 	ids := make([]string, len(ds))
