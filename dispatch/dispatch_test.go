@@ -1,7 +1,6 @@
 package dispatch_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -89,25 +88,7 @@ type testBundle struct {
 
 	recordErrors atomic.Bool // results not recorded are expected
 
-	logs lockedBuffer // the dispatcher's and the store's log, at debug
-}
-
-// lockedBuffer is a bytes.Buffer safe for a logger and a test at once.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	logs storetest.LogBuffer // the dispatcher's and the store's log, at debug
 }
 
 func setup(t *testing.T, cfg dispatch.Config) *testBundle {

@@ -46,24 +46,6 @@ func (c *testClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // dbKinds are the databases the HTTP contract is run against.
 var dbKinds = []string{"sqlite", "postgres"}
 
@@ -208,7 +190,7 @@ type apiBundle struct {
 	db        *store.DB
 	clock     *testClock
 	attempter *testAttempter
-	logs      *syncBuffer
+	logs      *storetest.LogBuffer
 	shopID    string
 	key       string
 	keyID     string
@@ -225,7 +207,7 @@ func setupAPI(t *testing.T, mods ...func(*httpapi.Config)) *apiBundle {
 	db := mustOpenDB(t, clock.Now)
 	key, keyID := mustCreateShop(t, db, "shop-1", clock.Now())
 	otherKey, _ := mustCreateShop(t, db, "shop-2", clock.Now())
-	logs := &syncBuffer{}
+	logs := &storetest.LogBuffer{}
 	att := &testAttempter{db: db, now: clock.Now}
 	cfg := httpapi.Config{
 		Logger:     slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),

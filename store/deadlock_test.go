@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
@@ -15,28 +14,10 @@ import (
 	"github.com/pancake-pos/pancake-webhooks/store/storetest"
 )
 
-// syncBuffer is a log destination several goroutines write to.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // twoHooksClaimed opens a store on dsn (logging to logs), with one shop,
 // two webhooks, and events published to both and claimed: it returns the
 // jobs of the lower webhook id and of the higher, one an event each.
-func twoHooksClaimed(t *testing.T, dsn string, logs *syncBuffer, events int, opts store.Options) (db *store.DB, low, high []*webhooks.Job) {
+func twoHooksClaimed(t *testing.T, dsn string, logs *storetest.LogBuffer, events int, opts store.Options) (db *store.DB, low, high []*webhooks.Job) {
 	t.Helper()
 	opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	db = openStore(t, dsn, opts)
@@ -93,7 +74,7 @@ func wantSucceeded(t *testing.T, db *store.DB, n int) {
 func TestBatchesOfResultsInOppositeOrdersDoNotDeadlock(t *testing.T) {
 	t.Parallel()
 	dsn := storetest.PostgresDSN(t)
-	var logs syncBuffer
+	var logs storetest.LogBuffer
 	a, low, high := twoHooksClaimed(t, dsn, &logs, 2, store.Options{Writers: 1})
 	b := openStore(t, dsn, store.Options{Writers: 1, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	t.Cleanup(func() { b.Close() })
@@ -155,7 +136,7 @@ func TestBatchesOfResultsInOppositeOrdersDoNotDeadlock(t *testing.T) {
 func TestAWriteAbortedByADeadlockRunsAgain(t *testing.T) {
 	t.Parallel()
 	dsn := storetest.PostgresDSN(t)
-	var logs syncBuffer
+	var logs storetest.LogBuffer
 	db, low, high := twoHooksClaimed(t, dsn, &logs, 1, store.Options{})
 	ctx := context.Background()
 	raw := storetest.RawPostgres(t, dsn)

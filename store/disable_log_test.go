@@ -22,7 +22,7 @@ import (
 func TestEachWebhookDisabledByARecordIsLoggedOnce(t *testing.T) {
 	t.Parallel()
 	eachDB(t, func(t *testing.T, dsn string) {
-		var logs syncBuffer
+		var logs storetest.LogBuffer
 		clock := storetest.NewClock(time.Now())
 		db := openStore(t, dsn, store.Options{Now: clock.Now, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 		t.Cleanup(func() { db.Close() })

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pancake-pos/pancake-webhooks/store"
+	"github.com/pancake-pos/pancake-webhooks/store/storetest"
 )
 
 // TestASlowCommitIsToldAndTimed: while another process holds the SQLite
@@ -22,7 +23,7 @@ import (
 func TestASlowCommitIsToldAndTimed(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "slow.db")
-	var logs syncBuffer
+	var logs storetest.LogBuffer
 	reg := prometheus.NewRegistry()
 	db := openStore(t, "sqlite:"+path, store.SlowCommitForTest(store.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Registerer: reg},
 		100*time.Millisecond))
