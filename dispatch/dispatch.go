@@ -1457,19 +1457,6 @@ func (d *Dispatcher) recorder() {
 	}
 }
 
-// recorded counts the deliveries given up among results just recorded:
-// failed with no attempt to come (the schedule ran out, or 410 Gone). The
-// store logs each webhook the records disabled.
-func (d *Dispatcher) recorded(results []webhooks.AttemptResult) {
-	n := 0
-	for i := range results {
-		if r := &results[i]; !r.Success && r.NextAttemptAt == nil {
-			n++
-		}
-	}
-	d.metrics.gaveUp(n)
-}
-
 // record writes a batch of results, trying a few times, then each result
 // on its own, so that one the database refuses does not take the others
 // with it. While the database does not answer at all (PostgreSQL
@@ -1526,7 +1513,6 @@ func (d *Dispatcher) recordSome(batch []webhooks.AttemptResult) (left []webhooks
 	}
 	for try := range tries {
 		if err = d.store.RecordAttempts(context.Background(), batch); err == nil {
-			d.recorded(batch)
 			return nil, false, nil
 		}
 		d.logger.Warn("record attempts", "error", err, "try", try+1, "attempts", len(batch))
@@ -1559,7 +1545,6 @@ func (d *Dispatcher) recordSome(batch []webhooks.AttemptResult) (left []webhooks
 			failed = append(failed, batch[i])
 			inRow++
 		} else {
-			d.recorded(batch[i : i+1])
 			recorded++
 			inRow = 0
 		}

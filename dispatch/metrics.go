@@ -17,7 +17,6 @@ type Metrics struct {
 	attempts *prometheus.CounterVec
 	latency  prometheus.Histogram
 	inFlight prometheus.Gauge
-	givenUp  prometheus.Counter
 }
 
 // QueueStatter reads the queue gauges at scrape time.
@@ -42,12 +41,8 @@ func NewMetrics(reg prometheus.Registerer, qs QueueStatter) *Metrics {
 			Name: "pancake_delivery_attempts_in_flight",
 			Help: "Delivery attempts being made now.",
 		}),
-		givenUp: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "pancake_deliveries_given_up_total",
-			Help: "Deliveries whose last attempt failed with none to come: their retry schedule ran out, or the endpoint answered 410 Gone.",
-		}),
 	}
-	reg.MustRegister(m.attempts, m.latency, m.inFlight, m.givenUp)
+	reg.MustRegister(m.attempts, m.latency, m.inFlight)
 	if qs != nil {
 		reg.MustRegister(&queueCollector{qs: qs,
 			due:       prometheus.NewDesc("pancake_queue_due", "Queued deliveries due now that no server has claimed (all servers of the database).", nil, nil),
@@ -66,12 +61,6 @@ func (m *Metrics) observe(res egress.Result) {
 	}
 	m.attempts.WithLabelValues(res.Outcome()).Inc()
 	m.latency.Observe(res.Duration.Seconds())
-}
-
-func (m *Metrics) gaveUp(n int) {
-	if m != nil && n > 0 {
-		m.givenUp.Add(float64(n))
-	}
 }
 
 func (m *Metrics) track(delta float64) {

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -401,11 +402,17 @@ func TestAStopWaitsForAPublishThatReadTheWebhook(t *testing.T) {
 // writer's transaction holds several such calls; on PostgreSQL each one
 // locked its webhook's row as it came, so two transactions could lock
 // the same rows in opposite orders (a soak saw "deadlock detected" in
-// recording attempts between two replicas).
+// recording attempts between two replicas). A write a deadlock aborts
+// runs again, so the log tells.
 func TestResultsAtOnceOfManyWebhooksAllLand(t *testing.T) {
 	t.Parallel()
 	eachDB(t, func(t *testing.T, dsn string) {
-		a, b, shop := twoReplicas(t, dsn)
+		var logs storetest.LogBuffer
+		opts := store.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+		a, b := openStore(t, dsn, opts), openStore(t, dsn, opts)
+		t.Cleanup(func() { a.Close(); b.Close() })
+		const shop = "s"
+		storetest.MustCreateShop(t, a, shop, time.Now())
 		ctx := context.Background()
 		const hooks, events = 8, 30
 		for range hooks {
@@ -445,6 +452,9 @@ func TestResultsAtOnceOfManyWebhooksAllLand(t *testing.T) {
 		_, total, err := a.FindDeliveries(ctx, webhooks.DeliveryFilter{ShopID: shop, Status: webhooks.StatusSuccess})
 		if err != nil || total != hooks*events {
 			t.Fatalf("%d deliveries succeeded (%v); want all %d", total, err, hooks*events)
+		}
+		if strings.Contains(logs.String(), "deadlock") {
+			t.Fatalf("the recorders deadlocked; logs:\n%s", logs.String())
 		}
 	})
 }

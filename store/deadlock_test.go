@@ -2,11 +2,15 @@ package store_test
 
 import (
 	"context"
+	"crypto/rand"
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	webhooks "github.com/pancake-pos/pancake-webhooks"
 
@@ -186,5 +190,223 @@ func TestAWriteAbortedByADeadlockRunsAgain(t *testing.T) {
 	wantSucceeded(t, db, 2)
 	if !strings.Contains(logs.String(), "deadlock detected") {
 		t.Fatalf("no deadlock logged; logs:\n%s", logs.String())
+	}
+}
+
+// TestACommittedWriteIsAnsweredBeforeAnAbortedOneRunsAgain: a publish
+// and a write that a deadlock aborts share a batch. The publish committed
+// with it, so it is answered and its deliveries handed over at once, not
+// after the other write has run again: a change to the webhook that
+// commits meanwhile, on another writer or replica, would otherwise come
+// before the hand-over, and the delivery go out as the webhook was
+// (code review: sent to the old URL after the change had returned).
+func TestACommittedWriteIsAnsweredBeforeAnAbortedOneRunsAgain(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, dsn string) {
+		db, h, _ := openWithHandoff(t, dsn, "s")
+		roomFor(t, db, h, "s", "https://example.com/hook")
+		ctx := context.Background()
+
+		var runs atomic.Int32
+		rerun, release := make(chan struct{}), make(chan struct{})
+		free := sync.OnceFunc(func() { close(release) })
+		t.Cleanup(free) // before Close, if the test fails first
+		aborted := func(*store.Tx) error {
+			switch runs.Add(1) {
+			case 1, 2: // without savepoints, then in its savepoint
+				return &pgconn.PgError{Code: "40P01", Message: "deadlock detected"}
+			case 3: // run again on its own
+				close(rerun)
+				<-release
+			}
+			return nil
+		}
+		hold, held := make(chan struct{}), make(chan struct{})
+		letGo := sync.OnceFunc(func() { close(hold) })
+		t.Cleanup(letGo)
+		go func() { _ = db.WriteForTest(ctx, func(*store.Tx) error { close(held); <-hold; return nil }) }()
+		<-held
+		published, other := make(chan error, 1), make(chan error, 1)
+		go func() {
+			_, err := db.Publish(ctx, "s", []webhooks.PublishInput{{Event: "order.created"}})
+			published <- err
+		}()
+		waitWrites(t, db, 1)
+		go func() { other <- db.WriteForTest(ctx, aborted) }()
+		waitWrites(t, db, 2)
+		letGo()
+
+		select {
+		case <-rerun:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the aborted write did not run again")
+		}
+		select {
+		case err := <-published:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the publish was not answered while the aborted write ran again")
+		}
+		if _, taken, _ := h.state(); len(taken) != 1 {
+			t.Fatalf("%d deliveries handed over; want the publish's 1, before the other write ended", len(taken))
+		}
+		free()
+		if err := <-other; err != nil {
+			t.Fatalf("the aborted write, run again: %v", err)
+		}
+	})
+}
+
+// waitWrites returns once n writes wait for db's writer.
+func waitWrites(t *testing.T, db *store.DB, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); db.WaitingWritesForTest() < n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d writes waiting; want %d", db.WaitingWritesForTest(), n)
+		}
+	}
+}
+
+// holdWriter holds db's writer (it must have one) until the returned
+// function is called (at the latest when the test ends).
+func holdWriter(t *testing.T, db *store.DB) (letGo func()) {
+	t.Helper()
+	hold, held := make(chan struct{}), make(chan struct{})
+	letGo = sync.OnceFunc(func() { close(hold) })
+	t.Cleanup(letGo)
+	go func() {
+		_ = db.WriteForTest(context.Background(), func(*store.Tx) error { close(held); <-hold; return nil })
+	}()
+	<-held
+	return letGo
+}
+
+// TestBatchesThatPublishAndStopInOneShopDoNotDeadlock: two replicas each
+// commit a publish to a shop and a stop of one of its webhooks in one
+// batch, and both are between the two when they meet. Each held the
+// shop's lock shared (the publish) and waited to take it exclusively
+// (the stop) until PostgreSQL aborted one (code review). A batch now
+// takes a stop's exclusive lock first.
+func TestBatchesThatPublishAndStopInOneShopDoNotDeadlock(t *testing.T) {
+	t.Parallel()
+	dsn := storetest.PostgresDSN(t)
+	var logs storetest.LogBuffer
+	opts := store.Options{Writers: 1, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	a, b := openStore(t, dsn, opts), openStore(t, dsn, opts)
+	t.Cleanup(func() { a.Close(); b.Close() })
+	ctx := context.Background()
+	const shop = "s"
+	storetest.MustCreateShop(t, a, shop, time.Now())
+	hooks := []*webhooks.Webhook{
+		storetest.MustCreateWebhook(t, a, shop, "https://example.com/1", time.Now(), "order.created"),
+		storetest.MustCreateWebhook(t, a, shop, "https://example.com/2", time.Now(), "order.created"),
+	}
+	reached := []chan struct{}{make(chan struct{}), make(chan struct{})}
+	reach := []func(){sync.OnceFunc(func() { close(reached[0]) }), sync.OnceFunc(func() { close(reached[1]) })}
+	errs := make([]error, 4)
+	off := false
+	var wg sync.WaitGroup
+	for r, db := range []*store.DB{a, b} {
+		letGo := holdWriter(t, db)
+		wg.Go(func() { _, errs[2*r] = db.Publish(ctx, shop, []webhooks.PublishInput{{Event: "order.created"}}) })
+		waitWrites(t, db, 1)
+		wg.Go(func() {
+			_ = db.WriteForTest(ctx, func(*store.Tx) error {
+				reach[r]()
+				select { // the other batch is here too, or it waits for this one
+				case <-reached[1-r]:
+				case <-time.After(2 * time.Second):
+				}
+				return nil
+			})
+		})
+		waitWrites(t, db, 2)
+		wg.Go(func() {
+			_, errs[2*r+1] = db.UpdateWebhook(ctx, shop, hooks[r].ID, webhooks.WebhookUpdate{IsActive: &off})
+		})
+		waitWrites(t, db, 3)
+		letGo()
+	}
+	wg.Wait()
+	if err := cmpErrs(errs); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(logs.String(), "deadlock") {
+		t.Fatalf("the batches deadlocked; logs:\n%s", logs.String())
+	}
+}
+
+// TestTheFiveDayRuleBesideAStopDoesNotDeadlock: a batch publishes to a
+// shop (its lock shared) and then disables a webhook of it by the 5-day
+// rule, while another replica stops that webhook (its row, then the
+// shop's lock exclusive). The rule locked the row after the shop's lock,
+// and the two waited for each other (code review). It now names the
+// webhooks it locks, which the batch locks first.
+func TestTheFiveDayRuleBesideAStopDoesNotDeadlock(t *testing.T) {
+	t.Parallel()
+	dsn := storetest.PostgresDSN(t)
+	var logs storetest.LogBuffer
+	opts := store.Options{Writers: 1, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	a := openStore(t, dsn, opts)
+	// b's connections are named, to see them wait.
+	name := "stop-" + strings.ToLower(rand.Text()[:10])
+	b := openStore(t, dsn+"&application_name="+name, opts)
+	t.Cleanup(func() { a.Close(); b.Close() })
+	ctx := context.Background()
+	const shop = "s"
+	storetest.MustCreateShop(t, a, shop, time.Now())
+	w := storetest.MustCreateWebhook(t, a, shop, "https://example.com/a", time.Now(), "order.created")
+	now := time.Now()
+	if err := a.WriteForTest(ctx, func(tx *store.Tx) error { // failing for 6 days, as an earlier build recorded it
+		_, err := tx.ExecContext(ctx, `UPDATE webhooks SET failing_since = $1, last_failure_at = $2, consecutive_failures = 9 WHERE id = $3`,
+			now.Add(-6*24*time.Hour).UnixMilli(), now.UnixMilli(), w.ID)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	raw := storetest.RawPostgres(t, dsn)
+
+	letGo := holdWriter(t, a)
+	inBarrier, goOn := make(chan struct{}), make(chan struct{})
+	goOnce := sync.OnceFunc(func() { close(goOn) })
+	t.Cleanup(goOnce)
+	var (
+		wg                    sync.WaitGroup
+		pubErr, ruleErr, stop error
+	)
+	wg.Go(func() { _, pubErr = a.Publish(ctx, shop, []webhooks.PublishInput{{Event: "order.created"}}) })
+	waitWrites(t, a, 1)
+	wg.Go(func() { _ = a.WriteForTest(ctx, func(*store.Tx) error { close(inBarrier); <-goOn; return nil }) })
+	waitWrites(t, a, 2)
+	wg.Go(func() {
+		_, ruleErr = a.DisableFailingWebhooks(ctx, time.Now().Add(-webhooks.AutoDisableAfter), webhooks.DisabledReasonFailing)
+	})
+	waitWrites(t, a, 3)
+	letGo()
+	<-inBarrier
+	off := false
+	wg.Go(func() { _, stop = b.UpdateWebhook(ctx, shop, w.ID, webhooks.WebhookUpdate{IsActive: &off}) })
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		var n int
+		if err := raw.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`,
+			name).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the stop never waited for the batch")
+		}
+	}
+	goOnce()
+	wg.Wait()
+	if pubErr != nil || ruleErr != nil || stop != nil {
+		t.Fatalf("publish: %v; 5-day rule: %v; stop: %v", pubErr, ruleErr, stop)
+	}
+	if strings.Contains(logs.String(), "deadlock") {
+		t.Fatalf("the 5-day rule and the stop deadlocked; logs:\n%s", logs.String())
 	}
 }

@@ -42,30 +42,30 @@ func (db *DB) DeleteFinishedBefore(ctx context.Context, t time.Time, limit int) 
 // failure disables them already; this finds those it did not (recorded
 // by an earlier build).
 func (db *DB) DisableFailingWebhooks(ctx context.Context, t time.Time, reason string) (int64, error) {
+	const failing = `is_active = TRUE AND failing_since IS NOT NULL AND failing_since <= $1 AND last_failure_at - failing_since >= $2`
+	args := []any{ms(t), webhooks.AutoDisableAfter.Milliseconds()}
+	// Found outside the writer, so that the write can name the webhooks
+	// whose rows it locks (see writeOp.hooks); usually there are none.
+	ids, err := failingWebhooks(ctx, db.rdb, `SELECT id, shop_id FROM webhooks WHERE `+failing+` ORDER BY id`, args)
+	if err != nil || len(ids) == 0 {
+		return 0, err
+	}
+	hooks := make([]string, len(ids))
+	for i, d := range ids {
+		hooks[i] = d.id
+	}
 	var stopped []disabled
-	err := db.write(ctx, func(tx *Tx) error {
+	err = db.writeHooks(ctx, hooks, nil, func(tx *Tx) error {
 		stopped = nil
-		// In id order, as every writer locks webhooks (see beginLocked).
-		rows, err := tx.QueryContext(ctx, `SELECT id, shop_id FROM webhooks WHERE is_active = TRUE AND failing_since IS NOT NULL
-			AND failing_since <= $1 AND last_failure_at - failing_since >= $2 ORDER BY id`, ms(t), webhooks.AutoDisableAfter.Milliseconds())
+		in, inArgs := tx.db.dialect.in("id", 3, hooks)
+		found, err := failingWebhooks(ctx, tx, `SELECT id, shop_id FROM webhooks WHERE `+failing+` AND `+in+` ORDER BY id`+tx.db.dialect.rowLock,
+			append(args, inArgs...))
 		if err != nil {
-			return fmt.Errorf("find failing webhooks: %w", err)
-		}
-		var found []disabled
-		for rows.Next() {
-			d := disabled{reason: reason}
-			if err := rows.Scan(&d.id, &d.shopID); err != nil {
-				rows.Close()
-				return fmt.Errorf("find failing webhooks: %w", err)
-			}
-			found = append(found, d)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("find failing webhooks: %w", err)
+			return err
 		}
 		now := db.now()
 		for _, d := range found {
+			d.reason = reason
 			done, err := disableWebhook(ctx, tx, d.id, reason, now)
 			if err != nil {
 				return err
@@ -81,6 +81,27 @@ func (db *DB) DisableFailingWebhooks(ctx context.Context, t time.Time, reason st
 	}
 	db.disabledWebhooks(stopped)
 	return int64(len(stopped)), nil
+}
+
+// failingWebhooks runs query, which selects webhooks' id and shop_id.
+func failingWebhooks(ctx context.Context, q querier, query string, args []any) ([]disabled, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("find failing webhooks: %w", err)
+	}
+	defer rows.Close()
+	var out []disabled
+	for rows.Next() {
+		var d disabled
+		if err := rows.Scan(&d.id, &d.shopID); err != nil {
+			return nil, fmt.Errorf("find failing webhooks: %w", err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("find failing webhooks: %w", err)
+	}
+	return out, nil
 }
 
 // QueueStats reads the gauges exported as metrics.

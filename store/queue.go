@@ -453,10 +453,13 @@ func (db *DB) RecordAttempts(ctx context.Context, results []webhooks.AttemptResu
 		}
 		vals[i] = v
 	}
-	var stopped []disabled // webhooks the results disabled
+	var (
+		stopped []disabled // webhooks the results disabled
+		givenUp int        // deliveries whose last attempt this was
+	)
 	hooks := uniqueWebhooks(results, func(r webhooks.AttemptResult) string { return r.WebhookID })
 	err := db.writeUrgent(ctx, len(results), hooks, func(tx *Tx, queued *bool) error {
-		stopped = nil
+		stopped, givenUp = nil, 0
 		states, err := webhookStates(ctx, tx, hooks)
 		if err != nil {
 			return err
@@ -497,6 +500,9 @@ func (db *DB) RecordAttempts(ctx context.Context, results []webhooks.AttemptResu
 			}
 			done = append(done, attempt{webhookID: r.WebhookID, event: d.Event, success: r.Success, at: r.AttemptedAt,
 				duration: r.Duration.Milliseconds(), reason: r.FailureReason, disable: r.Disable})
+			if !r.Success && next == nil {
+				givenUp++
+			}
 			if next != nil {
 				retry = append(retry, &webhooks.Delivery{
 					ID: webhooks.NewID(webhooks.PrefixDelivery, r.AttemptedAt), ShopID: d.ShopID, WebhookID: r.WebhookID,
@@ -515,6 +521,7 @@ func (db *DB) RecordAttempts(ctx context.Context, results []webhooks.AttemptResu
 	if err != nil {
 		return err
 	}
+	db.givenUp.Add(float64(givenUp))
 	db.disabledWebhooks(stopped)
 	return nil
 }
@@ -1097,7 +1104,7 @@ func disableWebhook(ctx context.Context, tx *Tx, id, reason string, now time.Tim
 func (db *DB) RecordSyncAttempt(ctx context.Context, a webhooks.SyncAttempt) error {
 	d := a.Delivery
 	var stopped []disabled
-	err := db.writeHooks(ctx, []string{d.WebhookID}, func(tx *Tx) error {
+	err := db.writeHooks(ctx, []string{d.WebhookID}, nil, func(tx *Tx) error {
 		stopped = nil
 		// The webhook's row is locked first (webhooks before deliveries,
 		// as the recorder), which also makes manual retries of its

@@ -87,3 +87,21 @@ func TestASlowCommitIsToldAndTimed(t *testing.T) {
 	}
 	t.Fatal("no pancake_db_commit_duration_seconds")
 }
+
+// TestAStoreClosedLeavesItsRegistry: a store opened again on the same
+// registry after Close (a restart in one process, a test) registers its
+// metrics again; they were left registered, and the second Open failed.
+func TestAStoreClosedLeavesItsRegistry(t *testing.T) {
+	t.Parallel()
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "again.db")
+	reg := prometheus.NewRegistry()
+	for i := range 2 {
+		db, err := store.Open(context.Background(), dsn, store.Options{Registerer: reg})
+		if err != nil {
+			t.Fatalf("open %d: %v", i+1, err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatalf("close %d: %v", i+1, err)
+		}
+	}
+}

@@ -85,10 +85,12 @@ type Options struct {
 	// ErrDatabaseInUse; 0: it fails at once.
 	LockWait time.Duration
 	// Registerer receives the store's metrics (nil: none are kept): how
-	// long each group commit takes, pancake_db_commit_duration_seconds.
+	// long each group commit takes, pancake_db_commit_duration_seconds,
+	// and the deliveries given up, pancake_deliveries_given_up_total.
+	// Close unregisters them.
 	Registerer prometheus.Registerer
 
-	slowCommit time.Duration // default slowCommit; tests shorten it
+	slowCommit time.Duration // default slowCommitDefault; tests shorten it
 }
 
 // ErrDatabaseInUse is wrapped by Open's error when Options.Server is set and
@@ -109,8 +111,11 @@ type DB struct {
 	machineNow  func() time.Time // Options.Now
 	clockOffset atomic.Int64     // PostgreSQL with Options.DatabaseClock: the database's clock less machineNow's, in ns
 
-	commitTime prometheus.Histogram // nil: Options.Registerer unset
-	slowCommit time.Duration        // see slowCommit
+	registerer prometheus.Registerer // Options.Registerer; nil: no metrics
+	commitTime prometheus.Histogram
+	givenUp    prometheus.Counter
+	slowCommit time.Duration  // see slowCommitDefault
+	watches    []*commitWatch // one a writer
 
 	ops      chan *writeOp
 	urgent   chan *writeOp // the dispatcher's claims and results: they go first
@@ -212,22 +217,22 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		maxBatch: cmp.Or(opts.MaxBatch, DefaultMaxBatch),
 		server:   opts.Server,
 
-		slowCommit: cmp.Or(opts.slowCommit, slowCommit),
+		slowCommit: cmp.Or(opts.slowCommit, slowCommitDefault),
+		registerer: opts.Registerer,
 	}
 	if db.now == nil {
 		db.now = time.Now
 	}
 	db.machineNow = db.now
-	if opts.Registerer != nil {
-		db.commitTime = prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "pancake_db_commit_duration_seconds",
-			Help:    "Time each group commit of the database takes, from its begin to its answers (writes waiting for it not counted).",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
-		})
-		if err := opts.Registerer.Register(db.commitTime); err != nil {
-			return nil, fmt.Errorf("register the store's metrics: %w", err)
-		}
-	}
+	db.commitTime = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "pancake_db_commit_duration_seconds",
+		Help:    "Time each group commit of the database takes, from its begin to its answers (writes waiting for it not counted).",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	})
+	db.givenUp = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "pancake_deliveries_given_up_total",
+		Help: "Deliveries whose last attempt failed with none to come: their retry schedule ran out, the endpoint answered 410 Gone, or the webhook was disabled meanwhile.",
+	})
 	writers := opts.Writers
 	var err error
 	switch {
@@ -270,9 +275,13 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	db.ops = make(chan *writeOp, 4*db.maxBatch)
 	db.urgent = make(chan *writeOp, 4*db.maxBatch)
 	for range writers {
+		w := &commitWatch{}
+		db.watches = append(db.watches, w)
 		db.wg.Add(1)
-		go db.writer()
+		go db.writer(w)
 	}
+	db.wg.Add(1)
+	go db.watchCommits()
 	if db.pool != nil {
 		db.wg.Add(2)
 		go db.listen()
@@ -303,6 +312,14 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		db.wg.Add(1)
 		go db.keepMembership()
 	}
+	if db.registerer != nil {
+		for _, c := range []prometheus.Collector{db.commitTime, db.givenUp} {
+			if err := db.registerer.Register(c); err != nil {
+				db.Close()
+				return nil, fmt.Errorf("register the store's metrics: %w", err)
+			}
+		}
+	}
 	return db, nil
 }
 
@@ -314,6 +331,10 @@ func (db *DB) Close() error {
 	db.wg.Wait()
 	if first {
 		close(db.closed)
+		if db.registerer != nil {
+			db.registerer.Unregister(db.commitTime)
+			db.registerer.Unregister(db.givenUp)
+		}
 	}
 	db.stmts.close()
 	if db.wconn != nil {
@@ -464,9 +485,11 @@ type writeOp struct {
 	// lazy ops commits without waiting for the disk (SQLite).
 	lazy bool
 	// hooks are the webhooks whose rows fn locks (PostgreSQL), before any
-	// other lock it takes. When the op shares its batch, runBatch locks the
-	// hooks of all its ops first, in id order (see beginLocked).
-	hooks []string
+	// other lock it takes; shops, those whose advisory lock it takes
+	// exclusively (see lockShop), next. When the op shares its batch,
+	// runBatch takes the locks of all its ops first, in that order (see
+	// beginLocked).
+	hooks, shops []string
 }
 
 // maxBatchWeight bounds the rows one group commit writes, so that claims
@@ -484,9 +507,10 @@ func (db *DB) write(ctx context.Context, fn func(tx *Tx) error) error {
 }
 
 // writeHooks is write for a change that locks the rows of hooks, the
-// webhooks it changes, before it takes any other lock (see writeOp.hooks).
-func (db *DB) writeHooks(ctx context.Context, hooks []string, fn func(tx *Tx) error) error {
-	_, err := db.submit(ctx, &writeOp{hooks: hooks}, func(tx *Tx, _ *bool) error { return fn(tx) })
+// webhooks it changes, before it takes any other lock, and then the
+// exclusive locks of shops (see writeOp.hooks).
+func (db *DB) writeHooks(ctx context.Context, hooks, shops []string, fn func(tx *Tx) error) error {
+	_, err := db.submit(ctx, &writeOp{hooks: hooks, shops: shops}, func(tx *Tx, _ *bool) error { return fn(tx) })
 	return err
 }
 
@@ -542,7 +566,7 @@ func (db *DB) submit(ctx context.Context, op *writeOp, fn func(tx *Tx, queued *b
 	}
 }
 
-func (db *DB) writer() {
+func (db *DB) writer(w *commitWatch) {
 	defer db.wg.Done()
 	batch := make([]*writeOp, 0, db.maxBatch)
 	var (
@@ -578,9 +602,9 @@ func (db *DB) writer() {
 				for {
 					select {
 					case op := <-db.urgent:
-						db.commit([]*writeOp{op})
+						db.commit(w, []*writeOp{op})
 					case op := <-db.ops:
-						db.commit([]*writeOp{op})
+						db.commit(w, []*writeOp{op})
 					default:
 						return
 					}
@@ -611,7 +635,7 @@ func (db *DB) writer() {
 				break fill
 			}
 		}
-		db.commit(batch)
+		db.commit(w, batch)
 	}
 }
 
@@ -645,9 +669,60 @@ func (db *DB) watchExternal(last int64) int64 {
 	return v
 }
 
-// slowCommit is how long a group commit runs before the operator is told
-// (the writes of a database that hangs would otherwise wait in silence).
-const slowCommit = 5 * time.Second
+// slowCommitDefault is how long a group commit runs before the operator
+// is told (the writes of a database that hangs would otherwise wait in
+// silence).
+const slowCommitDefault = 5 * time.Second
+
+// commitWatch is what watchCommits knows of one writer's commit.
+type commitWatch struct {
+	mu     sync.Mutex
+	start  time.Time // zero: none running
+	writes int
+	warned bool // watchCommits logged it as slow
+}
+
+// begin notes a commit of n writes starting.
+func (w *commitWatch) begin(n int) {
+	w.mu.Lock()
+	w.start, w.writes, w.warned = time.Now(), n, false
+	w.mu.Unlock()
+}
+
+// end notes the commit ended and returns how long it took and whether it
+// was logged as slow.
+func (w *commitWatch) end() (took time.Duration, warned bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	took, warned = time.Since(w.start), w.warned
+	w.start = time.Time{}
+	return took, warned
+}
+
+// watchCommits logs at warn each commit that has run db.slowCommit, once,
+// until Close. The writer that runs it logs its end (see commit); both
+// lines are written under the watch's lock, so they come in that order.
+func (db *DB) watchCommits() {
+	defer db.wg.Done()
+	t := time.NewTicker(db.slowCommit / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-db.stop:
+			return
+		case <-t.C:
+		}
+		for _, w := range db.watches {
+			w.mu.Lock()
+			if !w.start.IsZero() && !w.warned && time.Since(w.start) >= db.slowCommit {
+				w.warned = true
+				db.logger.Warn("database: a commit has taken "+db.slowCommit.String()+" so far; writes wait for it (is the database down, stalled, or its disk full or slow?)",
+					"writes", w.writes)
+			}
+			w.mu.Unlock()
+		}
+	}
+}
 
 // errOpFailed says that an op of a batch run without savepoints failed: the
 // batch must run again, each op in its savepoint.
@@ -657,21 +732,20 @@ var errOpFailed = errors.New("an op failed: run the batch again with savepoints"
 // savepoints first: SQLite copies each page a savepoint's statements change
 // into its journal, which costs more than the statements themselves when
 // they change many pages. Only when one of them fails does the batch run
-// again, each op in a savepoint, so that it fails alone.
-func (db *DB) commit(ops []*writeOp) {
-	start := time.Now()
-	slow := time.AfterFunc(db.slowCommit, func() {
-		db.logger.Warn("database: a commit has taken "+db.slowCommit.String()+" so far; writes wait for it (is the database down, stalled, or its disk full or slow?)",
-			"writes", len(ops))
-	})
+// again, each op in a savepoint, so that it fails alone. An op that a
+// deadlock or a serialization failure aborted (PostgreSQL) runs again in
+// a transaction of its own, up to retryAbortedTries times, after the
+// others are answered and their deliveries handed over.
+func (db *DB) commit(w *commitWatch, ops []*writeOp) {
+	w.begin(len(ops))
 	defer func() {
-		took := time.Since(start)
-		if !slow.Stop() {
+		took, warned := w.end()
+		if warned {
+			w.mu.Lock()
 			db.logger.Info("database: the slow commit has ended", "took", took.Round(time.Millisecond).String(), "writes", len(ops))
+			w.mu.Unlock()
 		}
-		if db.commitTime != nil {
-			db.commitTime.Observe(took.Seconds())
-		}
+		db.commitTime.Observe(took.Seconds())
 	}()
 	errs := make([]error, len(ops))
 	err := db.runBatch(ops, errs, false)
@@ -686,14 +760,37 @@ func (db *DB) commit(ops []*writeOp) {
 		clear(errs)
 		err = db.runBatch(ops, errs, true)
 	}
-	if err == nil {
-		db.retryAborted(ops, errs)
+	again := db.answer(ops, errs, err, true)
+	for try := 1; len(again) > 0; try++ {
+		// A short pause lets the transaction they met finish first.
+		time.Sleep(time.Duration(try) * 10 * time.Millisecond)
+		errs = make([]error, len(again))
+		err = db.runBatch(again, errs, true)
+		again = db.answer(again, errs, err, try < retryAbortedTries)
 	}
+}
+
+// retryAbortedTries is how many times commit runs again an op that a
+// deadlock or a serialization failure aborted.
+const retryAbortedTries = 3
+
+// answer hands over the deliveries of the ops of a run that committed and
+// answers each op with its outcome (err, when the whole run failed, or
+// its own error), except, when retry is set and the run committed, those
+// that a deadlock or serialization failure aborted: they are returned, to
+// run again. Such an op failed in its savepoint (or alone), so nothing of
+// it was kept, and its caller (a publish, a change through the API)
+// should not get an error that running it again avoids.
+func (db *DB) answer(ops []*writeOp, errs []error, err error, retry bool) (again []*writeOp) {
 	queued, told := false, true
 	for i, op := range ops {
 		e := errs[i]
 		if err != nil && e == nil {
 			e = err
+		}
+		if retry && err == nil && e != nil && db.dialect.retryable(e) {
+			again = append(again, op) // its reservations are dropped as it runs again
+			continue
 		}
 		if e == nil && op.queued {
 			queued = true
@@ -709,80 +806,62 @@ func (db *DB) commit(ops []*writeOp) {
 	if queued {
 		db.notifyQueued(told)
 	}
+	return again
 }
-
-// retryAborted runs again, in a transaction of their own, the ops that
-// failed for a deadlock or a serialization failure (PostgreSQL), and puts
-// their new outcome in errs: up to retryAbortedTries times, after a short
-// pause that lets the transaction they met finish first. Such an op
-// failed in its savepoint (or alone): nothing of it was kept, and its
-// caller (a publish, a change through the API) should not get an error
-// that running it again avoids.
-func (db *DB) retryAborted(ops []*writeOp, errs []error) {
-	for try := 1; try <= retryAbortedTries; try++ {
-		var again []int
-		for i, e := range errs {
-			if e != nil && db.dialect.retryable(e) {
-				again = append(again, i)
-			}
-		}
-		if len(again) == 0 {
-			return
-		}
-		time.Sleep(time.Duration(try) * 10 * time.Millisecond)
-		sub, subErrs := make([]*writeOp, len(again)), make([]error, len(again))
-		for k, i := range again {
-			sub[k] = ops[i]
-		}
-		err := db.runBatch(sub, subErrs, true)
-		for k, i := range again {
-			errs[i] = cmp.Or(subErrs[k], err)
-		}
-	}
-}
-
-// retryAbortedTries is how many times retryAborted runs an op again.
-const retryAbortedTries = 3
 
 // noteRetryable logs err when it is a deadlock or a serialization failure
-// (PostgreSQL): the write runs again, but the operator should know, as
-// each deadlock held the writers for the server's deadlock_timeout.
+// (PostgreSQL), one line each: the write runs again (see commit), but
+// the operator should know, as each deadlock held the writers for the
+// server's deadlock_timeout.
 func (db *DB) noteRetryable(err error) {
 	if db.dialect.retryable(err) {
-		db.logger.Warn("postgres: a write met a deadlock or a serialization failure; it runs again", "error", err)
+		db.logger.Warn("postgres: a deadlock or a serialization failure aborted a write", "error", err)
 	}
 }
 
-// batchHooks returns, on PostgreSQL, the webhooks whose rows the ops lock
-// (writeOp.hooks), sorted, when there are several ops; else nil.
-func batchHooks(d dialect, ops []*writeOp) []string {
+// batchLocks returns, on PostgreSQL, the webhooks whose rows the ops lock
+// and the shops they lock exclusively (writeOp.hooks, writeOp.shops),
+// each sorted, when there are several ops; else nil.
+func batchLocks(d dialect, ops []*writeOp) (hooks, shops []string) {
 	if d.name != "postgres" || len(ops) < 2 {
-		return nil
+		return nil, nil
 	}
-	var hooks []string
 	for _, op := range ops {
 		hooks = append(hooks, op.hooks...)
+		shops = append(shops, op.shops...)
 	}
 	slices.Sort(hooks)
-	return slices.Compact(hooks)
+	slices.Sort(shops)
+	return slices.Compact(hooks), slices.Compact(shops)
 }
 
-// beginLocked begins a transaction and locks the rows of hooks in it, in
-// id order (see batchHooks). Each op locks its own webhooks first, in id
-// order; but a batch runs many ops, and two batches of one database (two
-// writers, or replicas) whose ops come in other orders locked the same
-// rows in opposite orders, and each waited for the other until PostgreSQL
+// beginLocked begins a transaction and takes in it the locks of a batch
+// (see batchLocks): the rows of hooks, in id order, then the exclusive
+// locks of shops, in id order. Each op takes its own in that order; but
+// a batch runs many ops, and two batches of one database (two writers,
+// or replicas) whose ops come in other orders locked the same rows in
+// opposite orders, and each waited for the other until PostgreSQL
 // aborted one (a soak of two replicas: "deadlock detected" in recording
-// attempts). Locked first, in one order, rows of webhooks are waited for
-// before anything else is held.
-func (db *DB) beginLocked(ctx context.Context, hooks []string) (*Tx, error) {
+// attempts). Two batches that each published to a shop (its lock
+// shared) and then stopped one of its webhooks (the lock exclusive)
+// waited for each other so too. Taken first, in one order, these locks
+// are waited for before anything else is held.
+func (db *DB) beginLocked(ctx context.Context, hooks, shops []string) (*Tx, error) {
 	tx, err := db.begin(ctx)
-	if err != nil || len(hooks) == 0 {
+	if err != nil || len(hooks)+len(shops) == 0 {
 		return tx, err
 	}
-	if _, err := tx.ExecContext(ctx, `SELECT id FROM webhooks WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`, hooks); err != nil {
-		_ = tx.tx.Rollback()
-		return nil, fmt.Errorf("lock webhooks: %w", err)
+	if len(hooks) > 0 {
+		if _, err := tx.ExecContext(ctx, `SELECT id FROM webhooks WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`, hooks); err != nil {
+			_ = tx.tx.Rollback()
+			return nil, fmt.Errorf("lock webhooks: %w", err)
+		}
+	}
+	for _, shop := range shops {
+		if err := lockShop(ctx, tx, shop, true); err != nil {
+			_ = tx.tx.Rollback()
+			return nil, err
+		}
 	}
 	return tx, nil
 }
@@ -806,8 +885,8 @@ func (db *DB) runBatch(ops []*writeOp, errs []error, savepoints bool) error {
 			db.lazySync = lazy
 		}
 	}
-	hooks := batchHooks(db.dialect, ops)
-	tx, err := db.beginLocked(ctx, hooks)
+	hooks, shops := batchLocks(db.dialect, ops)
+	tx, err := db.beginLocked(ctx, hooks, shops)
 	if err != nil {
 		return err
 	}
@@ -818,7 +897,7 @@ func (db *DB) runBatch(ops []*writeOp, errs []error, savepoints bool) error {
 		// Nothing but the merged publish ran in this transaction: start
 		// again without it.
 		_ = tx.tx.Rollback()
-		if tx, err = db.beginLocked(ctx, hooks); err != nil {
+		if tx, err = db.beginLocked(ctx, hooks, shops); err != nil {
 			return err
 		}
 	}

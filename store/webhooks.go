@@ -196,7 +196,11 @@ func isFKViolation(err error) bool {
 func (db *DB) UpdateWebhook(ctx context.Context, shopID, id string, upd webhooks.WebhookUpdate) (*webhooks.Webhook, error) {
 	var out *webhooks.Webhook
 	stopped, moved := false, false
-	err := db.writeHooks(ctx, []string{id}, func(tx *Tx) error {
+	var shops []string // a stop locks the shop (see lockShop)
+	if upd.IsActive != nil && !*upd.IsActive {
+		shops = []string{shopID}
+	}
+	err := db.writeHooks(ctx, []string{id}, shops, func(tx *Tx) error {
 		stopped, moved = false, false
 		// The webhook's row first, then the shop (see writeOp.hooks).
 		w, err := lockWebhook(ctx, tx, shopID, id)
@@ -302,7 +306,7 @@ func cancelWhere(ctx context.Context, tx *Tx, where string, args []any, now time
 
 // DeleteWebhook removes the webhook, its queued deliveries and its history.
 func (db *DB) DeleteWebhook(ctx context.Context, shopID, id string) error {
-	err := db.writeHooks(ctx, []string{id}, func(tx *Tx) error {
+	err := db.writeHooks(ctx, []string{id}, []string{shopID}, func(tx *Tx) error {
 		// The webhook's row first, then the shop (see writeOp.hooks).
 		if _, err := lockWebhook(ctx, tx, shopID, id); err != nil {
 			return err
@@ -334,7 +338,7 @@ func (db *DB) DeleteWebhook(ctx context.Context, shopID, id string) error {
 // RotateSecret makes secret the current one; the old one signs for overlap.
 func (db *DB) RotateSecret(ctx context.Context, shopID, id, secret string, overlap time.Duration) (*webhooks.Webhook, error) {
 	var out *webhooks.Webhook
-	err := db.writeHooks(ctx, []string{id}, func(tx *Tx) error {
+	err := db.writeHooks(ctx, []string{id}, nil, func(tx *Tx) error {
 		w, err := lockWebhook(ctx, tx, shopID, id)
 		if err != nil {
 			return err
