@@ -84,8 +84,7 @@ func TestBatchesOfResultsInOppositeOrdersDoNotDeadlock(t *testing.T) {
 	t.Cleanup(func() { b.Close() })
 	ctx := context.Background()
 
-	reached := []chan struct{}{make(chan struct{}), make(chan struct{})}
-	reach := []func(){sync.OnceFunc(func() { close(reached[0]) }), sync.OnceFunc(func() { close(reached[1]) })}
+	meet := meetingPoint()
 	hold := make(chan struct{})
 	release := sync.OnceFunc(func() { close(hold) })
 	t.Cleanup(release)
@@ -102,16 +101,7 @@ func TestBatchesOfResultsInOppositeOrdersDoNotDeadlock(t *testing.T) {
 		}
 		writes := []func() error{
 			func() error { return db.RecordAttempts(ctx, []webhooks.AttemptResult{first}) },
-			func() error {
-				return db.UrgentWriteForTest(ctx, func(*store.Tx) error {
-					reach[r]()
-					select { // the other batch is here too, or it waits for this one
-					case <-reached[1-r]:
-					case <-time.After(2 * time.Second):
-					}
-					return nil
-				})
-			},
+			func() error { return db.UrgentWriteForTest(ctx, func(*store.Tx) error { meet(r); return nil }) },
 			func() error { return db.RecordAttempts(ctx, []webhooks.AttemptResult{second}) },
 		}
 		for k, w := range writes {
@@ -303,8 +293,7 @@ func TestBatchesThatPublishAndStopInOneShopDoNotDeadlock(t *testing.T) {
 		storetest.MustCreateWebhook(t, a, shop, "https://example.com/1", time.Now(), "order.created"),
 		storetest.MustCreateWebhook(t, a, shop, "https://example.com/2", time.Now(), "order.created"),
 	}
-	reached := []chan struct{}{make(chan struct{}), make(chan struct{})}
-	reach := []func(){sync.OnceFunc(func() { close(reached[0]) }), sync.OnceFunc(func() { close(reached[1]) })}
+	meet := meetingPoint()
 	errs := make([]error, 4)
 	off := false
 	var wg sync.WaitGroup
@@ -312,16 +301,7 @@ func TestBatchesThatPublishAndStopInOneShopDoNotDeadlock(t *testing.T) {
 		letGo := holdWriter(t, db)
 		wg.Go(func() { _, errs[2*r] = db.Publish(ctx, shop, []webhooks.PublishInput{{Event: "order.created"}}) })
 		waitWrites(t, db, 1)
-		wg.Go(func() {
-			_ = db.WriteForTest(ctx, func(*store.Tx) error {
-				reach[r]()
-				select { // the other batch is here too, or it waits for this one
-				case <-reached[1-r]:
-				case <-time.After(2 * time.Second):
-				}
-				return nil
-			})
-		})
+		wg.Go(func() { _ = db.WriteForTest(ctx, func(*store.Tx) error { meet(r); return nil }) })
 		waitWrites(t, db, 2)
 		wg.Go(func() {
 			_, errs[2*r+1] = db.UpdateWebhook(ctx, shop, hooks[r].ID, webhooks.WebhookUpdate{IsActive: &off})
@@ -408,5 +388,21 @@ func TestTheFiveDayRuleBesideAStopDoesNotDeadlock(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "deadlock") {
 		t.Fatalf("the 5-day rule and the stop deadlocked; logs:\n%s", logs.String())
+	}
+}
+
+// meetingPoint returns meet: meet(r), for r 0 or 1, returns once meet(1-r)
+// has been called too, or after 2 s: two batches, each with a write that
+// meets the other's between two of theirs, are both there, unless one
+// waits for the other (then it goes on alone).
+func meetingPoint() (meet func(r int)) {
+	reached := []chan struct{}{make(chan struct{}), make(chan struct{})}
+	reach := []func(){sync.OnceFunc(func() { close(reached[0]) }), sync.OnceFunc(func() { close(reached[1]) })}
+	return func(r int) {
+		reach[r]()
+		select {
+		case <-reached[1-r]:
+		case <-time.After(2 * time.Second):
+		}
 	}
 }
