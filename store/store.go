@@ -231,7 +231,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	})
 	db.givenUp = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "pancake_deliveries_given_up_total",
-		Help: "Deliveries whose last attempt failed with none to come: their retry schedule ran out, the endpoint answered 410 Gone, or the webhook was disabled meanwhile.",
+		Help: "Deliveries whose last attempt failed with none to come: their retry schedule ran out, the endpoint answered 410 Gone, or the webhook was disabled while it was sent (queued deliveries a disable cancels are not counted).",
 	})
 	writers := opts.Writers
 	var err error
