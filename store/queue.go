@@ -533,9 +533,10 @@ type disabled struct {
 
 // disabledWebhooks tells the operator of each webhook a record or the
 // 5-day rule disabled (its deliveries stop until the shop turns it on
-// again), once, after the commit, and the dispatcher, which must not send
-// what it had claimed for them: on SQLite nothing else tells it (audit: 48 more
-// attempts reached a webhook the 5-day rule had disabled).
+// again), once, after the commit, and the dispatcher, which must not
+// send what it had claimed for them: on SQLite nothing else tells it
+// (audit: 48 more attempts reached a webhook the 5-day rule had
+// disabled).
 func (db *DB) disabledWebhooks(ds []disabled) {
 	ids := make([]string, len(ds))
 	for i, d := range ds {
