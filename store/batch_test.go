@@ -101,24 +101,51 @@ func eachDB(t *testing.T, test func(t *testing.T, dsn string)) {
 // they share a batch; it returns when all have returned.
 func inOneBatch(t *testing.T, db *store.DB, n int, write func(i int)) {
 	t.Helper()
-	hold, held := make(chan struct{}), make(chan struct{})
-	release := sync.OnceFunc(func() { close(hold) })
-	t.Cleanup(release) // before Close, if the test fails while holding
-	go func() {
-		_ = db.WriteForTest(context.Background(), func(*store.Tx) error { close(held); <-hold; return nil })
-	}()
-	<-held
+	letGo := holdWriter(t, db)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() { write(i) })
 	}
-	for deadline := time.Now().Add(10 * time.Second); db.WaitingWritesForTest() < n; time.Sleep(time.Millisecond) {
+	waitFor(t, db.WaitingWritesForTest, n)
+	letGo()
+	wg.Wait()
+}
+
+// holdWriter holds db's writer (it must have one) until the returned
+// function is called (at the latest as the test ends, before Close).
+func holdWriter(t *testing.T, db *store.DB) (letGo func()) {
+	t.Helper()
+	hold, held := make(chan struct{}), make(chan struct{})
+	letGo = sync.OnceFunc(func() { close(hold) })
+	t.Cleanup(letGo)
+	go func() {
+		_ = db.WriteForTest(context.Background(), func(*store.Tx) error { close(held); <-hold; return nil })
+	}()
+	<-held
+	return letGo
+}
+
+// waitFor returns once waiting (a count of the writes that wait for a
+// writer) reaches n.
+func waitFor(t *testing.T, waiting func() int, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); waiting() < n; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d writes waiting; want %d", db.WaitingWritesForTest(), n)
+			t.Fatalf("%d writes waiting; want %d", waiting(), n)
 		}
 	}
-	release()
-	wg.Wait()
+}
+
+// queueInTurn runs each of writes in wg once the ones before it wait for
+// the writer (waiting counts them), so that they are queued in turn.
+func queueInTurn(t *testing.T, wg *sync.WaitGroup, waiting func() int, writes ...func()) {
+	t.Helper()
+	n := waiting()
+	for _, w := range writes {
+		wg.Go(w)
+		n++
+		waitFor(t, waiting, n)
+	}
 }
 
 // TestAClaimHoldsOneCopyOfAnEventsEnvelope: the deliveries of one event

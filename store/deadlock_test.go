@@ -85,35 +85,24 @@ func TestBatchesOfResultsInOppositeOrdersDoNotDeadlock(t *testing.T) {
 	ctx := context.Background()
 
 	meet := meetingPoint()
-	hold := make(chan struct{})
-	release := sync.OnceFunc(func() { close(hold) })
-	t.Cleanup(release)
 	errs := make([]error, 6)
 	var wg sync.WaitGroup
+	var letGo []func()
 	for r, db := range []*store.DB{a, b} {
-		held := make(chan struct{})
-		go func() { _ = db.WriteForTest(ctx, func(*store.Tx) error { close(held); <-hold; return nil }) }()
-		<-held
+		letGo = append(letGo, holdWriter(t, db))
 		// Replica a: low then high; b: high then low.
 		first, second := ok(low[r]), ok(high[r])
 		if r == 1 {
 			first, second = second, first
 		}
-		writes := []func() error{
-			func() error { return db.RecordAttempts(ctx, []webhooks.AttemptResult{first}) },
-			func() error { return db.UrgentWriteForTest(ctx, func(*store.Tx) error { meet(r); return nil }) },
-			func() error { return db.RecordAttempts(ctx, []webhooks.AttemptResult{second}) },
-		}
-		for k, w := range writes {
-			wg.Go(func() { errs[3*r+k] = w() })
-			for deadline := time.Now().Add(10 * time.Second); db.WaitingUrgentWritesForTest() < k+1; time.Sleep(time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatalf("replica %d: %d urgent writes waiting; want %d", r, db.WaitingUrgentWritesForTest(), k+1)
-				}
-			}
-		}
+		queueInTurn(t, &wg, db.WaitingUrgentWritesForTest,
+			func() { errs[3*r] = db.RecordAttempts(ctx, []webhooks.AttemptResult{first}) },
+			func() { errs[3*r+1] = db.UrgentWriteForTest(ctx, func(*store.Tx) error { meet(r); return nil }) },
+			func() { errs[3*r+2] = db.RecordAttempts(ctx, []webhooks.AttemptResult{second}) })
 	}
-	release()
+	for _, f := range letGo {
+		f()
+	}
 	wg.Wait()
 	if err := cmpErrs(errs); err != nil {
 		t.Fatal(err)
@@ -211,19 +200,15 @@ func TestACommittedWriteIsAnsweredBeforeAnAbortedOneRunsAgain(t *testing.T) {
 			}
 			return nil
 		}
-		hold, held := make(chan struct{}), make(chan struct{})
-		letGo := sync.OnceFunc(func() { close(hold) })
-		t.Cleanup(letGo)
-		go func() { _ = db.WriteForTest(ctx, func(*store.Tx) error { close(held); <-hold; return nil }) }()
-		<-held
+		letGo := holdWriter(t, db)
 		published, other := make(chan error, 1), make(chan error, 1)
-		go func() {
-			_, err := db.Publish(ctx, "s", []webhooks.PublishInput{{Event: "order.created"}})
-			published <- err
-		}()
-		waitWrites(t, db, 1)
-		go func() { other <- db.WriteForTest(ctx, aborted) }()
-		waitWrites(t, db, 2)
+		var wg sync.WaitGroup
+		queueInTurn(t, &wg, db.WaitingWritesForTest,
+			func() {
+				_, err := db.Publish(ctx, "s", []webhooks.PublishInput{{Event: "order.created"}})
+				published <- err
+			},
+			func() { other <- db.WriteForTest(ctx, aborted) })
 		letGo()
 
 		select {
@@ -246,31 +231,8 @@ func TestACommittedWriteIsAnsweredBeforeAnAbortedOneRunsAgain(t *testing.T) {
 		if err := <-other; err != nil {
 			t.Fatalf("the aborted write, run again: %v", err)
 		}
+		wg.Wait()
 	})
-}
-
-// waitWrites returns once n writes wait for db's writer.
-func waitWrites(t *testing.T, db *store.DB, n int) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); db.WaitingWritesForTest() < n; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d writes waiting; want %d", db.WaitingWritesForTest(), n)
-		}
-	}
-}
-
-// holdWriter holds db's writer (it must have one) until the returned
-// function is called (at the latest when the test ends).
-func holdWriter(t *testing.T, db *store.DB) (letGo func()) {
-	t.Helper()
-	hold, held := make(chan struct{}), make(chan struct{})
-	letGo = sync.OnceFunc(func() { close(hold) })
-	t.Cleanup(letGo)
-	go func() {
-		_ = db.WriteForTest(context.Background(), func(*store.Tx) error { close(held); <-hold; return nil })
-	}()
-	<-held
-	return letGo
 }
 
 // TestBatchesThatPublishAndStopInOneShopDoNotDeadlock: two replicas each
@@ -297,17 +259,18 @@ func TestBatchesThatPublishAndStopInOneShopDoNotDeadlock(t *testing.T) {
 	errs := make([]error, 4)
 	off := false
 	var wg sync.WaitGroup
+	var letGo []func()
 	for r, db := range []*store.DB{a, b} {
-		letGo := holdWriter(t, db)
-		wg.Go(func() { _, errs[2*r] = db.Publish(ctx, shop, []webhooks.PublishInput{{Event: "order.created"}}) })
-		waitWrites(t, db, 1)
-		wg.Go(func() { _ = db.WriteForTest(ctx, func(*store.Tx) error { meet(r); return nil }) })
-		waitWrites(t, db, 2)
-		wg.Go(func() {
-			_, errs[2*r+1] = db.UpdateWebhook(ctx, shop, hooks[r].ID, webhooks.WebhookUpdate{IsActive: &off})
-		})
-		waitWrites(t, db, 3)
-		letGo()
+		letGo = append(letGo, holdWriter(t, db))
+		queueInTurn(t, &wg, db.WaitingWritesForTest,
+			func() { _, errs[2*r] = db.Publish(ctx, shop, []webhooks.PublishInput{{Event: "order.created"}}) },
+			func() { _ = db.WriteForTest(ctx, func(*store.Tx) error { meet(r); return nil }) },
+			func() {
+				_, errs[2*r+1] = db.UpdateWebhook(ctx, shop, hooks[r].ID, webhooks.WebhookUpdate{IsActive: &off})
+			})
+	}
+	for _, f := range letGo {
+		f()
 	}
 	wg.Wait()
 	if err := cmpErrs(errs); err != nil {
@@ -356,14 +319,12 @@ func TestTheFiveDayRuleBesideAStopDoesNotDeadlock(t *testing.T) {
 		wg                    sync.WaitGroup
 		pubErr, ruleErr, stop error
 	)
-	wg.Go(func() { _, pubErr = a.Publish(ctx, shop, []webhooks.PublishInput{{Event: "order.created"}}) })
-	waitWrites(t, a, 1)
-	wg.Go(func() { _ = a.WriteForTest(ctx, func(*store.Tx) error { close(inBarrier); <-goOn; return nil }) })
-	waitWrites(t, a, 2)
-	wg.Go(func() {
-		_, ruleErr = a.DisableFailingWebhooks(ctx, time.Now().Add(-webhooks.AutoDisableAfter), webhooks.DisabledReasonFailing)
-	})
-	waitWrites(t, a, 3)
+	queueInTurn(t, &wg, a.WaitingWritesForTest,
+		func() { _, pubErr = a.Publish(ctx, shop, []webhooks.PublishInput{{Event: "order.created"}}) },
+		func() { _ = a.WriteForTest(ctx, func(*store.Tx) error { close(inBarrier); <-goOn; return nil }) },
+		func() {
+			_, ruleErr = a.DisableFailingWebhooks(ctx, time.Now().Add(-webhooks.AutoDisableAfter), webhooks.DisabledReasonFailing)
+		})
 	letGo()
 	<-inBarrier
 	off := false

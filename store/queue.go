@@ -538,6 +538,9 @@ type disabled struct {
 // (audit: 48 more attempts reached a webhook the 5-day rule had
 // disabled).
 func (db *DB) disabledWebhooks(ds []disabled) {
+	if len(ds) == 0 {
+		return
+	}
 	ids := make([]string, len(ds))
 	for i, d := range ds {
 		ids[i] = d.id

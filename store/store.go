@@ -689,19 +689,22 @@ func (w *commitWatch) begin(n int) {
 	w.mu.Unlock()
 }
 
-// end notes the commit ended and returns how long it took and whether it
-// was logged as slow.
-func (w *commitWatch) end() (took time.Duration, warned bool) {
+// end notes the commit ended, logs its end if watchCommits logged it as
+// slow (under the lock, so after that line), and returns how long it took.
+func (w *commitWatch) end(logger *slog.Logger) time.Duration {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	took, warned = time.Since(w.start), w.warned
+	took := time.Since(w.start)
+	if w.warned {
+		logger.Info("database: the slow commit has ended", "took", took.Round(time.Millisecond).String(), "writes", w.writes)
+	}
 	w.start = time.Time{}
-	return took, warned
+	return took
 }
 
 // watchCommits logs at warn each commit that has run db.slowCommit, once,
-// until Close. The writer that runs it logs its end (see commit); both
-// lines are written under the watch's lock, so they come in that order.
+// until Close. The writer that runs it logs its end (commitWatch.end);
+// both lines are written under the watch's lock, so they come in order.
 func (db *DB) watchCommits() {
 	defer db.wg.Done()
 	t := time.NewTicker(db.slowCommit / 4)
@@ -738,15 +741,7 @@ var errOpFailed = errors.New("an op failed: run the batch again with savepoints"
 // others are answered and their deliveries handed over.
 func (db *DB) commit(w *commitWatch, ops []*writeOp) {
 	w.begin(len(ops))
-	defer func() {
-		took, warned := w.end()
-		if warned {
-			w.mu.Lock()
-			db.logger.Info("database: the slow commit has ended", "took", took.Round(time.Millisecond).String(), "writes", len(ops))
-			w.mu.Unlock()
-		}
-		db.commitTime.Observe(took.Seconds())
-	}()
+	defer func() { db.commitTime.Observe(w.end(db.logger).Seconds()) }()
 	errs := make([]error, len(ops))
 	err := db.runBatch(ops, errs, false)
 	if errors.Is(err, errOpFailed) {
