@@ -353,40 +353,172 @@ const memberCheckEvery = 2 * time.Second
 const memberRetakeWithin = 3*memberCheckEvery + time.Second
 
 // joinServers takes this server's shared member lock. A server that finds
-// none held (it took the lock exclusively) is alone: every lease in the
-// database is then a dead server's (a whole cluster killed, or the one
-// server restarted), and it frees them before it joins, so their
-// deliveries go out at once. Servers starting together take turns on the
-// lock: the second waits until the first has freed and joined, and frees
-// nothing. A server that joins running ones leaves the leases to run out.
+// none held (it took the lock exclusively) may be alone: every lease in
+// the database is then a dead server's (a whole cluster killed, or the one
+// server restarted), and their deliveries should go out at once rather
+// than when the leases run out. But running servers that lost their
+// connections hold no lock until they take it again, and a server that
+// counted itself alone then freed leases they were still sending: after a
+// PostgreSQL restart, a replica started with it sent every delivery in
+// flight a second time (audit). So it notes the leases it finds, joins at
+// once (it serves and sends meanwhile), and frees them in freeWhenAlone,
+// once running servers would hold their locks again, if none does then.
+// For memberRetakeWithin after it joins, a server also holds the starting
+// lock: servers that started meanwhile (together after a whole cluster
+// died, say) joined after it noted the leases, so they are not what a
+// running server is to it. A server that joins running ones leaves the
+// leases to run out.
 func (db *DB) joinServers(ctx context.Context) error {
 	conn, err := db.wdb.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: join the servers: %w", err)
 	}
-	alone, err := db.aloneForSure(ctx, conn)
-	if err != nil {
+	var alone bool
+	if err := conn.QueryRowContext(ctx, memberLock("pg_try_advisory_lock"), memberLockKey).Scan(&alone); err != nil {
 		discardConn(conn)
 		return fmt.Errorf("postgres: join the servers: %w", err)
 	}
+	var dead deadLeases
 	if alone {
-		err := db.freeDeadLeases(ctx)
+		dead, err = findLeases(ctx, conn)
 		if _, uerr := conn.ExecContext(ctx, memberLock("pg_advisory_unlock"), memberLockKey); uerr != nil {
 			err = errors.Join(err, fmt.Errorf("postgres: unlock: %w", uerr))
 		}
 		if err != nil {
 			discardConn(conn)
-			return err
+			return fmt.Errorf("postgres: join the servers: %w", err)
 		}
 	}
-	if _, err := conn.ExecContext(ctx, memberLock("pg_advisory_lock_shared"), memberLockKey); err != nil {
-		discardConn(conn)
-		return fmt.Errorf("postgres: join the servers: %w", err)
+	// The starting lock first: a server that sees this one as a member
+	// sees it as one starting too.
+	for _, key := range []int{startingLockKey, memberLockKey} {
+		if _, err := conn.ExecContext(ctx, memberLock("pg_advisory_lock_shared"), key); err != nil {
+			discardConn(conn)
+			return fmt.Errorf("postgres: join the servers: %w", err)
+		}
 	}
 	db.memberMu.Lock()
 	db.memberConn = conn
 	db.memberMu.Unlock()
+	db.wg.Add(1)
+	go db.freeWhenAlone(dead)
 	return nil
+}
+
+// startingLockKey, with the schema, is the advisory lock a server holds
+// shared for memberRetakeWithin after it joins (see joinServers).
+const startingLockKey = memberLockKey + 1
+
+// deadLeases are the leases a starting server found while it held the
+// member lock exclusively: the ids of their deliveries and their
+// leased_until, as columns.
+type deadLeases struct {
+	ids   []string
+	until []int64
+}
+
+// maxDeadLeases bounds the leases a starting server notes (what the
+// servers of a cluster had claimed: a few thousand each); the rest run
+// out.
+const maxDeadLeases = 100_000
+
+// findLeases reads the leases of queued deliveries.
+func findLeases(ctx context.Context, conn *sql.Conn) (deadLeases, error) {
+	var d deadLeases
+	rows, err := conn.QueryContext(ctx, `SELECT id, leased_until FROM deliveries
+		WHERE status = 'pending' AND leased_until IS NOT NULL LIMIT $1`, maxDeadLeases)
+	if err != nil {
+		return d, fmt.Errorf("find leases: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id    string
+			until int64
+		)
+		if err := rows.Scan(&id, &until); err != nil {
+			return d, fmt.Errorf("find leases: %w", err)
+		}
+		d.ids, d.until = append(d.ids, id), append(d.until, until)
+	}
+	if err := rows.Err(); err != nil {
+		return d, fmt.Errorf("find leases: %w", err)
+	}
+	return d, nil
+}
+
+// freeWhenAlone frees the leases dead, memberRetakeWithin after this
+// server joined, if every other server holding the member lock then also
+// holds the starting lock (it started after dead was noted): they are a
+// dead server's. Only those still as they were are freed, so a lease this
+// server (or one started since) took meanwhile is never one of them. Then
+// it lets go of the starting lock, and closes db.leasesChecked. It is a
+// goroutine of db.wg.
+func (db *DB) freeWhenAlone(dead deadLeases) {
+	defer db.wg.Done()
+	defer close(db.leasesChecked)
+	wait := time.NewTimer(memberRetakeWithin)
+	defer wait.Stop()
+	select {
+	case <-wait.C:
+	case <-db.stop:
+		return // Close ends the session, and its locks with it
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { // ends with ctx
+		select {
+		case <-db.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	alone, err := db.startedAlone(ctx, len(dead.ids) > 0)
+	if err != nil {
+		db.logger.Warn("postgres: could not tell whether other servers run; the leases a stopped server left run out", "error", err)
+		return
+	}
+	if !alone {
+		return
+	}
+	res, err := db.wdb.ExecContext(ctx, `UPDATE deliveries d SET leased_until = NULL
+		FROM unnest($1::text[], $2::bigint[]) AS v (id, leased_until)
+		WHERE d.id = v.id AND d.status = 'pending' AND d.leased_until = v.leased_until`, dead.ids, dead.until)
+	if err != nil {
+		db.logger.Warn("postgres: could not free the leases a stopped server left; they run out", "error", err)
+		return
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		db.logger.Info("queued deliveries a stopped server had claimed are free again", "deliveries", n)
+	}
+}
+
+// startedAlone lets go of this server's starting lock and, when ask, says
+// whether every other server holding the member lock also holds the
+// starting lock: none ran when this one joined.
+func (db *DB) startedAlone(ctx context.Context, ask bool) (bool, error) {
+	db.memberMu.Lock()
+	defer db.memberMu.Unlock()
+	if db.memberConn == nil {
+		// Lost with its session (and the starting lock with it): the
+		// check that takes it again cannot tell who ran before.
+		return false, errors.New("this server's member lock is lost")
+	}
+	var alone bool
+	if ask {
+		err := db.memberConn.QueryRowContext(ctx, `SELECT NOT EXISTS (SELECT 1 FROM pg_locks m
+			WHERE m.locktype = 'advisory' AND m.classid = $1 AND m.objid = hashtext(current_schema())::oid AND m.objsubid = 2
+				AND m.granted AND m.pid <> pg_backend_pid()
+				AND NOT EXISTS (SELECT 1 FROM pg_locks s WHERE s.pid = m.pid AND s.locktype = 'advisory' AND s.classid = $2
+					AND s.objid = m.objid AND s.objsubid = 2 AND s.granted))`, memberLockKey, startingLockKey).Scan(&alone)
+		if err != nil {
+			return false, fmt.Errorf("read the servers' locks: %w", err)
+		}
+	}
+	if _, err := db.memberConn.ExecContext(ctx, memberLock("pg_advisory_unlock_shared"), startingLockKey); err != nil {
+		return false, fmt.Errorf("unlock: %w", err)
+	}
+	return alone, nil
 }
 
 // maxClockSkew is how far a server's clock may be from PostgreSQL's before
@@ -440,39 +572,6 @@ func (db *DB) followClock(ctx context.Context) {
 
 // keepClock runs followClock every clockCheckEvery until Close.
 func (db *DB) keepClock() { db.every(clockCheckEvery, clockCheckEvery/2, db.followClock) }
-
-// aloneForSure says whether no other server runs, holding the member lock
-// exclusively on conn when it says so. Running servers that lost their
-// connections hold no lock until they take it again, and a server that
-// counted itself alone then freed leases they were still sending: after
-// a PostgreSQL restart, a replica started with it sent every delivery in
-// flight a second time (audit). So when leases are held and the lock is
-// free, it lets go and looks again once running servers would hold their
-// locks again; only a server still alone then frees them. A start with no
-// leases to free (a graceful restart gave them back) does not wait.
-func (db *DB) aloneForSure(ctx context.Context, conn *sql.Conn) (bool, error) {
-	var alone bool
-	if err := conn.QueryRowContext(ctx, memberLock("pg_try_advisory_lock"), memberLockKey).Scan(&alone); err != nil || !alone {
-		return false, err
-	}
-	var leased bool
-	err := conn.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM deliveries WHERE status = 'pending' AND leased_until IS NOT NULL)`).Scan(&leased)
-	if err == nil && !leased {
-		return true, nil
-	}
-	if _, uerr := conn.ExecContext(ctx, memberLock("pg_advisory_unlock"), memberLockKey); uerr != nil || err != nil {
-		return false, errors.Join(err, uerr)
-	}
-	select {
-	case <-time.After(memberRetakeWithin):
-	case <-ctx.Done():
-		return false, ctx.Err()
-	}
-	if err := conn.QueryRowContext(ctx, memberLock("pg_try_advisory_lock"), memberLockKey).Scan(&alone); err != nil {
-		return false, err
-	}
-	return alone, nil
-}
 
 // keepMembership takes the member lock again when its connection was lost,
 // so that a server starting meanwhile does not count itself alone, until

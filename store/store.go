@@ -71,8 +71,9 @@ type Options struct {
 	// it, and frees the leases of queued deliveries, which only a server
 	// that died can have left: they are sent again at once instead of after
 	// their lease. On PostgreSQL, where replicas share the work, a server
-	// that starts while no other runs frees them likewise (see
-	// joinServers); one that joins running replicas leaves them to run out.
+	// that starts while no other runs frees them likewise, a few seconds
+	// after Open, once it is sure of it (see joinServers); one that joins
+	// running replicas leaves them to run out.
 	Server bool
 	// AnySchema lets Open with Server open a database whose schema is not
 	// the one the migrations make (a build's before the first release, or
@@ -152,6 +153,10 @@ type DB struct {
 	leadConn   *sql.Conn // holds the leader lock (PostgreSQL)
 	memberMu   sync.Mutex
 	memberConn *sql.Conn // holds the shared member lock of a server (PostgreSQL, Options.Server)
+	// leasesChecked is closed once a PostgreSQL server (Options.Server)
+	// has freed the leases a dead server left, or found none to free or
+	// another server running (see joinServers).
+	leasesChecked chan struct{}
 
 	checkpoints atomic.Int64 // SQLite: checkpoints the checkpointer ran
 
@@ -216,6 +221,8 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 		instance: rand.Text(),
 		maxBatch: cmp.Or(opts.MaxBatch, DefaultMaxBatch),
 		server:   opts.Server,
+
+		leasesChecked: make(chan struct{}),
 
 		slowCommit: cmp.Or(opts.slowCommit, slowCommitDefault),
 		registerer: opts.Registerer,

@@ -149,8 +149,9 @@ func TestSQLiteServerLockWait(t *testing.T) {
 }
 
 // TestPostgresAloneServerFreesDeadLeases: a server that starts while no
-// other runs on the database frees the leases it finds; one that joins a
-// running server leaves them.
+// other runs on the database serves at once, and frees the leases it
+// found once it is sure no other server runs, but for those taken since;
+// one that joins a running server leaves them.
 func TestPostgresAloneServerFreesDeadLeases(t *testing.T) {
 	t.Parallel()
 	dsn := storetest.PostgresDSN(t)
@@ -168,10 +169,73 @@ func TestPostgresAloneServerFreesDeadLeases(t *testing.T) {
 	}
 	running.Close()
 	joining.Close()
+	// One of the dead leases runs out in 4 s instead of an hour: before
+	// the server that starts next is sure it is alone (7 s).
+	raw := storetest.RawPostgres(t, dsn)
+	if _, err := raw.ExecContext(context.Background(), `UPDATE deliveries SET leased_until = $1
+		WHERE id = (SELECT min(id) FROM deliveries WHERE leased_until IS NOT NULL)`, time.Now().Add(4*time.Second).UnixMilli()); err != nil {
+		t.Fatal(err)
+	}
 	alone := openStore(t, dsn, server)
 	defer alone.Close()
-	if n := claimDue(t, alone); n != 2 {
-		t.Errorf("a server alone claimed %d, want the 2 its dead predecessors left", n)
+	// It serves at once: what it is given to send goes out, while the dead
+	// leases wait until it is sure no other server runs.
+	select {
+	case <-store.LeasesCheckedForTest(alone):
+		t.Fatal("the leases were checked before Open returned: Open waited for running servers to show up")
+	default:
+	}
+	if _, err := alone.Publish(context.Background(), "s", []webhooks.PublishInput{{Event: "order.created"}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := claimDue(t, alone); n != 1 {
+		t.Errorf("a server alone, before it was sure of it, claimed %d, want only the 1 just published", n)
+	}
+	// The short dead lease runs out, and this server takes that delivery:
+	// its new lease is this server's, not one to free.
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for deadline := time.Now().Add(30 * time.Second); claimDue(t, alone) == 0; <-tick.C {
+		if time.Now().After(deadline) {
+			t.Fatal("the dead lease of 4 s did not run out in 30 s")
+		}
+	}
+	waitLeasesChecked(t, alone)
+	if n := claimDue(t, alone); n != 1 {
+		t.Errorf("a server alone claimed %d, want the 1 its dead predecessors left and nobody took since", n)
+	}
+}
+
+// TestPostgresServersStartedTogetherFreeDeadLeases: when a whole cluster
+// died and its servers start again together, the first to start frees
+// the dead leases although the others joined before it was sure: they
+// started after it noted them.
+func TestPostgresServersStartedTogetherFreeDeadLeases(t *testing.T) {
+	t.Parallel()
+	dsn := storetest.PostgresDSN(t)
+	server := store.Options{Server: true}
+	killed := openStore(t, dsn, server)
+	leaseQueued(t, killed, 2)
+	killed.Close() // its claims stay leased for an hour
+	first := openStore(t, dsn, server)
+	defer first.Close()
+	second := openStore(t, dsn, server)
+	defer second.Close()
+	waitLeasesChecked(t, first)
+	waitLeasesChecked(t, second)
+	if n := claimDue(t, first) + claimDue(t, second); n != 2 {
+		t.Errorf("the servers started together claimed %d, want the 2 the dead cluster left", n)
+	}
+}
+
+// waitLeasesChecked waits until db has freed the leases a dead server
+// left, or found none to free, or another server running.
+func waitLeasesChecked(t *testing.T, db *store.DB) {
+	t.Helper()
+	select {
+	case <-store.LeasesCheckedForTest(db):
+	case <-time.After(time.Minute):
+		t.Fatal("the leases a dead server left were not checked within a minute")
 	}
 }
 
@@ -199,6 +263,7 @@ func TestPostgresServerThatLostItsSessionKeepsItsLeases(t *testing.T) {
 	}
 	starting := openStore(t, dsn, store.Options{Server: true})
 	defer starting.Close()
+	waitLeasesChecked(t, starting)
 	if n := claimDue(t, starting); n != 0 {
 		t.Errorf("a server started while a running one had lost its session claimed %d deliveries leased to it", n)
 	}
