@@ -363,11 +363,13 @@ const memberRetakeWithin = 3*memberCheckEvery + time.Second
 // flight a second time (audit). So it notes the leases it finds, joins at
 // once (it serves and sends meanwhile), and frees them in freeWhenAlone,
 // once running servers would hold their locks again, if none does then.
-// For memberRetakeWithin after it joins, a server also holds the starting
-// lock: servers that started meanwhile (together after a whole cluster
-// died, say) joined after it noted the leases, so they are not what a
-// running server is to it. A server that joins running ones leaves the
-// leases to run out.
+// A server also holds the first-session lock, on the session it joined
+// with and for as long as that session lasts: a server holding both
+// joined after the leases were noted (together after a whole cluster died,
+// say), else the exclusive try would have failed, so it is not one that
+// may still be sending them; one that lost its session and took the member
+// lock again on another holds the member lock only. A server that joins
+// running ones leaves the leases to run out.
 func (db *DB) joinServers(ctx context.Context) error {
 	conn, err := db.wdb.Conn(ctx)
 	if err != nil {
@@ -389,9 +391,9 @@ func (db *DB) joinServers(ctx context.Context) error {
 			return fmt.Errorf("postgres: join the servers: %w", err)
 		}
 	}
-	// The starting lock first: a server that sees this one as a member
-	// sees it as one starting too.
-	for _, key := range []int{startingLockKey, memberLockKey} {
+	// The first-session lock first: a server that sees this one as a
+	// member sees it holding both.
+	for _, key := range []int{firstSessionLockKey, memberLockKey} {
 		if _, err := conn.ExecContext(ctx, memberLock("pg_advisory_lock_shared"), key); err != nil {
 			discardConn(conn)
 			return fmt.Errorf("postgres: join the servers: %w", err)
@@ -400,14 +402,20 @@ func (db *DB) joinServers(ctx context.Context) error {
 	db.memberMu.Lock()
 	db.memberConn = conn
 	db.memberMu.Unlock()
+	if len(dead.ids) == 0 {
+		close(db.leasesChecked)
+		return nil
+	}
+	db.logger.Info("postgres: this server started alone, with deliveries a stopped server had claimed; they are freed once no server that ran before shows up",
+		"deliveries", len(dead.ids), "in", memberRetakeWithin)
 	db.wg.Add(1)
 	go db.freeWhenAlone(dead)
 	return nil
 }
 
-// startingLockKey, with the schema, is the advisory lock a server holds
-// shared for memberRetakeWithin after it joins (see joinServers).
-const startingLockKey = memberLockKey + 1
+// firstSessionLockKey, with the schema, is the advisory lock a server
+// holds shared on the session it joined with (see joinServers).
+const firstSessionLockKey = memberLockKey + 1
 
 // deadLeases are the leases a starting server found while it held the
 // member lock exclusively: the ids of their deliveries and their
@@ -449,11 +457,10 @@ func findLeases(ctx context.Context, conn *sql.Conn) (deadLeases, error) {
 
 // freeWhenAlone frees the leases dead, memberRetakeWithin after this
 // server joined, if every other server holding the member lock then also
-// holds the starting lock (it started after dead was noted): they are a
-// dead server's. Only those still as they were are freed, so a lease this
-// server (or one started since) took meanwhile is never one of them. Then
-// it lets go of the starting lock, and closes db.leasesChecked. It is a
-// goroutine of db.wg.
+// holds the first-session lock (it joined after dead was noted): they are
+// a dead server's. Only those still as they were are freed, so a lease
+// this server (or one started since) took meanwhile is never one of them.
+// It closes db.leasesChecked when done; it is a goroutine of db.wg.
 func (db *DB) freeWhenAlone(dead deadLeases) {
 	defer db.wg.Done()
 	defer close(db.leasesChecked)
@@ -462,7 +469,7 @@ func (db *DB) freeWhenAlone(dead deadLeases) {
 	select {
 	case <-wait.C:
 	case <-db.stop:
-		return // Close ends the session, and its locks with it
+		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -473,50 +480,60 @@ func (db *DB) freeWhenAlone(dead deadLeases) {
 		case <-ctx.Done():
 		}
 	}()
-	alone, err := db.startedAlone(ctx, len(dead.ids) > 0)
-	if err != nil {
-		db.logger.Warn("postgres: could not tell whether other servers run; the leases a stopped server left run out", "error", err)
+	checkCtx, checkDone := context.WithTimeout(ctx, memberCheckEvery)
+	alone, err := db.startedAlone(checkCtx)
+	checkDone()
+	switch {
+	case ctx.Err() != nil:
+		return // Close
+	case err != nil:
+		db.logger.Warn("postgres: could not tell whether a server that ran before runs; the leases a stopped server left run out", "deliveries", len(dead.ids), "error", err)
+		return
+	case !alone:
+		db.logger.Info("postgres: a server that ran before holds its member lock again; the leases found at the start run out", "deliveries", len(dead.ids))
 		return
 	}
-	if !alone {
-		return
-	}
-	res, err := db.wdb.ExecContext(ctx, `UPDATE deliveries d SET leased_until = NULL
+	freeCtx, freeDone := context.WithTimeout(ctx, time.Minute)
+	defer freeDone()
+	res, err := db.wdb.ExecContext(freeCtx, `UPDATE deliveries d SET leased_until = NULL
 		FROM unnest($1::text[], $2::bigint[]) AS v (id, leased_until)
 		WHERE d.id = v.id AND d.status = 'pending' AND d.leased_until = v.leased_until`, dead.ids, dead.until)
-	if err != nil {
-		db.logger.Warn("postgres: could not free the leases a stopped server left; they run out", "error", err)
+	switch {
+	case ctx.Err() != nil:
+		return
+	case err != nil:
+		db.logger.Warn("postgres: could not free the leases a stopped server left; they run out", "deliveries", len(dead.ids), "error", err)
 		return
 	}
-	if n, _ := res.RowsAffected(); n > 0 {
-		db.logger.Info("queued deliveries a stopped server had claimed are free again", "deliveries", n)
-	}
+	n, _ := res.RowsAffected()
+	db.logger.Info("queued deliveries a stopped server had claimed are free again", "deliveries", n)
 }
 
-// startedAlone lets go of this server's starting lock and, when ask, says
-// whether every other server holding the member lock also holds the
-// starting lock: none ran when this one joined.
-func (db *DB) startedAlone(ctx context.Context, ask bool) (bool, error) {
+// startedAlone says whether every other server holding the member lock
+// (on this database and schema) also holds the first-session lock: none
+// that ran when this one joined runs now. It is an error when this server
+// no longer holds both on its first session (it lost it: the check that
+// took the member lock again cannot tell who ran before).
+func (db *DB) startedAlone(ctx context.Context) (bool, error) {
 	db.memberMu.Lock()
 	defer db.memberMu.Unlock()
 	if db.memberConn == nil {
-		// Lost with its session (and the starting lock with it): the
-		// check that takes it again cannot tell who ran before.
 		return false, errors.New("this server's member lock is lost")
 	}
-	var alone bool
-	if ask {
-		err := db.memberConn.QueryRowContext(ctx, `SELECT NOT EXISTS (SELECT 1 FROM pg_locks m
-			WHERE m.locktype = 'advisory' AND m.classid = $1 AND m.objid = hashtext(current_schema())::oid AND m.objsubid = 2
-				AND m.granted AND m.pid <> pg_backend_pid()
-				AND NOT EXISTS (SELECT 1 FROM pg_locks s WHERE s.pid = m.pid AND s.locktype = 'advisory' AND s.classid = $2
-					AND s.objid = m.objid AND s.objsubid = 2 AND s.granted))`, memberLockKey, startingLockKey).Scan(&alone)
-		if err != nil {
-			return false, fmt.Errorf("read the servers' locks: %w", err)
-		}
-	}
-	if _, err := db.memberConn.ExecContext(ctx, memberLock("pg_advisory_unlock_shared"), startingLockKey); err != nil {
-		return false, fmt.Errorf("unlock: %w", err)
+	var first, alone bool
+	err := db.memberConn.QueryRowContext(ctx, `WITH held AS (
+			SELECT pid, classid FROM pg_locks
+			WHERE locktype = 'advisory' AND granted AND objsubid = 2 AND objid = hashtext(current_schema())::oid
+				AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))
+		SELECT EXISTS (SELECT 1 FROM held WHERE pid = pg_backend_pid() AND classid = $2),
+			NOT EXISTS (SELECT 1 FROM held m WHERE m.classid = $1 AND m.pid <> pg_backend_pid()
+				AND NOT EXISTS (SELECT 1 FROM held s WHERE s.pid = m.pid AND s.classid = $2))`,
+		memberLockKey, firstSessionLockKey).Scan(&first, &alone)
+	switch {
+	case err != nil:
+		return false, fmt.Errorf("read the servers' locks: %w", err)
+	case !first:
+		return false, errors.New("this server lost the session it joined with")
 	}
 	return alone, nil
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -217,14 +218,34 @@ func TestPostgresServersStartedTogetherFreeDeadLeases(t *testing.T) {
 	killed := openStore(t, dsn, server)
 	leaseQueued(t, killed, 2)
 	killed.Close() // its claims stay leased for an hour
-	first := openStore(t, dsn, server)
-	defer first.Close()
-	second := openStore(t, dsn, server)
-	defer second.Close()
-	waitLeasesChecked(t, first)
-	waitLeasesChecked(t, second)
-	if n := claimDue(t, first) + claimDue(t, second); n != 2 {
-		t.Errorf("the servers started together claimed %d, want the 2 the dead cluster left", n)
+	var (
+		servers [2]*store.DB
+		errs    [2]error
+		wg      sync.WaitGroup
+	)
+	for i := range servers {
+		wg.Go(func() { servers[i], errs[i] = store.Open(context.Background(), dsn, server) })
+	}
+	wg.Wait()
+	for _, db := range servers {
+		if db != nil {
+			defer db.Close()
+		}
+	}
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("open server %d: %v", i+1, err)
+		}
+	}
+	claimed := 0
+	for _, db := range servers {
+		waitLeasesChecked(t, db)
+	}
+	for _, db := range servers {
+		claimed += claimDue(t, db)
+	}
+	if claimed != 2 {
+		t.Errorf("the servers started together claimed %d, want the 2 the dead cluster left", claimed)
 	}
 }
 
@@ -256,16 +277,58 @@ func TestPostgresServerThatLostItsSessionKeepsItsLeases(t *testing.T) {
 	leaseQueued(t, running, 2)
 	raw := storetest.RawPostgres(t, dsn)
 	var ended int
-	if err := raw.QueryRowContext(context.Background(), `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+	// pg_terminate_backend waits (up to 5 s) for the session to end, and
+	// with it its locks.
+	if err := raw.QueryRowContext(context.Background(), `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) FROM pg_locks
 		WHERE locktype = 'advisory' AND mode = 'ShareLock' AND classid = $1 AND objid = hashtext($2)::oid`,
 		store.MemberLockKey, u.Query().Get("search_path")).Scan(&ended); err != nil || ended != 1 {
 		t.Fatalf("ended %d member sessions, %v; want 1", ended, err)
 	}
-	starting := openStore(t, dsn, store.Options{Server: true})
+	var logs storetest.LogBuffer
+	starting := openStore(t, dsn, store.Options{Server: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	defer starting.Close()
 	waitLeasesChecked(t, starting)
+	if !strings.Contains(logs.String(), "this server started alone") {
+		t.Fatalf("the starting server did not note the leases (the running one's lock was still held?); its log:\n%s", logs.String())
+	}
 	if n := claimDue(t, starting); n != 0 {
 		t.Errorf("a server started while a running one had lost its session claimed %d deliveries leased to it", n)
+	}
+	if !strings.Contains(logs.String(), "a server that ran before holds its member lock again") {
+		t.Errorf("the starting server did not tell why it left the leases; its log:\n%s", logs.String())
+	}
+}
+
+// TestPostgresServerThatLostItsFirstSessionLeavesTheLeases: a starting
+// server whose own session ended while it waited (PostgreSQL restarted, so
+// running servers lost theirs too) cannot tell who ran before: it frees
+// nothing, and says so.
+func TestPostgresServerThatLostItsFirstSessionLeavesTheLeases(t *testing.T) {
+	t.Parallel()
+	dsn := storetest.PostgresDSN(t)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	killed := openStore(t, dsn, store.Options{Server: true})
+	leaseQueued(t, killed, 2)
+	killed.Close() // its claims stay leased for an hour
+	var logs storetest.LogBuffer
+	starting := openStore(t, dsn, store.Options{Server: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	defer starting.Close()
+	raw := storetest.RawPostgres(t, dsn)
+	var ended int
+	if err := raw.QueryRowContext(context.Background(), `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) FROM pg_locks
+		WHERE locktype = 'advisory' AND mode = 'ShareLock' AND classid = $1 AND objid = hashtext($2)::oid`,
+		store.MemberLockKey, u.Query().Get("search_path")).Scan(&ended); err != nil || ended != 1 {
+		t.Fatalf("ended %d member sessions, %v; want 1", ended, err)
+	}
+	waitLeasesChecked(t, starting)
+	if n := claimDue(t, starting); n != 0 {
+		t.Errorf("a server that lost its first session while it waited claimed %d deliveries it could not tell were dead", n)
+	}
+	if !strings.Contains(logs.String(), "lost the session it joined with") {
+		t.Errorf("the server did not tell why it left the leases; its log:\n%s", logs.String())
 	}
 }
 
