@@ -268,22 +268,10 @@ func waitLeasesChecked(t *testing.T, db *store.DB) {
 func TestPostgresServerThatLostItsSessionKeepsItsLeases(t *testing.T) {
 	t.Parallel()
 	dsn := storetest.PostgresDSN(t)
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
 	running := openStore(t, dsn, store.Options{Server: true})
 	defer running.Close()
 	leaseQueued(t, running, 2)
-	raw := storetest.RawPostgres(t, dsn)
-	var ended int
-	// pg_terminate_backend waits (up to 5 s) for the session to end, and
-	// with it its locks.
-	if err := raw.QueryRowContext(context.Background(), `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) FROM pg_locks
-		WHERE locktype = 'advisory' AND mode = 'ShareLock' AND classid = $1 AND objid = hashtext($2)::oid`,
-		store.MemberLockKey, u.Query().Get("search_path")).Scan(&ended); err != nil || ended != 1 {
-		t.Fatalf("ended %d member sessions, %v; want 1", ended, err)
-	}
+	endMemberSession(t, dsn)
 	var logs storetest.LogBuffer
 	starting := openStore(t, dsn, store.Options{Server: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	defer starting.Close()
@@ -306,29 +294,36 @@ func TestPostgresServerThatLostItsSessionKeepsItsLeases(t *testing.T) {
 func TestPostgresServerThatLostItsFirstSessionLeavesTheLeases(t *testing.T) {
 	t.Parallel()
 	dsn := storetest.PostgresDSN(t)
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
 	killed := openStore(t, dsn, store.Options{Server: true})
 	leaseQueued(t, killed, 2)
 	killed.Close() // its claims stay leased for an hour
 	var logs storetest.LogBuffer
 	starting := openStore(t, dsn, store.Options{Server: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	defer starting.Close()
-	raw := storetest.RawPostgres(t, dsn)
-	var ended int
-	if err := raw.QueryRowContext(context.Background(), `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) FROM pg_locks
-		WHERE locktype = 'advisory' AND mode = 'ShareLock' AND classid = $1 AND objid = hashtext($2)::oid`,
-		store.MemberLockKey, u.Query().Get("search_path")).Scan(&ended); err != nil || ended != 1 {
-		t.Fatalf("ended %d member sessions, %v; want 1", ended, err)
-	}
+	endMemberSession(t, dsn)
 	waitLeasesChecked(t, starting)
 	if n := claimDue(t, starting); n != 0 {
 		t.Errorf("a server that lost its first session while it waited claimed %d deliveries it could not tell were dead", n)
 	}
 	if !strings.Contains(logs.String(), "lost the session it joined with") {
 		t.Errorf("the server did not tell why it left the leases; its log:\n%s", logs.String())
+	}
+}
+
+// endMemberSession ends the one session holding the member lock of dsn's
+// schema, as a PostgreSQL restart or a dropped connection does, and waits
+// (up to 5 s) until it has ended, and its locks with it.
+func endMemberSession(t *testing.T, dsn string) {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ended int
+	if err := storetest.RawPostgres(t, dsn).QueryRowContext(context.Background(), `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000))
+		FROM pg_locks WHERE locktype = 'advisory' AND mode = 'ShareLock' AND classid = $1 AND objid = hashtext($2)::oid`,
+		store.MemberLockKey, u.Query().Get("search_path")).Scan(&ended); err != nil || ended != 1 {
+		t.Fatalf("ended %d member sessions, %v; want 1", ended, err)
 	}
 }
 
