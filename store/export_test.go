@@ -91,4 +91,4 @@ func (db *DB) PoolMaxConnsForTest() int32 { return db.pool.Config().MaxConns }
 // LeasesCheckedForTest is closed once a PostgreSQL server (Options.Server)
 // has freed the leases a dead server left, or found none to free, or found
 // another server running.
-func LeasesCheckedForTest(db *DB) <-chan struct{} { return db.leasesChecked }
+func (db *DB) LeasesCheckedForTest() <-chan struct{} { return db.leasesChecked }

@@ -487,7 +487,7 @@ func (db *DB) freeWhenAlone(dead deadLeases) {
 	case ctx.Err() != nil:
 		return // Close
 	case err != nil:
-		db.logger.Warn("postgres: could not tell whether a server that ran before runs; the leases a stopped server left run out", "deliveries", len(dead.ids), "error", err)
+		db.logger.Warn("postgres: could not tell whether a server that ran before this one still runs; the leases a stopped server left run out", "deliveries", len(dead.ids), "error", err)
 		return
 	case !alone:
 		db.logger.Info("postgres: a server that ran before holds its member lock again; the leases found at the start run out", "deliveries", len(dead.ids))

@@ -182,7 +182,7 @@ func TestPostgresAloneServerFreesDeadLeases(t *testing.T) {
 	// It serves at once: what it is given to send goes out, while the dead
 	// leases wait until it is sure no other server runs.
 	select {
-	case <-store.LeasesCheckedForTest(alone):
+	case <-alone.LeasesCheckedForTest():
 		t.Fatal("the leases were checked before Open returned: Open waited for running servers to show up")
 	default:
 	}
@@ -254,7 +254,7 @@ func TestPostgresServersStartedTogetherFreeDeadLeases(t *testing.T) {
 func waitLeasesChecked(t *testing.T, db *store.DB) {
 	t.Helper()
 	select {
-	case <-store.LeasesCheckedForTest(db):
+	case <-db.LeasesCheckedForTest():
 	case <-time.After(time.Minute):
 		t.Fatal("the leases a dead server left were not checked within a minute")
 	}
