@@ -122,8 +122,8 @@ var errCannotAnalyze = errors.New("not allowed to analyze deliveries")
 // up with its size until Close (see refreshStatistics).
 func (db *DB) statisticsKeeper() {
 	defer db.wg.Done()
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() { <-db.stop; cancel() }()
+	ctx, cancel := db.untilClose()
+	defer cancel()
 	t := time.NewTicker(statisticsEvery)
 	defer t.Stop()
 	failing := false // logged once per run of failures
@@ -201,8 +201,8 @@ func (db *DB) refreshStatistics(ctx context.Context) (bool, error) {
 // deliveries (LISTEN/NOTIFY); it reconnects until stop.
 func (db *DB) listen() {
 	defer db.wg.Done()
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() { <-db.stop; cancel() }()
+	ctx, cancel := db.untilClose()
+	defer cancel()
 	for ctx.Err() == nil {
 		err := db.listenOnce(ctx)
 		if ctx.Err() != nil {
@@ -464,22 +464,15 @@ func findLeases(ctx context.Context, conn *sql.Conn) (deadLeases, error) {
 func (db *DB) freeWhenAlone(dead deadLeases) {
 	defer db.wg.Done()
 	defer close(db.leasesChecked)
+	ctx, cancel := db.untilClose()
+	defer cancel()
 	wait := time.NewTimer(memberRetakeWithin)
 	defer wait.Stop()
 	select {
 	case <-wait.C:
-	case <-db.stop:
+	case <-ctx.Done():
 		return
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { // ends with ctx
-		select {
-		case <-db.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	checkCtx, checkDone := context.WithTimeout(ctx, memberCheckEvery)
 	alone, err := db.startedAlone(checkCtx)
 	checkDone()

@@ -330,6 +330,20 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	return db, nil
 }
 
+// untilClose returns a context that Close cancels, for a goroutine of
+// db.wg; cancel ends its watch.
+func (db *DB) untilClose() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-db.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
 // Close stops the writer after the writes already submitted and closes the
 // database.
 func (db *DB) Close() error {
