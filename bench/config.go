@@ -33,6 +33,10 @@ type Config struct {
 	Target     string // base URL of a running server (loopback only)
 	AdminToken string // its admin token (Target mode)
 	ServerPID  int    // its pid, for RSS and CPU figures (Target mode)
+	// Relay starts ServerBin's storage-free relay (see Relay) instead of
+	// its server: the machine's limit for what an event's two HTTP
+	// exchanges cost, to read the server's figures against.
+	Relay bool
 
 	Scenarios    string        // comma-separated names, or "all"
 	Duration     time.Duration // publishing time per scenario
@@ -86,6 +90,7 @@ func RegisterFlags(fs *flag.FlagSet) *Config {
 	fs.StringVar(&c.Target, "target", c.Target, "base URL of an already running server on loopback, e.g. http://127.0.0.1:8080 (then nothing is started)")
 	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "admin token of the --target server")
 	fs.IntVar(&c.ServerPID, "server-pid", c.ServerPID, "pid of the --target server, to report its RSS and CPU")
+	fs.BoolVar(&c.Relay, "relay", c.Relay, "start a relay that stores nothing instead of the server: it only builds, signs and forwards each event, so its rates are the machine's limit for a server whose own work cost nothing")
 	fs.StringVar(&c.Scenarios, "scenarios", c.Scenarios, "comma-separated scenarios to run: "+strings.Join(AllScenarios, ",")+", or all")
 	fs.DurationVar(&c.Duration, "duration", c.Duration, "publishing time of each scenario")
 	fs.IntVar(&c.Concurrency, "concurrency", c.Concurrency, "concurrent clients (closed-loop scenarios and the raw baseline)")
@@ -155,6 +160,9 @@ func (c *Config) Validate() error {
 		return errors.New("--receiver-delay must be 0..10s (the server gives up on an attempt after 15 s by default)")
 	case c.Out == "":
 		return errors.New("--out must not be empty")
+	}
+	if c.Relay && (c.Target != "" || c.DB != "" || c.ServerArgs != "") {
+		return errors.New("--relay starts its own relay: it takes no --target, --db or --server-args")
 	}
 	if c.Target != "" {
 		u, err := url.Parse(c.Target)

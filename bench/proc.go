@@ -164,7 +164,7 @@ func startServer(ctx context.Context, cfg *Config, logf func(string, ...any)) (*
 	}
 	s := &server{admin: randomHex(16), done: make(chan struct{})}
 	db := cfg.DB
-	if db == "" {
+	if db == "" && !cfg.Relay {
 		s.tmp, err = os.MkdirTemp("", "pancake-bench-")
 		if err != nil {
 			return nil, err
@@ -172,6 +172,9 @@ func startServer(ctx context.Context, cfg *Config, logf func(string, ...any)) (*
 		db = "sqlite:" + filepath.Join(s.tmp, "bench.db")
 	}
 	s.kind = dbKind(db)
+	if cfg.Relay {
+		s.kind = "none"
+	}
 	port, err := freePort()
 	if err != nil {
 		s.cleanup()
@@ -182,6 +185,9 @@ func startServer(ctx context.Context, cfg *Config, logf func(string, ...any)) (*
 	args := []string{"serve", "--addr", addr, "--db", db, "--admin-token", s.admin,
 		"--allow-private-networks", "--allow-http"}
 	args = append(args, strings.Fields(cfg.ServerArgs)...)
+	if cfg.Relay {
+		args = []string{"bench", "relay", "--addr", addr}
+	}
 	s.log, err = os.Create(filepath.Join(cfg.Out, "server.log"))
 	if err != nil {
 		s.cleanup()

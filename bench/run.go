@@ -57,8 +57,8 @@ type Report struct {
 	Format      int               `json:"format"`
 	StartedAt   string            `json:"started_at"`
 	WallSeconds float64           `json:"wall_s"`
-	Mode        string            `json:"mode"` // "start" or "target"
-	DB          string            `json:"db"`   // sqlite, postgres, or unknown (target mode)
+	Mode        string            `json:"mode"` // "start", "target" or "relay"
+	DB          string            `json:"db"`   // sqlite, postgres, unknown (target mode) or none (relay)
 	Machine     Machine           `json:"machine"`
 	Settings    Settings          `json:"settings"`
 	Raw         Raw               `json:"raw"`
@@ -205,6 +205,9 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer) (*Report, error) {
 		}
 	} else {
 		rep.Mode = "start"
+		if cfg.Relay {
+			rep.Mode = "relay"
+		}
 		r.srv, err = startServer(ctx, &cfg, r.logf)
 		if err != nil {
 			return nil, err

@@ -229,6 +229,42 @@ func TestRunStartsServer(t *testing.T) {
 	}
 }
 
+// TestRunAgainstRelay runs --relay with this test binary as the binary
+// that holds the relay (see TestMain): the real Relay is started as
+// "bench relay --addr ...", signs every delivery as the server does (the
+// sink verifies each), and the report says it is the relay.
+func TestRunAgainstRelay(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Skip(err)
+	}
+	t.Setenv(fakeEnv, "1")
+	cfg := shortConfig(t)
+	cfg.ServerBin, cfg.Relay = exe, true
+	cfg.Scenarios = ScenarioSingle + "," + ScenarioBatch + "," + ScenarioFanout
+	var out bytes.Buffer
+	rep, err := Run(context.Background(), cfg, &out)
+	log, _ := os.ReadFile(filepath.Join(cfg.Out, "server.log"))
+	if err != nil {
+		t.Fatalf("Run: %v\nrelay log:\n%s", err, log)
+	}
+	if rep.Mode != "relay" || rep.DB != "none" || !strings.Contains(out.String(), "a relay that stores nothing") {
+		t.Errorf("mode %q db %q; summary:\n%s", rep.Mode, rep.DB, out.String())
+	}
+	if len(rep.Scenarios) != 3 {
+		t.Fatalf("scenarios: %+v", rep.Scenarios)
+	}
+	for _, s := range rep.Scenarios {
+		if s.Accepted == 0 || s.Arrived != s.Expected || s.Missing != 0 || s.Duplicates != 0 || s.BadSignatures != 0 || s.NoTimestamp != 0 || s.Mismatch != 0 || len(s.Errors) != 0 {
+			t.Errorf("%s: accepted %d arrived %d of %d, missing %d dup %d badsig %d nots %d mismatch %d errors %v",
+				s.Name, s.Accepted, s.Arrived, s.Expected, s.Missing, s.Duplicates, s.BadSignatures, s.NoTimestamp, s.Mismatch, s.Errors)
+		}
+	}
+	if !strings.Contains(string(log), "relay: stopped; 0 attempts failed") {
+		t.Errorf("the relay did not stop cleanly, or some attempts failed:\n%s", log)
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	bad := []func(*Config){
 		func(c *Config) { c.Target, c.AdminToken = "http://10.0.0.1:8080", "x" },
@@ -241,6 +277,9 @@ func TestConfigValidate(t *testing.T) {
 		func(c *Config) { c.Duration = 0 },
 		func(c *Config) { c.ReceiverDelay = -time.Millisecond },
 		func(c *Config) { c.ReceiverDelay = time.Minute },
+		func(c *Config) { c.Relay, c.Target, c.AdminToken = true, "http://127.0.0.1:8080", "x" },
+		func(c *Config) { c.Relay, c.DB = true, "sqlite:/tmp/x.db" },
+		func(c *Config) { c.Relay, c.ServerArgs = true, "--workers 8" },
 	}
 	for i, mod := range bad {
 		c := DefaultConfig()

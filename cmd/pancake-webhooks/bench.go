@@ -56,5 +56,39 @@ temporary directory). Its flags have no environment variables.`,
 		sb.Usage = "server binary to start (default: this pancake-webhooks binary)"
 	}
 	gfs.VisitAll(func(gf *flag.Flag) { noEnv(f, gf.Name) })
+	cmd.AddCommand(newBenchRelayCmd())
+	return cmd
+}
+
+// newBenchRelayCmd is "pancake-webhooks bench relay", the process
+// "bench --relay" starts in place of "serve" (see bench.Relay).
+func newBenchRelayCmd() *cobra.Command {
+	var (
+		addr           string
+		workers, queue int
+	)
+	cmd := &cobra.Command{
+		Use:   "relay --addr 127.0.0.1:PORT",
+		Short: "Serve the benchmark's relay: a webhook server that stores nothing (bench --relay starts it)",
+		Long: `relay answers the calls the benchmark makes and forwards each event published
+to the shop's webhooks: it builds the envelope, answers 202, then signs and POSTs
+it, as the server does, but stores, retries and records nothing and checks no
+key. "bench --relay" measures it as it measures the server: the machine's limit
+for a server whose own work cost nothing. It listens on loopback only and runs
+until SIGINT or SIGTERM.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if workers < 1 || workers > 10000 || queue < 1 || queue > 1<<24 {
+				return usageErr("--workers must be 1..10000 and --queue 1..16777216")
+			}
+			logf := func(format string, args ...any) { fmt.Fprintf(cmd.ErrOrStderr(), format+"\n", args...) }
+			return bench.ServeRelay(cmd.Context(), addr, workers, queue, logf)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&addr, "addr", "127.0.0.1:8090", "loopback address to listen on")
+	f.IntVar(&workers, "workers", bench.DefaultRelayWorkers, "deliveries in flight at once")
+	f.IntVar(&queue, "queue", bench.DefaultRelayQueue, "deliveries waiting at most; a publish waits for room")
+	noEnvFlags(f)
 	return cmd
 }

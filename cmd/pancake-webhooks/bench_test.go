@@ -38,6 +38,19 @@ func TestBenchBadFlag(t *testing.T) {
 	if code := pw.Run(context.Background(), args, &stdout, &stderr); code != pw.ExitUsage || !strings.Contains(stderr.String(), "loopback") {
 		t.Errorf("bench --target off loopback: exit %d, stderr %q", code, stderr.String())
 	}
+	stderr.Reset()
+	args = []string{"bench", "--relay", "--db", "sqlite:/tmp/x.db", "--out", t.TempDir()}
+	if code := pw.Run(context.Background(), args, &stdout, &stderr); code != pw.ExitUsage || !strings.Contains(stderr.String(), "--relay") {
+		t.Errorf("bench --relay --db: exit %d, stderr %q", code, stderr.String())
+	}
+	stderr.Reset()
+	if code := pw.Run(context.Background(), []string{"bench", "relay", "--addr", "0.0.0.0:0"}, &stdout, &stderr); code == pw.ExitOK || !strings.Contains(stderr.String(), "loopback") {
+		t.Errorf("bench relay off loopback: exit %d, stderr %q", code, stderr.String())
+	}
+	stderr.Reset()
+	if code := pw.Run(context.Background(), []string{"bench", "relay", "--queue", "0"}, &stdout, &stderr); code != pw.ExitUsage {
+		t.Errorf("bench relay --queue 0: exit %d, stderr %q", code, stderr.String())
+	}
 }
 
 // TestBenchIgnoresEnv checks that PANCAKE_* variables do not reach the

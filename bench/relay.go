@@ -1,0 +1,278 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	webhooks "github.com/pancake-pos/pancake-webhooks"
+	"github.com/pancake-pos/pancake-webhooks/egress"
+)
+
+// Relay is what --relay starts in place of the server: a webhook server
+// that keeps nothing. It answers the calls the benchmark makes (creating a
+// shop and its webhooks; single and batch publishes) and, for each event
+// published, does only the work no webhook server can skip: it decodes the
+// request, builds the envelope (webhooks.NewEvent), answers 202, then signs
+// the envelope (webhooks.Sign) and POSTs it through the delivery client
+// (package egress) to each webhook of the shop. Nothing is stored, retried
+// or recorded, and no API key is checked. Its rates, measured like the
+// server's, are the machine's limit for the two HTTP exchanges an event
+// costs: what the server would reach if its own work cost nothing.
+//
+// Deliveries wait in memory, at most queue of them; a publish waits for
+// room, so ingest never runs further ahead of the deliveries than that.
+type Relay struct {
+	jobs   chan relayJob
+	client *egress.Client
+	wg     sync.WaitGroup
+	quit   chan struct{} // closed by Close
+	once   sync.Once
+	failed atomic.Int64 // attempts that did not get a 2xx
+
+	mu    sync.RWMutex
+	hooks map[string][]relayHook // by shop
+}
+
+type relayHook struct{ url, secret string }
+
+type relayJob struct {
+	ev   *webhooks.Event
+	hook relayHook
+}
+
+// Relay's defaults: the server's bound of attempts in flight to one
+// webhook, and ~1.3 GB of 1 KiB events waiting at most.
+const (
+	DefaultRelayWorkers = 32
+	DefaultRelayQueue   = 1 << 20
+)
+
+// NewRelay starts a Relay's workers; Close stops them.
+func NewRelay(workers, queue int) (*Relay, error) {
+	if workers < 1 || queue < 1 {
+		return nil, errors.New("relay: workers and queue must be positive")
+	}
+	c, err := egress.NewClient(egress.Config{AllowPrivateNetworks: true})
+	if err != nil {
+		return nil, fmt.Errorf("relay: %w", err)
+	}
+	r := &Relay{jobs: make(chan relayJob, queue), client: c, quit: make(chan struct{}), hooks: map[string][]relayHook{}}
+	for range workers {
+		r.wg.Go(r.work)
+	}
+	return r, nil
+}
+
+// Close stops the workers once they have made the deliveries waiting.
+// A publish still running then is refused, or its deliveries may be
+// dropped: stop serving first.
+func (r *Relay) Close() {
+	r.once.Do(func() { close(r.quit) })
+	r.wg.Wait()
+}
+
+// Failed is how many attempts did not get a 2xx answer.
+func (r *Relay) Failed() int64 { return r.failed.Load() }
+
+func (r *Relay) work() {
+	for {
+		select {
+		case j := <-r.jobs:
+			r.deliver(j)
+		case <-r.quit:
+			for {
+				select {
+				case j := <-r.jobs:
+					r.deliver(j)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+func (r *Relay) deliver(j relayJob) {
+	now := time.Now()
+	sig, err := webhooks.Sign([]string{j.hook.secret}, j.ev.ID, now.Unix(), j.ev.Envelope)
+	if err != nil {
+		r.failed.Add(1)
+		return
+	}
+	h := http.Header{
+		"webhook-id":         {j.ev.ID},
+		"webhook-timestamp":  {strconv.FormatInt(now.Unix(), 10)},
+		"webhook-signature":  {sig},
+		"X-Pancake-Event":    {string(j.ev.Type)},
+		"X-Pancake-Delivery": {webhooks.NewID(webhooks.PrefixDelivery, now)},
+		"X-Pancake-Shop":     {j.ev.ShopID},
+	}
+	if res := r.client.Send(context.Background(), egress.Request{URL: j.hook.url, Header: h, Body: j.ev.Envelope}); !res.Success() {
+		r.failed.Add(1)
+	}
+}
+
+// relayPublish is one event of a publish request.
+type relayPublish struct {
+	Event string          `json:"event"`
+	Data  json.RawMessage `json:"data"`
+}
+
+func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, 1<<20))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
+		return
+	}
+	// /api/v1/shops/{shop}/webhooks, …/events, …/events/batch
+	parts := strings.Split(strings.Trim(req.URL.Path, "/"), "/")
+	shop := ""
+	if len(parts) >= 5 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "shops" {
+		shop = parts[3]
+	}
+	switch {
+	case req.Method == http.MethodGet && (req.URL.Path == "/readyz" || req.URL.Path == "/healthz"):
+		writeRelayJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	case req.Method == http.MethodPost && req.URL.Path == "/api/v1/admin/shops":
+		var in struct {
+			ShopID string `json:"shop_id"`
+		}
+		if json.Unmarshal(body, &in) != nil || in.ShopID == "" {
+			http.Error(w, "want {shop_id}", http.StatusBadRequest)
+			return
+		}
+		writeRelayJSON(w, http.StatusCreated, map[string]string{"shop_id": in.ShopID, "api_key": "relay"})
+	case req.Method == http.MethodPost && shop != "" && len(parts) == 5 && parts[4] == "webhooks":
+		r.createWebhook(w, shop, body)
+	case req.Method == http.MethodPost && shop != "" && len(parts) == 5 && parts[4] == "events":
+		var in relayPublish
+		if err := json.Unmarshal(body, &in); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		res, err := r.publish(req.Context(), shop, in)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		writeRelayJSON(w, http.StatusAccepted, res)
+	case req.Method == http.MethodPost && shop != "" && len(parts) == 6 && parts[4] == "events" && parts[5] == "batch":
+		var in struct {
+			Events []relayPublish `json:"events"`
+		}
+		if err := json.Unmarshal(body, &in); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		out := make([]webhooks.PublishResult, len(in.Events))
+		for i, e := range in.Events {
+			if out[i], err = r.publish(req.Context(), shop, e); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+		}
+		writeRelayJSON(w, http.StatusAccepted, map[string]any{"results": out})
+	default:
+		http.NotFound(w, req)
+	}
+}
+
+func (r *Relay) createWebhook(w http.ResponseWriter, shop string, body []byte) {
+	var in struct {
+		URL string `json:"url"`
+	}
+	if json.Unmarshal(body, &in) != nil || in.URL == "" {
+		http.Error(w, "want {url}", http.StatusBadRequest)
+		return
+	}
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	h := relayHook{url: in.URL, secret: "whsec_" + base64.StdEncoding.EncodeToString(key)}
+	r.mu.Lock()
+	r.hooks[shop] = append(r.hooks[shop], h)
+	r.mu.Unlock()
+	writeRelayJSON(w, http.StatusCreated, map[string]string{
+		"id": webhooks.NewID(webhooks.PrefixWebhook, time.Now()), "url": h.url, "secret_key": h.secret})
+}
+
+// publish builds e's envelope and queues a delivery to each of the shop's
+// webhooks, waiting for room in the queue.
+func (r *Relay) publish(ctx context.Context, shop string, e relayPublish) (webhooks.PublishResult, error) {
+	if e.Event == "" || len(e.Data) == 0 || e.Data[0] != '{' {
+		return webhooks.PublishResult{}, errors.New(`want {"event": "...", "data": {...}}`)
+	}
+	ev, err := webhooks.NewEvent(shop, webhooks.EventType(e.Event), e.Data, "", false, time.Now())
+	if err != nil {
+		return webhooks.PublishResult{}, err
+	}
+	r.mu.RLock()
+	hooks := r.hooks[shop]
+	r.mu.RUnlock()
+	for _, h := range hooks {
+		select {
+		case r.jobs <- relayJob{ev, h}:
+		case <-ctx.Done():
+			return webhooks.PublishResult{}, ctx.Err()
+		case <-r.quit:
+			return webhooks.PublishResult{}, errors.New("relay: stopped")
+		}
+	}
+	return webhooks.PublishResult{EventID: ev.ID, Deliveries: len(hooks)}, nil
+}
+
+func writeRelayJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// ServeRelay serves a Relay on addr (loopback only) until ctx ends, then
+// stops accepting, lets requests in flight finish (at most 10 s) and
+// makes the deliveries waiting. logf receives a line when it is ready.
+func ServeRelay(ctx context.Context, addr string, workers, queue int, logf func(string, ...any)) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || !isLoopbackHost(host) {
+		return fmt.Errorf("relay: --addr must be a loopback host:port, got %q", addr)
+	}
+	r, err := NewRelay(workers, queue)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		r.Close()
+		return fmt.Errorf("relay: %w", err)
+	}
+	srv := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	logf("relay: serving on %s (%d workers, at most %d deliveries waiting); it stores nothing", ln.Addr(), workers, queue)
+	select {
+	case err = <-served:
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err = srv.Shutdown(sctx); err != nil {
+			_ = srv.Close() // publishes still waiting for room are refused below
+		}
+		cancel()
+		<-served
+	}
+	r.Close()
+	logf("relay: stopped; %d attempts failed", r.Failed())
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}

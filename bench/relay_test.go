@@ -1,0 +1,110 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// relayCall sends one request to the relay's handler and returns the answer.
+func relayCall(t *testing.T, r *Relay, method, path, body string) (int, string) {
+	t.Helper()
+	w := httptest.NewRecorder()
+	r.ServeHTTP(w, httptest.NewRequest(method, path, strings.NewReader(body)))
+	return w.Code, w.Body.String()
+}
+
+// TestRelayPublishWaitsForRoom checks the relay's bound: with one worker
+// busy and the one waiting place taken, a publish waits for room, and
+// gives up when its request ends, queuing nothing.
+func TestRelayPublishWaitsForRoom(t *testing.T) {
+	arrived := make(chan string, 8)
+	release := make(chan struct{})
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b, _ := io.ReadAll(req.Body)
+		arrived <- string(b)
+		<-release
+	}))
+	defer recv.Close()
+	r, err := NewRelay(1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body := relayCall(t, r, "POST", "/api/v1/shops/s1/webhooks", `{"url":"`+recv.URL+`"}`); code != http.StatusCreated || !strings.Contains(body, `"secret_key":"whsec_`) {
+		t.Fatalf("create webhook: %d %s", code, body)
+	}
+	publish := func(ctx context.Context) (int, string) {
+		w := httptest.NewRecorder()
+		req := httptest.NewRequestWithContext(ctx, "POST", "/api/v1/shops/s1/events", strings.NewReader(`{"event":"order.created","data":{"n":1}}`))
+		r.ServeHTTP(w, req)
+		return w.Code, w.Body.String()
+	}
+	code, body := publish(context.Background())
+	var res struct {
+		EventID    string `json:"event_id"`
+		Deliveries int    `json:"deliveries"`
+	}
+	if err := json.Unmarshal([]byte(body), &res); code != http.StatusAccepted || err != nil || res.Deliveries != 1 || !strings.HasPrefix(res.EventID, "evt_") {
+		t.Fatalf("publish: %d %s", code, body)
+	}
+	if env := <-arrived; !strings.Contains(env, `"id":"`+res.EventID+`"`) || !strings.Contains(env, `"data":{"n":1}`) {
+		t.Errorf("the receiver got %s", env)
+	}
+	// The worker is held by the receiver; the second publish takes the one
+	// waiting place, the third finds none.
+	if code, body := publish(context.Background()); code != http.StatusAccepted {
+		t.Fatalf("second publish: %d %s", code, body)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if code, _ := publish(ctx); code == http.StatusAccepted {
+		t.Errorf("a publish with no room and its request ended was accepted")
+	}
+	close(release)
+	if env := <-arrived; strings.Contains(env, res.EventID) {
+		t.Errorf("the same event was delivered twice")
+	}
+	r.Close() // makes the waiting delivery first: nothing more may arrive
+	if n := len(arrived); n != 0 {
+		t.Errorf("%d deliveries more than the two accepted", n)
+	}
+	if r.Failed() != 0 {
+		t.Errorf("%d attempts failed", r.Failed())
+	}
+}
+
+// TestRelayRefusesWhatItCannotServe checks the relay's answers to requests
+// the benchmark does not make.
+func TestRelayRefusesWhatItCannotServe(t *testing.T) {
+	r, err := NewRelay(1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for _, c := range []struct {
+		method, path, body string
+		want               int
+	}{
+		{"GET", "/readyz", "", http.StatusOK},
+		{"POST", "/api/v1/admin/shops", `{}`, http.StatusBadRequest},
+		{"POST", "/api/v1/shops/s1/webhooks", `{"url":""}`, http.StatusBadRequest},
+		{"POST", "/api/v1/shops/s1/events", `{"event":`, http.StatusBadRequest},
+		{"POST", "/api/v1/shops/s1/events", `{"event":"order.created","data":[1]}`, http.StatusBadRequest},
+		{"POST", "/api/v1/shops/s1/events/batch", `{"events":[{"event":"order.created","data":{}},{"event":"order.created","data":"x"}]}`, http.StatusBadRequest},
+		{"GET", "/api/v1/shops/s1/webhooks", "", http.StatusNotFound},
+		{"POST", "/api/v1/shops/s1/nothing", `{}`, http.StatusNotFound},
+	} {
+		if code, body := relayCall(t, r, c.method, c.path, c.body); code != c.want {
+			t.Errorf("%s %s %s: %d %s, want %d", c.method, c.path, c.body, code, body, c.want)
+		}
+	}
+	// A shop without webhooks: accepted, delivered nowhere.
+	code, body := relayCall(t, r, "POST", "/api/v1/shops/s2/events/batch", `{"events":[{"event":"order.created","data":{}}]}`)
+	if code != http.StatusAccepted || !strings.Contains(body, `"deliveries":0`) {
+		t.Errorf("batch to a shop without webhooks: %d %s", code, body)
+	}
+}
