@@ -110,15 +110,7 @@ func (db *DB) FindDeliveries(ctx context.Context, f webhooks.DeliveryFilter) ([]
 	if total == 0 || f.Offset >= total {
 		return out, total, nil
 	}
-	order := "d.created_at DESC, d.id DESC"
-	if f.Status == webhooks.StatusPending {
-		order = "d.scheduled_at, d.id"
-	}
-	// The page's ids come from the index alone (it holds every column the
-	// filter and the order need), skipped rows included; only the page's
-	// rows and events are read.
-	page := "SELECT d.id FROM deliveries d WHERE " + cond + " ORDER BY " + order +
-		" LIMIT " + q.add(limit) + " OFFSET " + q.add(f.Offset)
+	page, order := pageSQL(&q, cond, f.Status, limit, f.Offset)
 	rows, err := db.rdb.QueryContext(ctx, `SELECT `+deliveryColumns+` FROM (`+page+`) p
 		JOIN deliveries d ON d.id = p.id JOIN events e ON e.id = d.event_id ORDER BY `+order, q.args...)
 	if err != nil {
@@ -136,6 +128,21 @@ func (db *DB) FindDeliveries(ctx context.Context, f webhooks.DeliveryFilter) ([]
 		return nil, 0, fmt.Errorf("list deliveries: %w", err)
 	}
 	return out, total, nil
+}
+
+// pageSQL is the statement of a page of the deliveries that match cond,
+// and its order. The page's ids come from an index alone, in its order,
+// skipped rows included: a history list's index holds every column the
+// filter and the order need, a pending list's its shop or webhook,
+// scheduled_at and id (migration 0002). Only the page's rows and events
+// are read.
+func pageSQL(q *sqlArgs, cond string, status webhooks.DeliveryStatus, limit, offset int) (page, order string) {
+	order = "d.created_at DESC, d.id DESC"
+	if status == webhooks.StatusPending {
+		order = "d.scheduled_at, d.id"
+	}
+	return "SELECT d.id FROM deliveries d WHERE " + cond + " ORDER BY " + order +
+		" LIMIT " + q.add(limit) + " OFFSET " + q.add(offset), order
 }
 
 // sqlArgs numbers the arguments of a statement as it is built.

@@ -2,7 +2,10 @@ package store
 
 import (
 	"context"
+	"math"
 	"time"
+
+	webhooks "github.com/pancake-pos/pancake-webhooks"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -92,3 +95,12 @@ func (db *DB) PoolMaxConnsForTest() int32 { return db.pool.Config().MaxConns }
 // has freed the leases a dead server left, or found none to free, or found
 // another server running.
 func (db *DB) LeasesCheckedForTest() <-chan struct{} { return db.leasesChecked }
+
+// DeliveryPageSQLForTest is the statement FindDeliveries reads the ids of
+// a page of f with (no time range), and its arguments.
+func (db *DB) DeliveryPageSQLForTest(f webhooks.DeliveryFilter) (string, []any) {
+	var q sqlArgs
+	cond := db.deliveryCond(&q, f, math.MinInt64, math.MaxInt64)
+	page, _ := pageSQL(&q, cond, f.Status, max(f.Limit, 1), f.Offset)
+	return page, q.args
+}
