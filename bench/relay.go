@@ -10,6 +10,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,7 +66,9 @@ func NewRelay(workers, queue int) (*Relay, error) {
 	if workers < 1 || queue < 1 {
 		return nil, errors.New("relay: workers and queue must be positive")
 	}
-	c, err := egress.NewClient(egress.Config{AllowPrivateNetworks: true})
+	// Loopback only: the sink is there, and the relay checks no key.
+	c, err := egress.NewClient(egress.Config{AllowCIDRs: []netip.Prefix{
+		netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}})
 	if err != nil {
 		return nil, fmt.Errorf("relay: %w", err)
 	}
@@ -162,9 +166,14 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		res, err := r.publish(req.Context(), shop, in)
+		ev, err := newRelayEvent(shop, in)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		res, err := r.queue(req.Context(), ev)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		writeRelayJSON(w, http.StatusAccepted, res)
@@ -176,10 +185,17 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		out := make([]webhooks.PublishResult, len(in.Events))
+		evs := make([]*webhooks.Event, len(in.Events))
 		for i, e := range in.Events {
-			if out[i], err = r.publish(req.Context(), shop, e); err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
+			if evs[i], err = newRelayEvent(shop, e); err != nil {
+				http.Error(w, fmt.Sprintf("events[%d]: %v", i, err), http.StatusBadRequest)
+				return
+			}
+		}
+		out := make([]webhooks.PublishResult, len(evs))
+		for i, ev := range evs {
+			if out[i], err = r.queue(req.Context(), ev); err != nil {
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
 				return
 			}
 		}
@@ -193,8 +209,12 @@ func (r *Relay) createWebhook(w http.ResponseWriter, shop string, body []byte) {
 	var in struct {
 		URL string `json:"url"`
 	}
-	if json.Unmarshal(body, &in) != nil || in.URL == "" {
+	if json.Unmarshal(body, &in) != nil {
 		http.Error(w, "want {url}", http.StatusBadRequest)
+		return
+	}
+	if u, err := url.Parse(in.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || !isLoopbackHost(u.Hostname()) {
+		http.Error(w, "the relay sends to loopback only: want an http(s)://127.0.0.1 url", http.StatusBadRequest)
 		return
 	}
 	key := make([]byte, 32)
@@ -207,18 +227,19 @@ func (r *Relay) createWebhook(w http.ResponseWriter, shop string, body []byte) {
 		"id": webhooks.NewID(webhooks.PrefixWebhook, time.Now()), "url": h.url, "secret_key": h.secret})
 }
 
-// publish builds e's envelope and queues a delivery to each of the shop's
-// webhooks, waiting for room in the queue.
-func (r *Relay) publish(ctx context.Context, shop string, e relayPublish) (webhooks.PublishResult, error) {
+// newRelayEvent builds the event of e, with its envelope.
+func newRelayEvent(shop string, e relayPublish) (*webhooks.Event, error) {
 	if e.Event == "" || len(e.Data) == 0 || e.Data[0] != '{' {
-		return webhooks.PublishResult{}, errors.New(`want {"event": "...", "data": {...}}`)
+		return nil, errors.New(`want {"event": "...", "data": {...}}`)
 	}
-	ev, err := webhooks.NewEvent(shop, webhooks.EventType(e.Event), e.Data, "", false, time.Now())
-	if err != nil {
-		return webhooks.PublishResult{}, err
-	}
+	return webhooks.NewEvent(shop, webhooks.EventType(e.Event), e.Data, "", false, time.Now())
+}
+
+// queue queues a delivery of ev to each of its shop's webhooks, waiting
+// for room.
+func (r *Relay) queue(ctx context.Context, ev *webhooks.Event) (webhooks.PublishResult, error) {
 	r.mu.RLock()
-	hooks := r.hooks[shop]
+	hooks := r.hooks[ev.ShopID]
 	r.mu.RUnlock()
 	for _, h := range hooks {
 		select {

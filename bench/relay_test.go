@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -34,6 +35,8 @@ func TestRelayPublishWaitsForRoom(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer r.Close()
+	defer close(release) // before Close: a worker held by the receiver must be let go
 	if code, body := relayCall(t, r, "POST", "/api/v1/shops/s1/webhooks", `{"url":"`+recv.URL+`"}`); code != http.StatusCreated || !strings.Contains(body, `"secret_key":"whsec_`) {
 		t.Fatalf("create webhook: %d %s", code, body)
 	}
@@ -64,7 +67,8 @@ func TestRelayPublishWaitsForRoom(t *testing.T) {
 	if code, _ := publish(ctx); code == http.StatusAccepted {
 		t.Errorf("a publish with no room and its request ended was accepted")
 	}
-	close(release)
+	release <- struct{}{}
+	release <- struct{}{}
 	if env := <-arrived; strings.Contains(env, res.EventID) {
 		t.Errorf("the same event was delivered twice")
 	}
@@ -78,13 +82,20 @@ func TestRelayPublishWaitsForRoom(t *testing.T) {
 }
 
 // TestRelayRefusesWhatItCannotServe checks the relay's answers to requests
-// the benchmark does not make.
+// the benchmark does not make: a batch with a bad event in it is refused
+// whole, and sends nothing.
 func TestRelayRefusesWhatItCannotServe(t *testing.T) {
-	r, err := NewRelay(1, 1)
+	var arrived atomic.Int64
+	recv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { arrived.Add(1) }))
+	defer recv.Close()
+	r, err := NewRelay(1, 8)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
+	if code, body := relayCall(t, r, "POST", "/api/v1/shops/s1/webhooks", `{"url":"`+recv.URL+`"}`); code != http.StatusCreated {
+		t.Fatalf("create webhook: %d %s", code, body)
+	}
 	for _, c := range []struct {
 		method, path, body string
 		want               int
@@ -92,6 +103,8 @@ func TestRelayRefusesWhatItCannotServe(t *testing.T) {
 		{"GET", "/readyz", "", http.StatusOK},
 		{"POST", "/api/v1/admin/shops", `{}`, http.StatusBadRequest},
 		{"POST", "/api/v1/shops/s1/webhooks", `{"url":""}`, http.StatusBadRequest},
+		{"POST", "/api/v1/shops/s1/webhooks", `{"url":"https://192.0.2.1/hook"}`, http.StatusBadRequest},
+		{"POST", "/api/v1/shops/s1/webhooks", `{"url":"http://localhost.example.com/hook"}`, http.StatusBadRequest},
 		{"POST", "/api/v1/shops/s1/events", `{"event":`, http.StatusBadRequest},
 		{"POST", "/api/v1/shops/s1/events", `{"event":"order.created","data":[1]}`, http.StatusBadRequest},
 		{"POST", "/api/v1/shops/s1/events/batch", `{"events":[{"event":"order.created","data":{}},{"event":"order.created","data":"x"}]}`, http.StatusBadRequest},
@@ -106,5 +119,9 @@ func TestRelayRefusesWhatItCannotServe(t *testing.T) {
 	code, body := relayCall(t, r, "POST", "/api/v1/shops/s2/events/batch", `{"events":[{"event":"order.created","data":{}}]}`)
 	if code != http.StatusAccepted || !strings.Contains(body, `"deliveries":0`) {
 		t.Errorf("batch to a shop without webhooks: %d %s", code, body)
+	}
+	r.Close() // the deliveries queued are made before it returns
+	if n := arrived.Load(); n != 0 {
+		t.Errorf("%d deliveries made for requests refused", n)
 	}
 }

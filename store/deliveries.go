@@ -132,9 +132,10 @@ func (db *DB) FindDeliveries(ctx context.Context, f webhooks.DeliveryFilter) ([]
 
 // pageSQL is the statement of a page of the deliveries that match cond,
 // and its order. The page's ids come from an index alone, in its order,
-// skipped rows included: a history list's index holds every column the
-// filter and the order need, a pending list's its shop or webhook,
-// scheduled_at and id (migration 0002). Only the page's rows and events
+// skipped rows included: a history list's index holds every column its
+// filters and its order need, a pending list's its shop or webhook,
+// scheduled_at, id and event type (migration 0002; a time range on a
+// pending list is checked in the table). Only the page's rows and events
 // are read.
 func pageSQL(q *sqlArgs, cond string, status webhooks.DeliveryStatus, limit, offset int) (page, order string) {
 	order = "d.created_at DESC, d.id DESC"

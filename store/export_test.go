@@ -5,9 +5,9 @@ import (
 	"math"
 	"time"
 
-	webhooks "github.com/pancake-pos/pancake-webhooks"
-
 	"github.com/jackc/pgx/v5"
+
+	webhooks "github.com/pancake-pos/pancake-webhooks"
 )
 
 // WriteForTest runs fn in the group-commit writer, as the store's own
