@@ -182,11 +182,10 @@ func startServer(ctx context.Context, cfg *Config, logf func(string, ...any)) (*
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	s.base = "http://" + addr
-	args := []string{"serve", "--addr", addr, "--db", db, "--admin-token", s.admin,
-		"--allow-private-networks", "--allow-http"}
-	args = append(args, strings.Fields(cfg.ServerArgs)...)
-	if cfg.Relay {
-		args = []string{"bench", "relay", "--addr", addr}
+	args := []string{"bench", "relay", "--addr", addr}
+	if !cfg.Relay {
+		args = append([]string{"serve", "--addr", addr, "--db", db, "--admin-token", s.admin,
+			"--allow-private-networks", "--allow-http"}, strings.Fields(cfg.ServerArgs)...)
 	}
 	s.log, err = os.Create(filepath.Join(cfg.Out, "server.log"))
 	if err != nil {

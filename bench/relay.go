@@ -12,13 +12,13 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	webhooks "github.com/pancake-pos/pancake-webhooks"
+	"github.com/pancake-pos/pancake-webhooks/dispatch"
 	"github.com/pancake-pos/pancake-webhooks/egress"
 )
 
@@ -27,7 +27,7 @@ import (
 // shop and its webhooks; single and batch publishes) and, for each event
 // published, does only the work no webhook server can skip: it decodes the
 // request, builds the envelope (webhooks.NewEvent), answers 202, then signs
-// the envelope (webhooks.Sign) and POSTs it through the delivery client
+// the envelope with the server's headers (dispatch.SignedHeaders) and POSTs it through the delivery client
 // (package egress) to each webhook of the shop. Nothing is stored, retried
 // or recorded, and no API key is checked. Its rates, measured like the
 // server's, are the machine's limit for the two HTTP exchanges an event
@@ -110,18 +110,11 @@ func (r *Relay) work() {
 
 func (r *Relay) deliver(j relayJob) {
 	now := time.Now()
-	sig, err := webhooks.Sign([]string{j.hook.secret}, j.ev.ID, now.Unix(), j.ev.Envelope)
+	h, err := dispatch.SignedHeaders([]string{j.hook.secret}, j.ev.ID, webhooks.NewID(webhooks.PrefixDelivery, now),
+		j.ev.ShopID, string(j.ev.Type), now, j.ev.Envelope)
 	if err != nil {
 		r.failed.Add(1)
 		return
-	}
-	h := http.Header{
-		"webhook-id":         {j.ev.ID},
-		"webhook-timestamp":  {strconv.FormatInt(now.Unix(), 10)},
-		"webhook-signature":  {sig},
-		"X-Pancake-Event":    {string(j.ev.Type)},
-		"X-Pancake-Delivery": {webhooks.NewID(webhooks.PrefixDelivery, now)},
-		"X-Pancake-Shop":     {j.ev.ShopID},
 	}
 	if res := r.client.Send(context.Background(), egress.Request{URL: j.hook.url, Header: h, Body: j.ev.Envelope}); !res.Success() {
 		r.failed.Add(1)

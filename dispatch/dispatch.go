@@ -1325,22 +1325,9 @@ func (d *Dispatcher) nextAttempt(n int, end time.Time, retryAfter time.Duration)
 // headers as sent, and the time of the attempt.
 func (d *Dispatcher) send(ctx context.Context, eventID, deliveryID, shopID, event, url string, secrets []string, body []byte) (egress.Result, map[string]string, time.Time) {
 	at := d.now().UTC()
-	ts := at.Unix()
-	sig, err := webhooks.Sign(secrets, eventID, ts, body)
+	h, err := SignedHeaders(secrets, eventID, deliveryID, shopID, event, at, body)
 	if err != nil {
 		return egress.Result{FailureReason: "cannot sign: webhook secret is invalid"}, nil, at
-	}
-	// Spelled as the contract and the Standard Webhooks specification
-	// spell them, on the wire (HTTP header names are case-insensitive) and
-	// in request.headers, where a client looks them up by that spelling
-	// (request.headers["webhook-id"], pancake.HeaderWebhookID).
-	h := http.Header{
-		"webhook-id":         {eventID},
-		"webhook-timestamp":  {strconv.FormatInt(ts, 10)},
-		"webhook-signature":  {sig},
-		"X-Pancake-Event":    {event},
-		"X-Pancake-Delivery": {deliveryID},
-		"X-Pancake-Shop":     {shopID},
 	}
 	res := d.client.Send(ctx, egress.Request{URL: url, Header: h, Body: body})
 	sent := make(map[string]string, len(h)+2)
@@ -1352,6 +1339,29 @@ func (d *Dispatcher) send(ctx context.Context, eventID, deliveryID, shopID, even
 		sent["User-Agent"] = ua.UserAgent()
 	}
 	return res, sent, at
+}
+
+// SignedHeaders are the headers an attempt at time at sends with body
+// besides Content-Type and User-Agent: the Standard Webhooks id, timestamp
+// and signature (by each of secrets) and the X-Pancake-* ones. They are
+// spelled as the contract and the Standard Webhooks specification spell
+// them, on the wire (HTTP header names are case-insensitive) and in
+// request.headers, where a client looks them up by that spelling
+// (request.headers["webhook-id"], pancake.HeaderWebhookID).
+func SignedHeaders(secrets []string, eventID, deliveryID, shopID, event string, at time.Time, body []byte) (http.Header, error) {
+	ts := at.Unix()
+	sig, err := webhooks.Sign(secrets, eventID, ts, body)
+	if err != nil {
+		return nil, err
+	}
+	return http.Header{
+		"webhook-id":         {eventID},
+		"webhook-timestamp":  {strconv.FormatInt(ts, 10)},
+		"webhook-signature":  {sig},
+		"X-Pancake-Event":    {event},
+		"X-Pancake-Delivery": {deliveryID},
+		"X-Pancake-Shop":     {shopID},
+	}, nil
 }
 
 // response converts an egress result into the stored response. Of more
