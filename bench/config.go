@@ -37,6 +37,10 @@ type Config struct {
 	// its server: the machine's limit for what an event's two HTTP
 	// exchanges cost, to read the server's figures against.
 	Relay bool
+	// RelayJournal has the relay journal each event, fsynced before the
+	// 202, and each attempt's result (RelayOptions.Journal): the limit for
+	// a server durable at the 202. It needs Relay.
+	RelayJournal bool
 
 	Scenarios    string        // comma-separated names, or "all"
 	Duration     time.Duration // publishing time per scenario
@@ -91,6 +95,7 @@ func RegisterFlags(fs *flag.FlagSet) *Config {
 	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "admin token of the --target server")
 	fs.IntVar(&c.ServerPID, "server-pid", c.ServerPID, "pid of the --target server, to report its RSS and CPU")
 	fs.BoolVar(&c.Relay, "relay", c.Relay, "start a relay that stores nothing instead of the server: it only builds, signs and forwards each event, so its rates are the machine's limit for a server whose own work cost nothing")
+	fs.BoolVar(&c.RelayJournal, "relay-journal", c.RelayJournal, "with --relay: the relay also appends each event to a file, fsynced before the 202, and each attempt's result after it, so its rates are the machine's limit for a server durable at the 202 with no index to keep")
 	fs.StringVar(&c.Scenarios, "scenarios", c.Scenarios, "comma-separated scenarios to run: "+strings.Join(AllScenarios, ",")+", or all")
 	fs.DurationVar(&c.Duration, "duration", c.Duration, "publishing time of each scenario")
 	fs.IntVar(&c.Concurrency, "concurrency", c.Concurrency, "concurrent clients (closed-loop scenarios and the raw baseline)")
@@ -160,6 +165,9 @@ func (c *Config) Validate() error {
 		return errors.New("--receiver-delay must be 0..10s (the server gives up on an attempt after 15 s by default)")
 	case c.Out == "":
 		return errors.New("--out must not be empty")
+	}
+	if c.RelayJournal && !c.Relay {
+		return errors.New("--relay-journal needs --relay")
 	}
 	if c.Relay && (c.Target != "" || c.DB != "" || c.ServerArgs != "") {
 		return errors.New("--relay starts its own relay: it takes no --target, --db or --server-args")

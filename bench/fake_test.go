@@ -221,12 +221,16 @@ func TestMain(m *testing.M) {
 }
 
 func fakeMain(args []string) int {
-	if len(args) == 4 && args[0] == "bench" && args[1] == "relay" && args[2] == "--addr" {
+	if len(args) >= 4 && args[0] == "bench" && args[1] == "relay" && args[2] == "--addr" {
 		// "bench --relay" runs the binary's relay: the real one here.
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 		defer stop()
 		logf := func(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) }
-		if err := ServeRelay(ctx, args[3], DefaultRelayWorkers, 1000, logf); err != nil {
+		o := RelayOptions{Workers: DefaultRelayWorkers, Queue: 1000}
+		if len(args) == 6 && args[4] == "--journal" {
+			o.Journal = args[5]
+		}
+		if err := ServeRelay(ctx, args[3], o, logf); err != nil {
 			fmt.Fprintln(os.Stderr, "relay:", err)
 			return 1
 		}

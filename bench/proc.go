@@ -164,7 +164,7 @@ func startServer(ctx context.Context, cfg *Config, logf func(string, ...any)) (*
 	}
 	s := &server{admin: randomHex(16), done: make(chan struct{})}
 	db := cfg.DB
-	if db == "" && !cfg.Relay {
+	if (db == "" && !cfg.Relay) || cfg.RelayJournal {
 		s.tmp, err = os.MkdirTemp("", "pancake-bench-")
 		if err != nil {
 			return nil, err
@@ -174,6 +174,9 @@ func startServer(ctx context.Context, cfg *Config, logf func(string, ...any)) (*
 	s.kind = dbKind(db)
 	if cfg.Relay {
 		s.kind = "none"
+		if cfg.RelayJournal {
+			s.kind = "journal"
+		}
 	}
 	port, err := freePort()
 	if err != nil {
@@ -183,6 +186,9 @@ func startServer(ctx context.Context, cfg *Config, logf func(string, ...any)) (*
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	s.base = "http://" + addr
 	args := []string{"bench", "relay", "--addr", addr}
+	if cfg.RelayJournal {
+		args = append(args, "--journal", filepath.Join(s.tmp, "journal.log"))
+	}
 	if !cfg.Relay {
 		args = append([]string{"serve", "--addr", addr, "--db", db, "--admin-token", s.admin,
 			"--allow-private-networks", "--allow-http"}, strings.Fields(cfg.ServerArgs)...)

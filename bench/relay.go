@@ -35,6 +35,13 @@ import (
 //
 // Deliveries wait in memory, at most queue of them; a publish waits for
 // room, so ingest never runs further ahead of the deliveries than that.
+//
+// With a journal (RelayOptions.Journal) it also does the least a server
+// durable at the 202 must do: each accepted event's envelope is appended
+// to one file and fsynced, with the others that came in meanwhile, before
+// the publish is answered, and each attempt's result is appended after it
+// (see journal). Its rates are then the machine's limit for a durable
+// server with no index to keep and nothing to read back.
 type Relay struct {
 	jobs   chan relayJob
 	client *egress.Client
@@ -42,6 +49,9 @@ type Relay struct {
 	quit   chan struct{} // closed by Close
 	once   sync.Once
 	failed atomic.Int64 // attempts that did not get a 2xx
+	jrnl   *journal     // nil without RelayOptions.Journal
+	// Events and attempt results appended to the journal.
+	journaled, results atomic.Int64
 
 	mu    sync.RWMutex
 	hooks map[string][]relayHook // by shop
@@ -61,8 +71,19 @@ const (
 	DefaultRelayQueue   = 1 << 20
 )
 
+// RelayOptions configures a Relay.
+type RelayOptions struct {
+	Workers int // deliveries in flight at once
+	Queue   int // deliveries waiting at most
+	// Journal, if set, is a file to create (it must not exist) that the
+	// relay appends each event to, fsynced before the 202, and each
+	// attempt's result to.
+	Journal string
+}
+
 // NewRelay starts a Relay's workers; Close stops them.
-func NewRelay(workers, queue int) (*Relay, error) {
+func NewRelay(o RelayOptions) (*Relay, error) {
+	workers, queue := o.Workers, o.Queue
 	if workers < 1 || queue < 1 {
 		return nil, errors.New("relay: workers and queue must be positive")
 	}
@@ -73,22 +94,44 @@ func NewRelay(workers, queue int) (*Relay, error) {
 		return nil, fmt.Errorf("relay: %w", err)
 	}
 	r := &Relay{jobs: make(chan relayJob, queue), client: c, quit: make(chan struct{}), hooks: map[string][]relayHook{}}
+	if o.Journal != "" {
+		if r.jrnl, err = openJournal(o.Journal); err != nil {
+			return nil, err
+		}
+	}
 	for range workers {
 		r.wg.Go(r.work)
 	}
 	return r, nil
 }
 
-// Close stops the workers once they have made the deliveries waiting.
-// A publish still running then is refused, or its deliveries may be
+// Close stops the workers once they have made the deliveries waiting,
+// then closes the journal, returning its first failure to write. A
+// publish still running then is refused, or its deliveries may be
 // dropped: stop serving first.
-func (r *Relay) Close() {
-	r.once.Do(func() { close(r.quit) })
-	r.wg.Wait()
+func (r *Relay) Close() error {
+	var err error
+	r.once.Do(func() {
+		close(r.quit)
+		r.wg.Wait()
+		if r.jrnl != nil {
+			err = r.jrnl.close()
+		}
+	})
+	return err
 }
 
 // Failed is how many attempts did not get a 2xx answer.
 func (r *Relay) Failed() int64 { return r.failed.Load() }
+
+// Journaled is how many events and attempt results were appended to the
+// journal, and in how many fsyncs (all 0 without one).
+func (r *Relay) Journaled() (events, results, syncs int64) {
+	if r.jrnl == nil {
+		return 0, 0, 0
+	}
+	return r.journaled.Load(), r.results.Load(), r.jrnl.syncs.Load()
+}
 
 func (r *Relay) work() {
 	for {
@@ -110,14 +153,23 @@ func (r *Relay) work() {
 
 func (r *Relay) deliver(j relayJob) {
 	now := time.Now()
-	h, err := dispatch.SignedHeaders([]string{j.hook.secret}, j.ev.ID, webhooks.NewID(webhooks.PrefixDelivery, now),
+	did := webhooks.NewID(webhooks.PrefixDelivery, now)
+	h, err := dispatch.SignedHeaders([]string{j.hook.secret}, j.ev.ID, did,
 		j.ev.ShopID, string(j.ev.Type), now, j.ev.Envelope)
 	if err != nil {
 		r.failed.Add(1)
 		return
 	}
-	if res := r.client.Send(context.Background(), egress.Request{URL: j.hook.url, Header: h, Body: j.ev.Envelope}); !res.Success() {
+	res := r.client.Send(context.Background(), egress.Request{URL: j.hook.url, Header: h, Body: j.ev.Envelope})
+	if !res.Success() {
 		r.failed.Add(1)
+	}
+	if r.jrnl != nil {
+		line := fmt.Appendf(nil, "{\"delivery\":%q,\"event\":%q,\"status\":%d,\"ms\":%d}\n",
+			did, j.ev.ID, res.StatusCode, res.Duration.Milliseconds())
+		if r.jrnl.append(line, false) == nil { // fails only once the journal is closed
+			r.results.Add(1)
+		}
 	}
 }
 
@@ -164,6 +216,10 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
+		if err := r.journalEvents(ev); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
 		res, err := r.queue(req.Context(), ev)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
@@ -184,6 +240,10 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 				http.Error(w, fmt.Sprintf("events[%d]: %v", i, err), http.StatusBadRequest)
 				return
 			}
+		}
+		if err := r.journalEvents(evs...); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
 		}
 		out := make([]webhooks.PublishResult, len(evs))
 		for i, ev := range evs {
@@ -228,6 +288,27 @@ func newRelayEvent(shop string, e relayPublish) (*webhooks.Event, error) {
 	return webhooks.NewEvent(shop, webhooks.EventType(e.Event), e.Data, "", false, time.Now())
 }
 
+// journalEvents appends the envelopes of evs to the journal, a line each,
+// and returns once they are on disk; without a journal it does nothing.
+func (r *Relay) journalEvents(evs ...*webhooks.Event) error {
+	if r.jrnl == nil {
+		return nil
+	}
+	n := 0
+	for _, ev := range evs {
+		n += len(ev.Envelope) + 1
+	}
+	b := make([]byte, 0, n)
+	for _, ev := range evs {
+		b = append(append(b, ev.Envelope...), '\n')
+	}
+	if err := r.jrnl.append(b, true); err != nil {
+		return err
+	}
+	r.journaled.Add(int64(len(evs)))
+	return nil
+}
+
 // queue queues a delivery of ev to each of its shop's webhooks, waiting
 // for room.
 func (r *Relay) queue(ctx context.Context, ev *webhooks.Event) (webhooks.PublishResult, error) {
@@ -255,24 +336,28 @@ func writeRelayJSON(w http.ResponseWriter, status int, v any) {
 // ServeRelay serves a Relay on addr (loopback only) until ctx ends, then
 // stops accepting, lets requests in flight finish (at most 10 s) and
 // makes the deliveries waiting. logf receives a line when it is ready.
-func ServeRelay(ctx context.Context, addr string, workers, queue int, logf func(string, ...any)) error {
+func ServeRelay(ctx context.Context, addr string, o RelayOptions, logf func(string, ...any)) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil || !isLoopbackHost(host) {
 		return fmt.Errorf("relay: --addr must be a loopback host:port, got %q", addr)
 	}
-	r, err := NewRelay(workers, queue)
+	r, err := NewRelay(o)
 	if err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		r.Close()
+		_ = r.Close()
 		return fmt.Errorf("relay: %w", err)
 	}
 	srv := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	logf("relay: serving on %s (%d workers, at most %d deliveries waiting); it stores nothing", ln.Addr(), workers, queue)
+	what := "it stores nothing"
+	if o.Journal != "" {
+		what = "it journals to " + o.Journal
+	}
+	logf("relay: serving on %s (%d workers, at most %d deliveries waiting); %s", ln.Addr(), o.Workers, o.Queue, what)
 	select {
 	case err = <-served:
 	case <-ctx.Done():
@@ -283,10 +368,14 @@ func ServeRelay(ctx context.Context, addr string, workers, queue int, logf func(
 		cancel()
 		<-served
 	}
-	r.Close()
+	jerr := r.Close()
+	if o.Journal != "" {
+		ev, res, syncs := r.Journaled()
+		logf("relay: journaled %d events and %d attempt results in %d fsyncs", ev, res, syncs)
+	}
 	logf("relay: stopped; %d attempts failed", r.Failed())
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
-	return err
+	return errors.Join(err, jerr)
 }

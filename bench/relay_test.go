@@ -6,9 +6,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	webhooks "github.com/pancake-pos/pancake-webhooks"
 )
 
 // relayCall sends one request to the relay's handler and returns the answer.
@@ -31,7 +36,7 @@ func TestRelayPublishWaitsForRoom(t *testing.T) {
 		<-release
 	}))
 	defer recv.Close()
-	r, err := NewRelay(1, 1)
+	r, err := NewRelay(RelayOptions{Workers: 1, Queue: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +93,7 @@ func TestRelayRefusesWhatItCannotServe(t *testing.T) {
 	var arrived atomic.Int64
 	recv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { arrived.Add(1) }))
 	defer recv.Close()
-	r, err := NewRelay(1, 8)
+	r, err := NewRelay(RelayOptions{Workers: 1, Queue: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,5 +128,92 @@ func TestRelayRefusesWhatItCannotServe(t *testing.T) {
 	r.Close() // the deliveries queued are made before it returns
 	if n := arrived.Load(); n != 0 {
 		t.Errorf("%d deliveries made for requests refused", n)
+	}
+}
+
+// TestRelayJournal checks the journal of bench --relay-journal: a publish
+// is answered 202 only once its events are in the file, each attempt's
+// result follows, and a journal that cannot be written refuses publishes.
+func TestRelayJournal(t *testing.T) {
+	arrived := make(chan struct{}, 8)
+	recv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { arrived <- struct{}{} }))
+	defer recv.Close()
+	path := filepath.Join(t.TempDir(), "journal.log")
+	r, err := NewRelay(RelayOptions{Workers: 2, Queue: 8, Journal: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := NewRelay(RelayOptions{Workers: 1, Queue: 1, Journal: path}); err == nil {
+		t.Errorf("a second relay opened the same journal")
+	}
+	if code, body := relayCall(t, r, "POST", "/api/v1/shops/s1/webhooks", `{"url":"`+recv.URL+`"}`); code != http.StatusCreated {
+		t.Fatalf("create webhook: %d %s", code, body)
+	}
+	var ids []string
+	code, body := relayCall(t, r, "POST", "/api/v1/shops/s1/events", `{"event":"order.created","data":{"n":1}}`)
+	var one webhooks.PublishResult
+	if err := json.Unmarshal([]byte(body), &one); code != http.StatusAccepted || err != nil {
+		t.Fatalf("publish: %d %s", code, body)
+	}
+	ids = append(ids, one.EventID)
+	code, body = relayCall(t, r, "POST", "/api/v1/shops/s1/events/batch", `{"events":[{"event":"order.created","data":{"n":2}},{"event":"order.paid","data":{"n":3}}]}`)
+	var batch struct{ Results []webhooks.PublishResult }
+	if err := json.Unmarshal([]byte(body), &batch); code != http.StatusAccepted || err != nil || len(batch.Results) != 2 {
+		t.Fatalf("batch: %d %s", code, body)
+	}
+	for _, res := range batch.Results {
+		ids = append(ids, res.EventID)
+	}
+	// On disk at the 202: read before any delivery is waited for.
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range ids {
+		if !strings.Contains(string(b), `{"id":"`+id+`"`) {
+			t.Errorf("event %d (%s) is not in the journal at its 202:\n%s", i, id, b)
+		}
+	}
+	for range ids {
+		<-arrived
+	}
+	if err := r.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if ev, res, syncs := r.Journaled(); ev != 3 || res != 3 || syncs < 2 {
+		t.Errorf("journaled %d events and %d results in %d fsyncs, want 3, 3 and at least 2", ev, res, syncs)
+	}
+	b, _ = os.ReadFile(path)
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	results := 0
+	for _, l := range lines {
+		var rec struct {
+			Delivery, Event string
+			Status          int
+		}
+		if json.Unmarshal([]byte(l), &rec) == nil && rec.Delivery != "" {
+			results++
+			if !strings.HasPrefix(rec.Delivery, "dlv_") || !slices.Contains(ids, rec.Event) || rec.Status != http.StatusOK {
+				t.Errorf("result line %s", l)
+			}
+		}
+	}
+	if len(lines) != 6 || results != 3 {
+		t.Errorf("the journal has %d lines, %d of them results; want 3 events and 3 results:\n%s", len(lines), results, b)
+	}
+
+	// A journal that cannot be written: the publish is refused, and Close
+	// reports why.
+	r2, err := NewRelay(RelayOptions{Workers: 1, Queue: 1, Journal: filepath.Join(t.TempDir(), "j")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = r2.jrnl.f.Close()
+	if code, body := relayCall(t, r2, "POST", "/api/v1/shops/s1/events", `{"event":"order.created","data":{}}`); code != http.StatusServiceUnavailable {
+		t.Errorf("publish with a broken journal: %d %s", code, body)
+	}
+	if err := r2.Close(); err == nil || !strings.Contains(err.Error(), "journal") {
+		t.Errorf("Close after a failed write: %v", err)
 	}
 }

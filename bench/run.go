@@ -58,7 +58,7 @@ type Report struct {
 	StartedAt   string            `json:"started_at"`
 	WallSeconds float64           `json:"wall_s"`
 	Mode        string            `json:"mode"` // "start", "target" or "relay"
-	DB          string            `json:"db"`   // sqlite, postgres, unknown (target mode) or none (relay)
+	DB          string            `json:"db"`   // sqlite, postgres, unknown (target mode), none or journal (relay)
 	Machine     Machine           `json:"machine"`
 	Settings    Settings          `json:"settings"`
 	Raw         Raw               `json:"raw"`

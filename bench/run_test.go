@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"os"
@@ -239,8 +240,13 @@ func TestRunAgainstRelay(t *testing.T) {
 		t.Skip(err)
 	}
 	t.Setenv(fakeEnv, "1")
+	t.Run("stores nothing", func(t *testing.T) { runAgainstRelay(t, exe, false) })
+	t.Run("journal", func(t *testing.T) { runAgainstRelay(t, exe, true) })
+}
+
+func runAgainstRelay(t *testing.T, exe string, journal bool) {
 	cfg := shortConfig(t)
-	cfg.ServerBin, cfg.Relay = exe, true
+	cfg.ServerBin, cfg.Relay, cfg.RelayJournal = exe, true, journal
 	cfg.Scenarios = ScenarioSingle + "," + ScenarioBatch + "," + ScenarioFanout
 	var out bytes.Buffer
 	rep, err := Run(context.Background(), cfg, &out)
@@ -248,7 +254,11 @@ func TestRunAgainstRelay(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run: %v\nrelay log:\n%s", err, log)
 	}
-	if rep.Mode != "relay" || rep.DB != "none" || !strings.Contains(out.String(), "a relay that stores nothing") {
+	db, says := "none", "a relay that stores nothing"
+	if journal {
+		db, says = "journal", "a relay that only journals each event"
+	}
+	if rep.Mode != "relay" || rep.DB != db || !strings.Contains(out.String(), says) {
 		t.Errorf("mode %q db %q; summary:\n%s", rep.Mode, rep.DB, out.String())
 	}
 	if len(rep.Scenarios) != 3 {
@@ -262,6 +272,24 @@ func TestRunAgainstRelay(t *testing.T) {
 	}
 	if !strings.Contains(string(log), "relay: stopped; 0 attempts failed") {
 		t.Errorf("the relay did not stop cleanly, or some attempts failed:\n%s", log)
+	}
+	if !journal {
+		return
+	}
+	// Every event accepted was journaled, and every attempt's result.
+	var accepted, arrived int64
+	for _, s := range rep.Scenarios {
+		accepted += s.Accepted
+		arrived += s.Arrived
+	}
+	var ev, res, syncs int64
+	for _, l := range strings.Split(string(log), "\n") {
+		if _, err := fmt.Sscanf(l, "relay: journaled %d events and %d attempt results in %d fsyncs", &ev, &res, &syncs); err == nil {
+			break
+		}
+	}
+	if ev != accepted || res != arrived || syncs == 0 {
+		t.Errorf("journaled %d events and %d results in %d fsyncs; %d accepted, %d arrived\n%s", ev, res, syncs, accepted, arrived, log)
 	}
 }
 
@@ -280,6 +308,7 @@ func TestConfigValidate(t *testing.T) {
 		func(c *Config) { c.Relay, c.Target, c.AdminToken = true, "http://127.0.0.1:8080", "x" },
 		func(c *Config) { c.Relay, c.DB = true, "sqlite:/tmp/x.db" },
 		func(c *Config) { c.Relay, c.ServerArgs = true, "--workers 8" },
+		func(c *Config) { c.RelayJournal = true },
 	}
 	for i, mod := range bad {
 		c := DefaultConfig()

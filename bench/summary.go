@@ -15,7 +15,10 @@ func printSummary(w io.Writer, rep *Report) {
 	fmt.Fprintf(w, "pancake-bench %s  %s/%s, %d CPUs (%s), %s\n", rep.StartedAt, m.OS, m.Arch, m.CPUs, m.CPUModel, m.Go)
 	fmt.Fprintf(w, "server: %s mode, db %s; %d B events; %v per scenario",
 		rep.Mode, rep.DB, rep.Settings.EventBytes, fmtSeconds(rep.Settings.DurationS))
-	if rep.Mode == "relay" {
+	switch {
+	case rep.Mode == "relay" && rep.DB == "journal":
+		fmt.Fprint(w, " (a relay that only journals each event, fsynced before the 202: the machine's limit for a durable server, not the server's)")
+	case rep.Mode == "relay":
 		fmt.Fprint(w, " (a relay that stores nothing: the machine's limit, not the server's)")
 	}
 	if d := rep.Settings.ReceiverDelayMS; d > 0 {

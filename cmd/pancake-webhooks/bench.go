@@ -66,6 +66,7 @@ func newBenchRelayCmd() *cobra.Command {
 	var (
 		addr           string
 		workers, queue int
+		journal        string
 	)
 	cmd := &cobra.Command{
 		Use:   "relay --addr 127.0.0.1:PORT",
@@ -82,13 +83,14 @@ until SIGINT or SIGTERM.`,
 				return usageErr("--workers must be 1..10000 and --queue 1..16777216")
 			}
 			logf := func(format string, args ...any) { fmt.Fprintf(cmd.ErrOrStderr(), format+"\n", args...) }
-			return bench.ServeRelay(cmd.Context(), addr, workers, queue, logf)
+			return bench.ServeRelay(cmd.Context(), addr, bench.RelayOptions{Workers: workers, Queue: queue, Journal: journal}, logf)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&addr, "addr", "127.0.0.1:8090", "loopback address to listen on")
 	f.IntVar(&workers, "workers", bench.DefaultRelayWorkers, "deliveries in flight at once")
 	f.IntVar(&queue, "queue", bench.DefaultRelayQueue, "deliveries waiting at most; a publish waits for room")
+	f.StringVar(&journal, "journal", "", "a file to create that each event is appended to, fsynced before the 202, and each attempt's result after it (bench --relay-journal)")
 	noEnvFlags(f)
 	return cmd
 }

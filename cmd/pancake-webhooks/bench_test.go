@@ -3,6 +3,8 @@ package main_test
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -50,6 +52,23 @@ func TestBenchBadFlag(t *testing.T) {
 	stderr.Reset()
 	if code := pw.Run(context.Background(), []string{"bench", "relay", "--queue", "0"}, &stdout, &stderr); code != pw.ExitUsage {
 		t.Errorf("bench relay --queue 0: exit %d, stderr %q", code, stderr.String())
+	}
+	stderr.Reset()
+	args = []string{"bench", "--relay-journal", "--out", t.TempDir()}
+	if code := pw.Run(context.Background(), args, &stdout, &stderr); code != pw.ExitUsage || !strings.Contains(stderr.String(), "needs --relay") {
+		t.Errorf("bench --relay-journal alone: exit %d, stderr %q", code, stderr.String())
+	}
+	stderr.Reset()
+	taken := filepath.Join(t.TempDir(), "journal.log")
+	if err := os.WriteFile(taken, []byte("kept\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args = []string{"bench", "relay", "--addr", "127.0.0.1:0", "--journal", taken}
+	if code := pw.Run(context.Background(), args, &stdout, &stderr); code == pw.ExitOK || !strings.Contains(stderr.String(), "journal") {
+		t.Errorf("bench relay --journal over a file: exit %d, stderr %q", code, stderr.String())
+	}
+	if b, _ := os.ReadFile(taken); string(b) != "kept\n" {
+		t.Errorf("the existing file was changed: %q", b)
 	}
 }
 
