@@ -163,20 +163,25 @@ func startServer(ctx context.Context, cfg *Config, logf func(string, ...any)) (*
 		return nil, err
 	}
 	s := &server{admin: randomHex(16), done: make(chan struct{})}
+	// The temporary directory holds the default SQLite database, or the
+	// relay's journal.
 	db := cfg.DB
 	if (db == "" && !cfg.Relay) || cfg.RelayJournal {
 		s.tmp, err = os.MkdirTemp("", "pancake-bench-")
 		if err != nil {
 			return nil, err
 		}
-		db = "sqlite:" + filepath.Join(s.tmp, "bench.db")
 	}
-	s.kind = dbKind(db)
-	if cfg.Relay {
+	switch {
+	case cfg.RelayJournal:
+		s.kind = "journal"
+	case cfg.Relay:
 		s.kind = "none"
-		if cfg.RelayJournal {
-			s.kind = "journal"
+	default:
+		if db == "" {
+			db = "sqlite:" + filepath.Join(s.tmp, "bench.db")
 		}
+		s.kind = dbKind(db)
 	}
 	port, err := freePort()
 	if err != nil {
