@@ -665,9 +665,12 @@ func TestAnEndpointEarnsItsBound(t *testing.T) {
 
 	// 4, then 8 as the first 4 succeed, then 16: the window doubles each
 	// round trip, and 12 successes give it its bound, by the 28th attempt.
+	// On a loaded machine the 16 starts of a round can spread over more
+	// than the receiver's 100 ms, so that the first ends before the last
+	// begins: one more round of 16 is allowed (a loaded run saw the 38th).
 	ok := phase(false)
-	if reached := slices.Index(ok, 16); reached < 0 || reached >= 36 {
-		t.Errorf("16 attempts in flight first at the %dth attempt (-1: never); want it by the 36th (4 + 8 + 16, and margin)", reached+1)
+	if reached := slices.Index(ok, 16); reached < 0 || reached >= 44 {
+		t.Errorf("16 attempts in flight first at the %dth attempt (-1: never); want it by the 44th (4 + 8 + 16, and one more round of 16)", reached+1)
 	}
 	if recovered := slices.Max(ok); recovered > 16 {
 		t.Errorf("%d attempts in flight once it answered well; want its bound (16) at most", recovered)
