@@ -159,8 +159,9 @@ func schemas() obj {
 			"failed":  tInt(),
 		}),
 		"ClearHistoryRequest": tObject(nil, obj{
-			"before_date": with(tString(), "format", "date", "examples", []string{"2026-01-01"}),
-			"status":      tEnum("success", "failed"),
+			"before_date": with(tString(), "examples", []string{"2026-01-01"},
+				"description", "YYYY-MM-DD (what was created before 00:00 UTC of that day), or an RFC 3339 time"),
+			"status": tEnum("success", "failed"),
 		}),
 		"DeletedCount":    tObject([]string{"deleted_count"}, obj{"deleted_count": tInt()}),
 		"Success":         tObject([]string{"success"}, obj{"success": with(tBool(), "const", true)}),

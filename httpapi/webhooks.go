@@ -444,7 +444,7 @@ func decodeClearHistory(body []byte) (clearHistoryParams, error) {
 		} else if t, err := time.Parse(time.RFC3339Nano, *d); err == nil && len(*d) <= 40 {
 			p.Before = notBeforeEpoch(t.UTC())
 		} else {
-			o.bad("before_date", "must be a date as YYYY-MM-DD")
+			o.bad("before_date", "must be a date as YYYY-MM-DD, or an RFC 3339 time")
 		}
 	}
 	if st := o.str("status", false, true); st != nil && *st != "" {
