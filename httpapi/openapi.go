@@ -76,22 +76,23 @@ func schemas() obj {
 	urlProp := with(tString(), "format", "uri", "maxLength", webhooks.MaxURLLen, "examples", []string{"https://example.com/hooks/pancake"})
 	descProp := with(tString(), "maxLength", webhooks.MaxDescriptionLen, "examples", []string{"Order sync"})
 	delivery := tObject([]string{"id", "webhook_id", "event", "payload", "status", "created_at", "duration_ms", "event_id", "attempt", "trigger"}, obj{
-		"id":             tString(),
+		"id":             with(tString(), "description", "given when the delivery is queued, and sortable by that time"),
 		"webhook_id":     tString(),
 		"event":          eventTypeSchema(),
 		"payload":        with(obj{"type": "object"}, "description", "the envelope POSTed to the receiver"),
 		"response":       with(schemaRef("DeliveryResponse"), "description", "on an attempt made; none on a pending delivery"),
 		"status":         tEnum("success", "failed", "pending"),
 		"failure_reason": tString(),
-		"created_at":     tTime(),
-		"duration_ms":    tInt(),
-		"event_id":       tString(),
-		"attempt":        with(tInt(), "minimum", 1),
-		"trigger":        tEnum("event", "retry", "manual_retry", "test"),
-		"retry_of":       tString(),
-		"next_retry_at":  with(obj{"type": []string{"string", "null"}, "format": "date-time"}, "description", "on a failed attempt: when the next is due; null when none will come"),
-		"scheduled_at":   with(tTime(), "description", "on a pending delivery: when it is due"),
-		"request":        tObject([]string{"headers"}, obj{"headers": tMap(tString())}),
+		"created_at": with(tTime(), "description",
+			"when the attempt was made; on a pending delivery, when it was queued. Lists are ordered by it, so a list's ids need not be in order"),
+		"duration_ms":   tInt(),
+		"event_id":      tString(),
+		"attempt":       with(tInt(), "minimum", 1),
+		"trigger":       tEnum("event", "retry", "manual_retry", "test"),
+		"retry_of":      tString(),
+		"next_retry_at": with(obj{"type": []string{"string", "null"}, "format": "date-time"}, "description", "on a failed attempt: when the next is due; null when none will come"),
+		"scheduled_at":  with(tTime(), "description", "on a pending delivery: when it is due"),
+		"request":       tObject([]string{"headers"}, obj{"headers": tMap(tString())}),
 	})
 	publishInput := tObject([]string{"event", "data"}, obj{
 		"event": eventTypeSchema(),
