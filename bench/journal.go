@@ -101,15 +101,8 @@ func (j *journal) run() {
 				break gather
 			}
 		}
-		var err error
 		if len(buf) > 0 && j.err == nil {
-			if _, err = j.f.Write(buf); err == nil {
-				err = j.f.Sync()
-				j.syncs.Add(1)
-			}
-			if err != nil {
-				j.err = fmt.Errorf("relay: journal: %w", err)
-			}
+			j.err = j.flush(buf)
 		}
 		for _, c := range waiting {
 			c <- j.err
@@ -118,6 +111,18 @@ func (j *journal) run() {
 			return
 		}
 	}
+}
+
+// flush writes buf and fsyncs the file.
+func (j *journal) flush(buf []byte) error {
+	if _, err := j.f.Write(buf); err != nil {
+		return fmt.Errorf("relay: journal: %w", err)
+	}
+	j.syncs.Add(1)
+	if err := j.f.Sync(); err != nil {
+		return fmt.Errorf("relay: journal: %w", err)
+	}
+	return nil
 }
 
 func (w journalWrite) add(buf []byte, waiting []chan error) ([]byte, []chan error) {

@@ -43,13 +43,14 @@ import (
 // (see journal). Its rates are then the machine's limit for a durable
 // server with no index to keep and nothing to read back.
 type Relay struct {
-	jobs   chan relayJob
-	client *egress.Client
-	wg     sync.WaitGroup
-	quit   chan struct{} // closed by Close
-	once   sync.Once
-	failed atomic.Int64 // attempts that did not get a 2xx
-	jrnl   *journal     // nil without RelayOptions.Journal
+	jobs     chan relayJob
+	client   *egress.Client
+	wg       sync.WaitGroup
+	quit     chan struct{} // closed by Close
+	once     sync.Once
+	closeErr error        // the journal's, set by Close
+	failed   atomic.Int64 // attempts that did not get a 2xx
+	jrnl     *journal     // nil without RelayOptions.Journal
 	// Events and attempt results appended to the journal.
 	journaled, results atomic.Int64
 
@@ -106,19 +107,18 @@ func NewRelay(o RelayOptions) (*Relay, error) {
 }
 
 // Close stops the workers once they have made the deliveries waiting,
-// then closes the journal, returning its first failure to write. A
-// publish still running then is refused, or its deliveries may be
-// dropped: stop serving first.
+// then closes the journal, returning its first failure to write; every
+// call waits for the first and returns the same. A publish still running
+// then is refused, or its deliveries may be dropped: stop serving first.
 func (r *Relay) Close() error {
-	var err error
 	r.once.Do(func() {
 		close(r.quit)
 		r.wg.Wait()
 		if r.jrnl != nil {
-			err = r.jrnl.close()
+			r.closeErr = r.jrnl.close()
 		}
 	})
-	return err
+	return r.closeErr
 }
 
 // Failed is how many attempts did not get a 2xx answer.
